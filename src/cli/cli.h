@@ -1,0 +1,18 @@
+/* The dmsnet command-line tool: one binary, one function per subcommand.
+ * Each returns the process exit code (0 success, 1 failure, 2 usage). */
+#ifndef DN_CLI_H
+#define DN_CLI_H
+
+#include <stdio.h>
+
+int dn_cmd_keygen(int argc, char **argv);    /* cmd_keys.c */
+int dn_cmd_id(int argc, char **argv);        /* cmd_keys.c */
+int dn_cmd_swarm_key(int argc, char **argv); /* cmd_swarm_key.c */
+int dn_cmd_daemon(int argc, char **argv);    /* cmd_daemon.c */
+int dn_cmd_ping(int argc, char **argv);      /* cmd_ping.c */
+int dn_cmd_perf(int argc, char **argv);      /* cmd_perf.c */
+
+/* Print "dmsnet <cmd>: <message>" on stderr (one line). */
+void dn_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,99 @@
+/* noise — Noise_XX_25519_ChaChaPoly_SHA256 with the libp2p handshake
+ * payload (noise spec in libp2p/specs), sans-I/O.
+ *
+ * Wire: every message is a 2-byte big-endian length + ciphertext. The
+ * payload (NoiseHandshakePayload protobuf: identity_key 1, identity_sig 2,
+ * extensions 4 { webtransport_certhashes 1, stream_muxers 2 }) is sent by
+ * the responder in message 2 and by the initiator in message 3. The
+ * signature covers "noise-libp2p-static-key:" + our 32-byte static X25519
+ * public key. Transport messages carry at most 65519 plaintext bytes. */
+#ifndef DN_NOISE_H
+#define DN_NOISE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dmsnet/buf.h"
+#include "dmsnet/keys.h"
+#include "dmsnet/peerid.h"
+
+#define DN_NOISE_PROTOCOL "/noise"
+#define DN_NOISE_MAX_MSG 65535
+#define DN_NOISE_MAX_PLAINTEXT 65519 /* 65535 - 16-byte tag */
+#define DN_NOISE_MAX_MUXERS 4
+
+enum dn_noise_status {
+    DN_NOISE_NEED_MORE = 0,
+    DN_NOISE_DONE = 1, /* handshake complete: call dn_noise_handshake_split */
+};
+
+typedef struct dn_noise_cipher {
+    uint8_t key[32];
+    uint64_t nonce;
+    void *ctx; /* EVP_CIPHER_CTX*, kept for the whole session (no alloc per frame) */
+} dn_noise_cipher;
+
+/* The handshake state. Opaque in spirit; embedded so callers need not
+ * allocate. Fields are private to noise.c. */
+typedef struct dn_noise_handshake {
+    bool initiator;
+    int step;                  /* message number expected / to send next */
+    const dn_privkey *identity;
+    bool have_expected;
+    dn_peerid expected;        /* when dialing a /p2p/ address */
+    const char *muxers[DN_NOISE_MAX_MUXERS]; /* offered, in preference order */
+    size_t nmuxers;
+    uint8_t s_priv[32], s_pub[32], e_priv[32], e_pub[32];
+    uint8_t rs[32], re[32];
+    uint8_t ck[32], h[32];
+    dn_noise_cipher cs;        /* handshake cipher (has_key when k_set) */
+    bool k_set;
+    dn_buf rx;                 /* partial incoming message */
+    /* results */
+    dn_pubkey *remote_key;
+    dn_peerid remote_id;
+    char remote_muxers[DN_NOISE_MAX_MUXERS][64];
+    size_t nremote_muxers;
+} dn_noise_handshake;
+
+/* The transport session after the handshake. */
+typedef struct dn_noise_session {
+    dn_noise_cipher tx, rx;
+} dn_noise_session;
+
+/* identity must outlive the handshake. expected may be NULL. muxers (may be
+ * NULL/0) are offered through the stream_muxers extension; the choice
+ * follows the inlined-muxer-negotiation spec
+ * (connections/inlined-muxer-negotiation.md in libp2p/specs). */
+int dn_noise_handshake_init(dn_noise_handshake *hs, bool initiator, const dn_privkey *identity,
+                            const dn_peerid *expected, const char *const *muxers, size_t nmuxers);
+/* Initiator: writes message 1 to out. Responder: nothing to do (returns 0). */
+int dn_noise_handshake_start(dn_noise_handshake *hs, dn_buf *out);
+/* Feed received bytes; replies go to out. Returns DN_NOISE_NEED_MORE,
+ * DN_NOISE_DONE, or an error: DN_EDECRYPT, DN_EBADSIG, DN_EPEERID,
+ * DN_EMALFORMED, DN_EPROTO. *consumed counts bytes used; bytes after DONE
+ * are transport messages. */
+int dn_noise_handshake_feed(dn_noise_handshake *hs, const uint8_t *in, size_t len, size_t *consumed,
+                            dn_buf *out);
+/* After DONE: the remote's identity, and the muxer both sides agreed on
+ * through the extension (NULL if none: fall back to multistream). */
+const dn_peerid *dn_noise_remote_peer(const dn_noise_handshake *hs);
+const dn_pubkey *dn_noise_remote_key(const dn_noise_handshake *hs);
+const char *dn_noise_negotiated_muxer(const dn_noise_handshake *hs);
+/* Move the transport keys into a session; takes ownership of remote_key
+ * out of hs if take_key != NULL. Wipes handshake secrets. */
+int dn_noise_handshake_split(dn_noise_handshake *hs, dn_noise_session *s, dn_pubkey **take_key);
+void dn_noise_handshake_free(dn_noise_handshake *hs);
+
+/* Encrypt plaintext into one or more transport messages appended to out
+ * (chunks of at most DN_NOISE_MAX_PLAINTEXT). */
+int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf *out);
+/* Decrypt every complete transport message in in[0..len), appending the
+ * plaintext to out. *consumed stops before a partial message (the caller
+ * keeps those bytes). Returns 0 or DN_EDECRYPT / DN_EMALFORMED. */
+int dn_noise_decrypt(dn_noise_session *s, const uint8_t *in, size_t len, size_t *consumed,
+                     dn_buf *out);
+void dn_noise_session_free(dn_noise_session *s); /* wipes keys */
+
+#endif
