@@ -30,7 +30,7 @@ enum dn_ma_proto {
     DN_MA_P2P_CIRCUIT = 0x0122,
     DN_MA_UNIX = 0x0190,
     DN_MA_TLS = 0x01c0,
-    DN_MA_QUIC_V1 = 0x01cc,
+    DN_MA_QUIC_V1 = 0x01cd, /* 0x01cc is the old draft-29 "quic" */
     DN_MA_WS = 0x01dd,
     DN_MA_WSS = 0x01de,
 };

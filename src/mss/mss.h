@@ -21,6 +21,9 @@
 /* Longest message we accept (protocol ids are short); longer is an error. */
 #define DN_MSS_MAX_MSG 1024
 #define DN_MSS_MAX_PROTOS 32
+/* Listener: "na" answers (to unknown proposals and to "ls") it gives before
+ * it fails with DN_ENEGOTIATE, so a peer cannot keep it busy forever. */
+#define DN_MSS_MAX_NA 16
 
 enum dn_mss_status {
     DN_MSS_NEED_MORE = 0, /* feed more input */

@@ -1,0 +1,27 @@
+/* What the host knows about other peers: keys, addresses, protocols and
+ * agent version (filled by the handshake and identify). In memory. */
+#ifndef DN_HOST_PEERSTORE_H
+#define DN_HOST_PEERSTORE_H
+
+#include "dmsnet/host.h"
+
+/* Bounds on what one peer may make us store. */
+#define DN_PEER_MAX_ADDRS 32
+#define DN_PEER_MAX_PROTOCOLS 128
+#define DN_PEER_MAX_STRING 256
+
+typedef struct dn_peerstore {
+    dn_peer_info **entries;
+    size_t n, cap;
+} dn_peerstore;
+
+void dn__peerstore_init(dn_peerstore *ps);
+void dn__peerstore_free(dn_peerstore *ps);
+/* Find or create the entry for id. NULL on allocation failure. */
+dn_peer_info *dn__peerstore_get(dn_peerstore *ps, const dn_peerid *id, bool create);
+/* Replace fields (each may be NULL to keep the old value). */
+int dn__peer_set_key(dn_peer_info *p, const dn_pubkey *key_to_copy_pb);
+int dn__peer_set_strings(char ***list, size_t *n, const char *const *items, size_t count);
+void dn__peer_clear_lists(dn_peer_info *p);
+
+#endif

@@ -1,0 +1,395 @@
+/* identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0),
+ * identify spec. Messages are uvarint-length-prefixed Identify protobufs:
+ * publicKey 1, listenAddrs 2, protocols 3, observedAddr 4,
+ * protocolVersion 5, agentVersion 6, signedPeerRecord 8. The reader takes
+ * every message until EOF and merges them (go-libp2p may send two). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pb.h"
+#include "dmsnet/encoding.h"
+#include "dmsnet/error.h"
+#include "dmsnet/log.h"
+#include "host/host_internal.h"
+#include "proto/peer_record.h"
+
+#define IDENTIFY_PROTOCOL_VERSION "ipfs/0.1.0"
+/* Bound on all identify bytes from one peer on one stream. */
+#define IDENTIFY_MAX_BYTES (64u * 1024u)
+#define MAX_ADVERTISED 32
+
+/* Our listen addresses as others can use them: an unspecified bind
+ * address (0.0.0.0, ::) becomes one address per local interface. */
+static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
+{
+    dn_multiaddr bound[DN_HOST_MAX_LISTENERS];
+    size_t nb = dn_host_listen_addrs(h, bound, DN_HOST_MAX_LISTENERS), n = 0;
+    uv_interface_address_t *ifs = NULL;
+    int nifs = 0;
+    if (uv_interface_addresses(&ifs, &nifs) != 0)
+        nifs = 0;
+    for (size_t i = 0; i < nb && n < max; i++) {
+        size_t off = 0;
+        dn_ma_component ip, port;
+        if (dn_multiaddr_next(&bound[i], &off, &ip) != 1 ||
+            dn_multiaddr_next(&bound[i], &off, &port) != 1)
+            continue;
+        static const uint8_t zero[16];
+        bool unspecified = memcmp(ip.value, zero, ip.value_len) == 0;
+        if (!unspecified) {
+            out[n++] = bound[i];
+            continue;
+        }
+        for (int k = 0; k < nifs && n < max; k++) {
+            const struct sockaddr *sa = (const struct sockaddr *)&ifs[k].address;
+            dn_multiaddr *m = &out[n];
+            m->len = 0;
+            if (ip.code == DN_MA_IP4 && sa->sa_family == AF_INET)
+                dn_multiaddr_append(m, DN_MA_IP4,
+                                    (const uint8_t *)&ifs[k].address.address4.sin_addr, 4);
+            else if (ip.code == DN_MA_IP6 && sa->sa_family == AF_INET6 &&
+                     ifs[k].address.address6.sin6_scope_id == 0)
+                dn_multiaddr_append(m, DN_MA_IP6,
+                                    (const uint8_t *)&ifs[k].address.address6.sin6_addr, 16);
+            else
+                continue;
+            dn_multiaddr_append(m, DN_MA_TCP, port.value, port.value_len);
+            n++;
+        }
+    }
+    if (ifs)
+        uv_free_interface_addresses(ifs, nifs);
+    return n;
+}
+
+static int build_identify(dn_host *h, dn_conn *c, dn_buf *out)
+{
+    dn_buf msg = DN_BUF_INIT, pub = DN_BUF_INIT, rec = DN_BUF_INIT;
+    dn_multiaddr addrs[MAX_ADVERTISED];
+    size_t naddrs = advertised_addrs(h, addrs, MAX_ADVERTISED);
+    int rc = dn_pubkey_to_protobuf(dn_privkey_public(h->identity), &pub);
+    if (!rc)
+        rc = dn_pb_put_bytes(&msg, 1, pub.data, pub.len);
+    for (size_t i = 0; !rc && i < naddrs; i++)
+        rc = dn_pb_put_bytes(&msg, 2, addrs[i].bytes, addrs[i].len);
+    for (size_t i = 0; !rc && i < h->nhandlers; i++)
+        rc = dn_pb_put_string(&msg, 3, h->handlers[i].protocol);
+    if (!rc && c->remote_addr.len)
+        rc = dn_pb_put_bytes(&msg, 4, c->remote_addr.bytes, c->remote_addr.len);
+    if (!rc)
+        rc = dn_pb_put_string(&msg, 5, IDENTIFY_PROTOCOL_VERSION);
+    if (!rc)
+        rc = dn_pb_put_string(&msg, 6, h->agent_version);
+    if (!rc)
+        rc = dn__peer_record_seal(h->identity, h->identify_seq, addrs, naddrs, &rec);
+    if (!rc)
+        rc = dn_pb_put_bytes(&msg, 8, rec.data, rec.len);
+    if (!rc)
+        rc = dn_buf_append_uvarint(out, msg.len);
+    if (!rc)
+        rc = dn_buf_append(out, msg.data, msg.len);
+    dn_buf_free(&msg);
+    dn_buf_free(&pub);
+    dn_buf_free(&rec);
+    return rc;
+}
+
+/* Merge one Identify message into the peerstore entry of the remote. */
+static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
+{
+    dn_pb_reader r;
+    dn_pb_field f;
+    int rc;
+    const char *protos[DN_PEER_MAX_PROTOCOLS];
+    char *proto_copies[DN_PEER_MAX_PROTOCOLS];
+    size_t nprotos = 0;
+    dn_multiaddr addrs[DN_PEER_MAX_ADDRS];
+    size_t naddrs = 0;
+    bool have_protos = false, have_addrs = false;
+    char agent[DN_PEER_MAX_STRING] = "", pver[DN_PEER_MAX_STRING] = "";
+    bool have_agent = false, have_pver = false;
+    dn_multiaddr observed = {0};
+    dn_peer_record rec;
+    bool have_record = false;
+
+    dn_peer_info *info = dn__peerstore_get(&h->peers, &c->remote, true);
+    if (!info)
+        return DN_ENOMEM;
+    dn_pb_reader_init(&r, p, len);
+    while ((rc = dn_pb_next(&r, &f)) == 1) {
+        if (f.wire_type != DN_PB_LEN)
+            continue;
+        switch (f.number) {
+        case 1: {
+            dn_pubkey *k = NULL;
+            rc = dn_pubkey_from_protobuf(f.bytes, f.len, &k);
+            if (rc)
+                goto out;
+            bool ok = dn_peerid_matches_pubkey(&c->remote, k);
+            dn_pubkey_free(k);
+            if (!ok) {
+                rc = DN_EPEERID; /* identify must not contradict the handshake */
+                goto out;
+            }
+            break;
+        }
+        case 2:
+            have_addrs = true;
+            if (naddrs < DN_PEER_MAX_ADDRS &&
+                dn_multiaddr_from_bytes(f.bytes, f.len, &addrs[naddrs]) == 0)
+                naddrs++;
+            break;
+        case 3:
+            have_protos = true;
+            if (nprotos < DN_PEER_MAX_PROTOCOLS && f.len > 0 && f.len < DN_PEER_MAX_STRING) {
+                char *s = malloc(f.len + 1);
+                if (!s) {
+                    rc = DN_ENOMEM;
+                    goto out;
+                }
+                memcpy(s, f.bytes, f.len);
+                s[f.len] = 0;
+                proto_copies[nprotos] = s;
+                protos[nprotos++] = s;
+            }
+            break;
+        case 4:
+            dn_multiaddr_from_bytes(f.bytes, f.len, &observed);
+            break;
+        case 5:
+        case 6: {
+            char *dst = f.number == 5 ? pver : agent;
+            size_t n = f.len < DN_PEER_MAX_STRING - 1 ? f.len : DN_PEER_MAX_STRING - 1;
+            memcpy(dst, f.bytes, n);
+            dst[n] = 0;
+            *(f.number == 5 ? &have_pver : &have_agent) = true;
+            break;
+        }
+        case 8: {
+            int vrc = dn__peer_record_open(f.bytes, f.len, &rec);
+            if (vrc == 0 && dn_peerid_equal(&rec.peer, &c->remote)) {
+                have_record = true;
+            } else {
+                char name[16];
+                DN_WARN("identify", "ignoring invalid signed peer record from %s: %s",
+                        dn_peerid_short(&c->remote, name),
+                        dn_strerror(vrc ? vrc : DN_EPEERID));
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (rc < 0)
+        goto out;
+    rc = 0;
+    if (have_protos && (rc = dn__peer_set_strings(&info->protocols, &info->nprotocols, protos,
+                                                  nprotos)))
+        goto out;
+    /* A verified record is the authoritative address list. */
+    if (have_record) {
+        have_addrs = true;
+        naddrs = rec.naddrs < DN_PEER_MAX_ADDRS ? rec.naddrs : DN_PEER_MAX_ADDRS;
+        memcpy(addrs, rec.addrs, naddrs * sizeof addrs[0]);
+    }
+    if (have_addrs) {
+        dn_multiaddr *copy = malloc((naddrs ? naddrs : 1) * sizeof *copy);
+        if (!copy) {
+            rc = DN_ENOMEM;
+            goto out;
+        }
+        memcpy(copy, addrs, naddrs * sizeof *copy);
+        free(info->listen_addrs);
+        info->listen_addrs = copy;
+        info->naddrs = naddrs;
+    }
+    if (have_agent)
+        memcpy(info->agent_version, agent, sizeof agent);
+    if (have_pver)
+        memcpy(info->protocol_version, pver, sizeof pver);
+    if (observed.len)
+        info->observed_addr = observed;
+    if (c->remote_key)
+        dn__peer_set_key(info, c->remote_key);
+out:
+    for (size_t i = 0; i < nprotos; i++)
+        free(proto_copies[i]);
+    return rc;
+}
+
+/* ---- reading identify messages (client side and push handler) ---- */
+
+typedef struct id_reader {
+    dn_host *h;
+    dn_conn *c;
+    dn_buf buf;
+    bool push;
+} id_reader;
+
+static void reader_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
+{
+    id_reader *r = arg;
+    if (r->buf.len + len > IDENTIFY_MAX_BYTES || dn_buf_append(&r->buf, data, len)) {
+        char name[16];
+        DN_WARN("identify", "identify from %s exceeds %u bytes: resetting",
+                dn_peerid_short(&r->c->remote, name), IDENTIFY_MAX_BYTES);
+        dn_stream_reset(s);
+    }
+}
+
+static void reader_eof(dn_stream *s, void *arg)
+{
+    id_reader *r = arg;
+    size_t off = 0;
+    int rc = 0;
+    while (off < r->buf.len) {
+        uint64_t mlen;
+        int n = dn_uvarint_decode(r->buf.data + off, r->buf.len - off, &mlen);
+        if (n < 0 || mlen > r->buf.len - off - (size_t)n) {
+            rc = DN_EMALFORMED;
+            break;
+        }
+        off += (size_t)n;
+        rc = apply_identify(r->h, r->c, r->buf.data + off, (size_t)mlen);
+        if (rc)
+            break;
+        off += (size_t)mlen;
+    }
+    char name[16];
+    if (rc) {
+        DN_WARN("identify", "bad identify from %s: %s", dn_peerid_short(&r->c->remote, name),
+                dn_strerror(rc));
+        dn_stream_reset(s);
+        return;
+    }
+    dn_peer_info *info = dn__peerstore_get(&r->h->peers, &r->c->remote, false);
+    if (info)
+        info->identified = true;
+    DN_DEBUG("identify", "%s %s: agent '%s', %zu protocols, %zu addresses",
+             r->push ? "push from" : "identified", dn_peerid_short(&r->c->remote, name),
+             info ? info->agent_version : "", info ? info->nprotocols : 0,
+             info ? info->naddrs : 0);
+    dn_stream_close_write(s);
+    if (!r->push && !r->c->identified) {
+        r->c->identified = true;
+        dn__host_emit(r->h, r->c, DN_CONN_EV_IDENTIFIED, 0);
+    }
+}
+
+static void reader_close(dn_stream *s, int status, void *arg)
+{
+    id_reader *r = arg;
+    dn_buf_free(&r->buf);
+    free(r);
+}
+
+static const dn_stream_callbacks reader_cbs = {
+    .on_data = reader_data, .on_eof = reader_eof, .on_close = reader_close};
+
+static id_reader *reader_new(dn_host *h, dn_conn *c, bool push)
+{
+    id_reader *r = calloc(1, sizeof *r);
+    if (r) {
+        r->h = h;
+        r->c = c;
+        r->push = push;
+    }
+    return r;
+}
+
+static void identify_opened(dn_stream *s, int status, void *arg)
+{
+    id_reader *r = arg;
+    if (status) {
+        char name[16];
+        DN_DEBUG("identify", "cannot identify %s: %s", dn_peerid_short(&r->c->remote, name),
+                 dn_strerror(status));
+        free(r);
+        return;
+    }
+    dn_stream_set_callbacks(s, &reader_cbs, r);
+    /* We only read; say so at once. */
+    dn_stream_close_write(s);
+}
+
+void dn__identify_start(dn_host *h, dn_conn *c)
+{
+    id_reader *r = reader_new(h, c, false);
+    if (!r)
+        return;
+    if (dn_conn_open_stream(c, DN_IDENTIFY_PROTOCOL, identify_opened, r) < 0)
+        free(r);
+}
+
+/* ---- serving ---- */
+
+static void serve_identify(dn_host *h, dn_stream *s, void *arg)
+{
+    dn_buf out = DN_BUF_INIT;
+    int rc = build_identify(h, dn_stream_conn(s), &out);
+    if (!rc)
+        rc = dn_stream_write(s, out.data, out.len);
+    dn_buf_free(&out);
+    if (rc) {
+        DN_WARN("identify", "cannot answer identify: %s", dn_strerror(rc));
+        dn_stream_reset(s);
+        return;
+    }
+    static const dn_stream_callbacks none = {0};
+    dn_stream_set_callbacks(s, &none, NULL);
+    dn_stream_close_write(s);
+}
+
+static void serve_push(dn_host *h, dn_stream *s, void *arg)
+{
+    id_reader *r = reader_new(h, dn_stream_conn(s), true);
+    if (!r) {
+        dn_stream_reset(s);
+        return;
+    }
+    dn_stream_set_callbacks(s, &reader_cbs, r);
+}
+
+int dn__identify_register(dn_host *h)
+{
+    int rc = dn_host_set_handler(h, DN_IDENTIFY_PROTOCOL, serve_identify, NULL);
+    return rc ? rc : dn_host_set_handler(h, DN_IDENTIFY_PUSH_PROTOCOL, serve_push, NULL);
+}
+
+/* ---- push: tell connected peers that our addresses or protocols changed ---- */
+
+static void push_opened(dn_stream *s, int status, void *arg)
+{
+    if (status)
+        return;
+    dn_buf out = DN_BUF_INIT;
+    dn_conn *c = dn_stream_conn(s);
+    int rc = build_identify(c->host, c, &out);
+    if (!rc)
+        rc = dn_stream_write(s, out.data, out.len);
+    dn_buf_free(&out);
+    if (rc) {
+        dn_stream_reset(s);
+        return;
+    }
+    static const dn_stream_callbacks none = {0};
+    dn_stream_set_callbacks(s, &none, NULL);
+    dn_stream_close_write(s);
+}
+
+void dn_host_identify_push(dn_host *h)
+{
+    h->identify_seq++;
+    for (dn_conn *c = h->conns; c; c = c->next) {
+        if (c->phase != PH_OPEN || c->failed)
+            continue;
+        dn_peer_info *info = dn__peerstore_get(&h->peers, &c->remote, false);
+        bool supports = false;
+        for (size_t i = 0; info && i < info->nprotocols; i++)
+            if (strcmp(info->protocols[i], DN_IDENTIFY_PUSH_PROTOCOL) == 0)
+                supports = true;
+        if (supports)
+            dn_conn_open_stream(c, DN_IDENTIFY_PUSH_PROTOCOL, push_opened, NULL);
+    }
+}

@@ -1,0 +1,29 @@
+/* Signed peer records (RFC 0002 signed envelopes, RFC 0003 peer records
+ * in libp2p/specs): a PeerRecord { peer_id 1, seq 2, addresses 3 {
+ * multiaddr 1 } } wrapped in an Envelope { public_key 1, payload_type 2,
+ * payload 3, signature 5 } signed over the "libp2p-routing-state" domain. */
+#ifndef DN_PROTO_PEER_RECORD_H
+#define DN_PROTO_PEER_RECORD_H
+
+#include "dmsnet/buf.h"
+#include "dmsnet/keys.h"
+#include "dmsnet/multiaddr.h"
+#include "dmsnet/peerid.h"
+
+#define DN_PEER_RECORD_MAX_ADDRS 32
+
+typedef struct dn_peer_record {
+    dn_peerid peer;
+    uint64_t seq;
+    dn_multiaddr addrs[DN_PEER_RECORD_MAX_ADDRS];
+    size_t naddrs;
+} dn_peer_record;
+
+/* Append the signed envelope for our record to out. */
+int dn__peer_record_seal(const dn_privkey *key, uint64_t seq, const dn_multiaddr *addrs,
+                         size_t naddrs, dn_buf *out);
+/* Verify an envelope: the signature, the payload type, and that the record's
+ * peer id is the signer's. Fills rec (addresses beyond the max are dropped). */
+int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec);
+
+#endif
