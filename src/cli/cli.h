@@ -11,6 +11,7 @@ int dn_cmd_swarm_key(int argc, char **argv); /* cmd_swarm_key.c */
 int dn_cmd_daemon(int argc, char **argv);    /* cmd_daemon.c */
 int dn_cmd_ping(int argc, char **argv);      /* cmd_ping.c */
 int dn_cmd_perf(int argc, char **argv);      /* cmd_perf.c */
+int dn_cmd_identify(int argc, char **argv);  /* cmd_identify.c */
 
 /* Print "dmsnet <cmd>: <message>" on stderr (one line). */
 void dn_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

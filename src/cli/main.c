@@ -15,6 +15,7 @@ static const struct {
     {"daemon", dn_cmd_daemon, "run a node in the foreground"},
     {"ping", dn_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", dn_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
+    {"identify", dn_cmd_identify, "show what a peer says about itself (/ipfs/id/1.0.0)"},
     {"keygen", dn_cmd_keygen, "create an identity key file"},
     {"id", dn_cmd_id, "print the peer ID of an identity key file"},
     {"swarm-key", dn_cmd_swarm_key, "create a swarm key for a private network"},

@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
+#include <openssl/params.h>
 #include <openssl/x509.h>
 #include <sodium.h>
 
@@ -104,7 +105,13 @@ static int make_pkey(dn_key_type t, const uint8_t *pub, size_t publen, const uin
     rc = 0;
 out:
     EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_clear_free(params);
+    if (params) {
+        /* OpenSSL 3.0 has no OSSL_PARAM_clear_free: wipe the scalar copy. */
+        OSSL_PARAM *sec = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_PRIV_KEY);
+        if (sec && sec->data)
+            OPENSSL_cleanse(sec->data, sec->data_size);
+    }
+    OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
     BN_clear_free(d);
     return rc ? ossl_fail(rc) : 0;
@@ -253,6 +260,9 @@ static int ec_from_scalar(dn_privkey *k)
     int rc = point_from_scalar(k->type, k->scalar, compressed, pub, publen);
     if (!rc)
         rc = make_pkey(k->type, pub, publen, k->scalar, &k->pkey);
+    /* The public half gets its own public-only EVP_PKEY. */
+    if (!rc)
+        rc = make_pkey(k->type, pub, publen, NULL, &k->pub.pkey);
     if (!rc) {
         if (compressed)
             rc = set_pub_data(&k->pub, pub, publen, NULL, 0);

@@ -1,0 +1,143 @@
+/* dmsnet identify: connect to a peer and print what identify says. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cli/cli.h"
+#include "cli/cli_common.h"
+#include "dmsnet/error.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dmsnet identify <multiaddr with /p2p/id> [options]\n\n"
+               "Connect, run identify (/ipfs/id/1.0.0) and print what the peer says about\n"
+               "itself: agent, protocol version, public key, protocols, listen addresses and\n"
+               "how it sees us.\n\n"
+               "options:\n"
+               "  --timeout S        give up after S seconds (default 10)\n"
+               "  --swarm-key FILE   the private network's swarm key\n"
+               "  -h, --help         show this help\n");
+}
+
+typedef struct id_wait {
+    bool done;
+} id_wait;
+
+static void on_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg)
+{
+    if (ev == DN_CONN_EV_IDENTIFIED || ev == DN_CONN_EV_CLOSED)
+        ((id_wait *)arg)->done = true;
+}
+
+static void on_deadline(uv_timer_t *t) { ((id_wait *)t->data)->done = true; }
+
+static void print_info(const dn_peer_info *p)
+{
+    char text[DN_MULTIADDR_STR_MAX];
+    dn_peerid_to_string(&p->id, text, sizeof text);
+    printf("peer: %s\n", text);
+    printf("agent: %s\n", p->agent_version);
+    printf("protocol-version: %s\n", p->protocol_version);
+    if (p->public_key)
+        printf("public-key: %s (%s)\n", dn_key_type_name(dn_pubkey_type(p->public_key)),
+               dn_peerid_matches_pubkey(&p->id, p->public_key) ? "matches the peer id"
+                                                               : "DOES NOT match the peer id");
+    for (size_t i = 0; i < p->nprotocols; i++)
+        printf("protocol: %s\n", p->protocols[i]);
+    for (size_t i = 0; i < p->naddrs; i++)
+        if (dn_multiaddr_to_string(&p->listen_addrs[i], text, sizeof text) >= 0)
+            printf("listen: %s\n", text);
+    if (p->observed_addr.len && dn_multiaddr_to_string(&p->observed_addr, text, sizeof text) >= 0)
+        printf("observed: %s\n", text);
+}
+
+int dn_cmd_identify(int argc, char **argv)
+{
+    static const struct option opts[] = {{"timeout", required_argument, NULL, 't'},
+                                         {"swarm-key", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    unsigned long timeout = 10;
+    const char *swarm_key = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 't':
+            timeout = strtoul(optarg, &end, 10);
+            if (*end || timeout == 0 || timeout > 3600) {
+                dn_cli_error("identify", "invalid --timeout '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 's': swarm_key = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    dn_multiaddr ma;
+    dn_peerid target;
+    if (dn_cli_parse_multiaddr("identify", argv[optind], &ma))
+        return 2;
+    if (dn_multiaddr_peerid(&ma, &target)) {
+        dn_cli_error("identify", "the address must end in /p2p/<peer id>");
+        return 2;
+    }
+    dn_privkey *key = NULL;
+    int rc = dn_privkey_generate(DN_KEY_ED25519, &key);
+    if (rc) {
+        dn_cli_error("identify", "cannot create a key: %s", dn_strerror(rc));
+        return 1;
+    }
+    uint8_t psk[32];
+    if (swarm_key && dn_cli_load_swarm_key("identify", swarm_key, psk)) {
+        dn_privkey_free(key);
+        return 1;
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    unsigned timeout_ms = (unsigned)timeout * 1000;
+    dn_host_config cfg = {.identity = key,
+                          .psk = swarm_key ? psk : NULL,
+                          .handshake_timeout_ms = timeout_ms,
+                          .dial_timeout_ms = timeout_ms};
+    dn_host *h;
+    rc = dn_host_new(&loop, &cfg, &h);
+    sodium_memzero(psk, sizeof psk);
+    if (rc) {
+        dn_cli_error("identify", "cannot start: %s", dn_strerror(rc));
+        dn_privkey_free(key);
+        return 1;
+    }
+    id_wait w = {0};
+    dn_host_set_conn_observer(h, on_event, &w);
+    uv_timer_t deadline;
+    uv_timer_init(&loop, &deadline);
+    deadline.data = &w;
+    uv_timer_start(&deadline, on_deadline, timeout_ms, 0);
+    int exit_code = 1;
+    if (dn_cli_dial("identify", h, &ma, timeout_ms)) {
+        while (!w.done && uv_run(&loop, UV_RUN_ONCE))
+            ;
+        const dn_peer_info *p = dn_host_peer(h, &target);
+        if (p && p->identified) {
+            print_info(p);
+            exit_code = 0;
+        } else {
+            dn_cli_error("identify", "no identify answer from the peer");
+        }
+    }
+    uv_close((uv_handle_t *)&deadline, NULL);
+    dn_cli_shutdown(h);
+    uv_loop_close(&loop);
+    dn_privkey_free(key);
+    return exit_code;
+}
