@@ -1,4 +1,5 @@
 /* dmsnet — entry point: dispatches to the subcommands. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         printf("dmsnet %s\n", DN_VERSION);
         return 0;
     }
+    /* A peer closing its socket must give EPIPE on write, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0) {
         fprintf(stderr, "dmsnet: libsodium failed to initialise\n");
         return 1;

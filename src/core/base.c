@@ -35,7 +35,10 @@ static int check_room(size_t len, size_t outlen)
 
 /* ---- base16 ---- */
 
-size_t dn_base16_enc_len(size_t n) { return n > (SIZE_MAX - 1) / 2 ? SIZE_MAX : 2 * n + 1; }
+size_t dn_base16_enc_len(size_t n)
+{
+    return n > (SIZE_MAX - 1) / 2 ? SIZE_MAX : 2 * n + 1;
+}
 
 int dn_base16_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
 {

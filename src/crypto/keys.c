@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "core/pb.h"
+#include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 
@@ -99,7 +100,12 @@ static int key_pb_parse(const uint8_t *pb, size_t len, uint64_t *type, const uin
 static int key_pb_write(dn_buf *out, dn_key_type type, const uint8_t *data, size_t len)
 {
     size_t start = out->len;
-    int rc = dn_pb_put_varint(out, 1, (uint64_t)type);
+    /* Reserve everything first: private key bytes must not be left behind in
+     * a block that realloc frees as the buffer grows. */
+    int rc = dn_buf_reserve(out, 2 + 1 + DN_UVARINT_MAX + len);
+    if (rc)
+        return rc;
+    rc = dn_pb_put_varint(out, 1, (uint64_t)type);
     if (!rc)
         rc = dn_pb_put_bytes(out, 2, data, len);
     if (rc)
@@ -171,7 +177,10 @@ int dn_pubkey_to_protobuf(const dn_pubkey *k, dn_buf *out)
     return key_pb_write(out, k->type, k->data, k->len);
 }
 
-dn_key_type dn_pubkey_type(const dn_pubkey *k) { return k->type; }
+dn_key_type dn_pubkey_type(const dn_pubkey *k)
+{
+    return k->type;
+}
 
 int dn_pubkey_verify(const dn_pubkey *k, const uint8_t *msg, size_t len, const uint8_t *sig,
                      size_t siglen)
@@ -216,8 +225,7 @@ void dn_pubkey_free(dn_pubkey *k)
 
 static int ed25519_from_sk(dn_privkey *k)
 {
-    return pubkey_set_data(&k->pub, k->ed_sk + crypto_sign_SEEDBYTES,
-                           crypto_sign_PUBLICKEYBYTES);
+    return pubkey_set_data(&k->pub, k->ed_sk + crypto_sign_SEEDBYTES, crypto_sign_PUBLICKEYBYTES);
 }
 
 /* peer-ids spec, Ed25519: Data is seed || public key (64 bytes), or the
@@ -324,9 +332,15 @@ int dn_privkey_to_protobuf(const dn_privkey *k, dn_buf *out)
     return rc;
 }
 
-dn_key_type dn_privkey_type(const dn_privkey *k) { return k->type; }
+dn_key_type dn_privkey_type(const dn_privkey *k)
+{
+    return k->type;
+}
 
-const dn_pubkey *dn_privkey_public(const dn_privkey *k) { return &k->pub; }
+const dn_pubkey *dn_privkey_public(const dn_privkey *k)
+{
+    return &k->pub;
+}
 
 int dn_privkey_sign(const dn_privkey *k, const uint8_t *msg, size_t len, uint8_t sig[DN_SIG_MAX],
                     size_t *siglen)
@@ -469,10 +483,6 @@ int dn_privkey_load(const char *path, dn_privkey **out)
         close(fd);
         return DN_ETOOBIG;
     }
-    if (st.st_mode & 077)
-        DN_WARN("keys", "key file %s is readable by other users (mode %03o); use chmod 600", path,
-                (unsigned)(st.st_mode & 0777));
-
     /* Read at most one byte past the limit: the file may grow after fstat. */
     uint8_t buf[KEYFILE_MAX + 1];
     size_t n = 0;
@@ -495,5 +505,9 @@ int dn_privkey_load(const char *path, dn_privkey **out)
     if (!rc)
         rc = dn_privkey_from_protobuf(buf, n, out);
     sodium_memzero(buf, n);
+    /* Warn only about real keys, so a bad file gets exactly one error. */
+    if (!rc && (st.st_mode & 077))
+        DN_WARN("keys", "key file %s is accessible by other users (mode %03o); use chmod 600", path,
+                (unsigned)(st.st_mode & 0777));
     return rc;
 }

@@ -42,9 +42,9 @@
 
 /* SubjectPublicKeyInfo { AlgorithmIdentifier { id-ecPublicKey, prime256v1 },
  * BIT STRING (65-byte point) } up to the point. */
-static const uint8_t spki_p256_prefix[] = {
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
-    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+static const uint8_t spki_p256_prefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+                                           0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                           0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
 /* js-libp2p's public form: SEQUENCE { INTEGER 1, [0] { prime256v1 },
  * [1] { BIT STRING point } } up to the point. */
 static const uint8_t js_p256_prefix[] = {0x30, 0x55, 0x02, 0x01, 0x01, 0xa0, 0x0a, 0x06,
@@ -149,8 +149,8 @@ static int point_from_scalar(dn_key_type t, const uint8_t d[SCALAR_LEN], int com
     }
     if (!EC_POINT_mul(g, p, bd, NULL, NULL, bctx))
         goto out;
-    if (EC_POINT_point2oct(g, p, compressed ? POINT_CONVERSION_COMPRESSED
-                                            : POINT_CONVERSION_UNCOMPRESSED,
+    if (EC_POINT_point2oct(g, p,
+                           compressed ? POINT_CONVERSION_COMPRESSED : POINT_CONVERSION_UNCOMPRESSED,
                            pub, publen, bctx) != publen)
         goto out;
     rc = 0;
@@ -168,7 +168,8 @@ static int set_pub_data(dn_pubkey *k, const uint8_t *a, size_t alen, const uint8
     if (!k->data)
         return DN_ENOMEM;
     memcpy(k->data, a, alen);
-    memcpy(k->data + alen, b, blen);
+    if (blen)
+        memcpy(k->data + alen, b, blen);
     k->len = alen + blen;
     return 0;
 }
@@ -188,8 +189,7 @@ static int rsa_pubkey_parse(dn_pubkey *k, const uint8_t *data, size_t len)
         rc = DN_EMALFORMED; /* trailing bytes after the DER structure */
     } else if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
         rc = DN_EMALFORMED; /* the type says RSA, the DER says otherwise */
-    } else if ((dlen = i2d_PUBKEY(pk, &der)) < 0 || (size_t)dlen != len ||
-               memcmp(der, data, len)) {
+    } else if ((dlen = i2d_PUBKEY(pk, &der)) < 0 || (size_t)dlen != len || memcmp(der, data, len)) {
         /* Only canonical DER: one key, one encoding, one peer ID. */
         rc = DN_EMALFORMED;
     } else {
@@ -197,10 +197,12 @@ static int rsa_pubkey_parse(dn_pubkey *k, const uint8_t *data, size_t len)
         /* go-libp2p refuses RSA keys below 2048 bits (too weak to be an
          * identity) and above 8192 bits (verification cost is a DoS lever). */
         if (bits < RSA_MIN_BITS) {
-            DN_DEBUG("keys", "RSA key of %d bits rejected: the minimum is %d", bits, RSA_MIN_BITS);
+            DN_INFO("keys", "RSA key of %d bits rejected: libp2p requires at least %d", bits,
+                    RSA_MIN_BITS);
             rc = DN_EUNSUPPORTED;
         } else if (bits > RSA_MAX_BITS) {
-            DN_DEBUG("keys", "RSA key of %d bits rejected: the maximum is %d", bits, RSA_MAX_BITS);
+            DN_INFO("keys", "RSA key of %d bits rejected: dmsnet accepts at most %d", bits,
+                    RSA_MAX_BITS);
             rc = DN_ETOOBIG;
         }
     }
@@ -218,8 +220,7 @@ int dn__ec_pubkey_parse(dn_pubkey *k, const uint8_t *data, size_t len)
     const uint8_t *pt;
     size_t ptlen;
     switch (k->type) {
-    case DN_KEY_RSA:
-        return rsa_pubkey_parse(k, data, len);
+    case DN_KEY_RSA: return rsa_pubkey_parse(k, data, len);
     case DN_KEY_SECP256K1:
         /* Compressed point only: go and js write it so, and accepting the
          * 65-byte form too would give one key two peer IDs. */
@@ -240,8 +241,7 @@ int dn__ec_pubkey_parse(dn_pubkey *k, const uint8_t *data, size_t len)
         if (pt[0] != 0x04)
             return DN_EUNSUPPORTED; /* compressed/hybrid points: go rejects them too */
         break;
-    default:
-        return DN_EUNSUPPORTED;
+    default: return DN_EUNSUPPORTED;
     }
     int rc = point_check(k->type, pt, ptlen);
     if (!rc)
@@ -295,8 +295,8 @@ int dn__ec_privkey_parse(dn_privkey *k, const uint8_t *data, size_t len)
         return mid[0] == 0xa0 ? DN_EUNSUPPORTED : DN_EMALFORMED;
     memcpy(k->scalar, data + sizeof sec1_head, SCALAR_LEN);
     int rc = ec_from_scalar(k);
-    if (!rc && memcmp(k->pub.data + sizeof spki_p256_prefix, mid + sizeof sec1_mid,
-                      DN__EC_POINT_LEN))
+    if (!rc &&
+        memcmp(k->pub.data + sizeof spki_p256_prefix, mid + sizeof sec1_mid, DN__EC_POINT_LEN))
         rc = DN_EMALFORMED;
     return rc;
 }

@@ -26,7 +26,7 @@ struct dn_pubkey {
 
 struct dn_privkey {
     dn_key_type type;
-    uint8_t ed_sk[64]; /* Ed25519: libsodium secret key = seed || public key */
+    uint8_t ed_sk[64];  /* Ed25519: libsodium secret key = seed || public key */
     uint8_t scalar[32]; /* secp256k1, ECDSA: the private scalar, big-endian */
     EVP_PKEY *pkey;     /* secp256k1, ECDSA */
     dn_pubkey pub;
@@ -41,8 +41,7 @@ int dn__ec_privkey_parse(dn_privkey *k, const uint8_t *data, size_t len);
 int dn__ec_privkey_generate(dn_privkey *k);
 /* Serialise the Data field of the PrivateKey message (appends). */
 int dn__ec_privkey_data(const dn_privkey *k, dn_buf *out);
-int dn__ec_sign(const dn_privkey *k, const uint8_t *msg, size_t len, uint8_t *sig,
-                size_t *siglen);
+int dn__ec_sign(const dn_privkey *k, const uint8_t *msg, size_t len, uint8_t *sig, size_t *siglen);
 int dn__ec_verify(const dn_pubkey *k, const uint8_t *msg, size_t len, const uint8_t *sig,
                   size_t siglen);
 /* ECDSA public keys come in two Data forms: SPKI (spec, go, rust) and the

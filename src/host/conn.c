@@ -181,21 +181,30 @@ static void on_write_done(uv_write_t *req, int status)
 
 void dn__conn_flush(dn_conn *c)
 {
-    if (c->failed)
-        return;
-    if (c->phase == PH_OPEN) {
-        dn__conn_pump_streams(c);
-        dn_buf *out = dn_yamux_output(c->yamux);
-        if (out->len) {
-            int rc = wire_append_secure(c, out->data, out->len);
-            dn_buf_reset(out);
-            if (rc) {
-                dn__conn_fail(c, rc);
-                return;
+    /* A write that completes synchronously (uv_try_write) leaves room for
+     * more: keep moving stream data until the socket pushes back, the
+     * queues are empty, or a bounded number of rounds (then next turn). */
+    for (int round = 0; round < 16; round++) {
+        if (c->failed)
+            return;
+        if (c->phase == PH_OPEN) {
+            dn__conn_pump_streams(c);
+            dn_buf *out = dn_yamux_output(c->yamux);
+            if (out->len) {
+                int rc = wire_append_secure(c, out->data, out->len);
+                dn_buf_reset(out);
+                if (rc) {
+                    dn__conn_fail(c, rc);
+                    return;
+                }
             }
         }
+        start_write(c);
+        if (c->failed || c->writing || !c->sendq_head)
+            break;
+        if (round == 15)
+            dn__conn_mark_dirty(c);
     }
-    start_write(c);
     if (c->close_after_flush && !c->writing && c->wire.len == 0)
         dn__conn_fail(c, DN_ECLOSED);
 }

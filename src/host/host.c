@@ -12,15 +12,25 @@
 
 /* Writes queued anywhere during this loop turn go out in one batch per
  * connection, just before libuv blocks for I/O. */
+static void on_kick(uv_idle_t *idle) { (void)idle; }
+
 static void on_prepare(uv_prepare_t *p)
 {
     dn_host *h = p->data;
-    while (h->dirty_head) {
-        dn_conn *c = h->dirty_head;
-        h->dirty_head = c->dirty_next;
+    /* Flush the connections dirty now; ones that become dirty again while
+     * flushing wait for the next turn, with the idle handle keeping libuv
+     * from blocking until then. */
+    dn_conn *list = h->dirty_head;
+    h->dirty_head = NULL;
+    for (dn_conn *c = list; c; c = list) {
+        list = c->dirty_next;
         c->dirty = false;
         dn__conn_flush(c);
     }
+    if (h->dirty_head)
+        uv_idle_start(&h->kick, on_kick);
+    else
+        uv_idle_stop(&h->kick);
 }
 
 int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
@@ -63,6 +73,9 @@ int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
     h->flusher.data = h;
     uv_prepare_start(&h->flusher, on_prepare);
     uv_unref((uv_handle_t *)&h->flusher); /* does not keep the loop alive */
+    uv_idle_init(loop, &h->kick);
+    h->kick.data = h;
+    uv_unref((uv_handle_t *)&h->kick);
 
     if ((rc = dn__ping_register(h)) || (rc = dn__identify_register(h)) ||
         (cfg->enable_perf && (rc = dn__perf_register(h)))) {
@@ -400,8 +413,9 @@ void dn_host_close(dn_host *h, void (*cb)(void *arg), void *arg)
             uv_close((uv_handle_t *)&h->listeners[i].tcp, on_listener_closed);
         }
     }
-    h->pending_closes++;
+    h->pending_closes += 2;
     uv_close((uv_handle_t *)&h->flusher, on_flusher_closed);
+    uv_close((uv_handle_t *)&h->kick, on_flusher_closed);
     for (dn_conn *c = h->conns; c; c = c->next) {
         if (c->phase == PH_OPEN && !c->failed) {
             /* Best effort: tell the peer, then close. */

@@ -141,6 +141,7 @@ struct dn_host {
     size_t nconns;
     dn_conn *dirty_head;
     uv_prepare_t flusher; /* writes everything queued during a loop turn */
+    uv_idle_t kick;       /* keeps the loop from blocking while conns are dirty */
     dn_peerstore peers;
     dn_conn_event_cb observer;
     void *observer_arg;

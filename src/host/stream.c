@@ -266,6 +266,9 @@ void dn__conn_pump_streams(dn_conn *c)
         if (c->wire.len >= DN_CONN_WIRE_HIGH)
             return; /* the socket is behind; resume from on_write_done */
         dn_stream *s = *pp;
+        /* Closing the write side can free the stream (both sides done):
+         * hold it until this iteration is over. */
+        s->busy++;
         size_t pending = s->sendq.len - s->sendq_off;
         while (pending) {
             size_t chunk = pending < DN_CONN_FRAME_MAX ? pending : DN_CONN_FRAME_MAX;
@@ -284,25 +287,32 @@ void dn__conn_pump_streams(dn_conn *c)
             dn_buf_consume(&s->sendq, s->sendq_off); /* keep the queue compact */
             s->sendq_off = 0;
         }
-        if (pending == 0 && s->write_closed && !s->fin_sent && !s->negotiating) {
+        bool stalled = pending > 0 && dn_yamux_send_window(c->yamux, s->id) == 0;
+        if (s->above_low && pending < DN_STREAM_QUEUE_LOW && s->cbs.on_writable && !s->gone) {
+            s->above_low = false;
+            s->cbs.on_writable(s, s->arg);
+            pending = s->sendq.len - s->sendq_off;
+        }
+        if (pending == 0 && s->write_closed && !s->fin_sent && !s->negotiating && !s->gone) {
             s->fin_sent = true;
             dn_yamux_close_write(c->yamux, s->id);
         }
-        if (pending == 0 || dn_yamux_send_window(c->yamux, s->id) == 0) {
-            *pp = s->sendq_next; /* unlink: WRITABLE re-links it */
+        s->busy--;
+        if (s->gone) {
+            /* stream_finish already unlinked it; the list may have changed. */
+            stream_release(s);
+            pp = &c->sendq_head;
+            continue;
+        }
+        if (*pp != s) {
+            pp = &c->sendq_head; /* a callback re-linked streams: start over */
+            continue;
+        }
+        if (pending == 0 || stalled) {
+            *pp = s->sendq_next; /* unlink: a write or WRITABLE re-links it */
             s->in_sendq = false;
         } else {
             pp = &s->sendq_next;
-        }
-        if (s->above_low && pending < DN_STREAM_QUEUE_LOW && s->cbs.on_writable && !s->gone) {
-            s->above_low = false;
-            s->busy++;
-            s->cbs.on_writable(s, s->arg);
-            s->busy--;
-            if (s->gone) {
-                stream_release(s);
-                pp = &c->sendq_head; /* the list may have changed */
-            }
         }
     }
 }

@@ -116,8 +116,8 @@ static int read_msg(dn_mss *m, const uint8_t *in, size_t len, size_t *pos, const
         }
     }
     size_t vlen = (m->partial[0] & 0x80) ? 2 : 1;
-    size_t l = vlen == 1 ? m->partial[0]
-                         : ((size_t)(m->partial[0] & 0x7f) | (size_t)m->partial[1] << 7);
+    size_t l =
+        vlen == 1 ? m->partial[0] : ((size_t)(m->partial[0] & 0x7f) | (size_t)m->partial[1] << 7);
     size_t have = m->partial_len - vlen;
     size_t need = l - have;
     size_t avail = len - *pos;

@@ -7,7 +7,9 @@
  * The dialer here is optimistic in the usual way: its first write carries
  * the header and its first proposal together. The listener accepts
  * application data right after the chosen protocol line: dn_mss_feed
- * reports how many input bytes it consumed; the rest belongs to the app. */
+ * reports how many input bytes it consumed; the rest belongs to the app.
+ * The listener answers "ls" with "na" (listing is optional) and gives at
+ * most DN_MSS_MAX_NA "na" answers. After an error, feed returns DN_ESTATE. */
 #ifndef DN_MSS_H
 #define DN_MSS_H
 
@@ -32,15 +34,15 @@ enum dn_mss_status {
 
 typedef struct dn_mss {
     bool dialer;
-    bool header_seen;      /* peer's /multistream/1.0.0 received */
+    bool header_seen; /* peer's /multistream/1.0.0 received */
     bool done;
     const char *const *protos; /* dialer: proposals in order; listener: supported */
     size_t nprotos;
-    size_t next;           /* dialer: index of the proposal in flight */
-    int selected;          /* index into protos, -1 until done */
+    size_t next;                         /* dialer: index of the proposal in flight */
+    int selected;                        /* index into protos, -1 until done */
     uint8_t partial[DN_MSS_MAX_MSG + 2]; /* a message split across reads */
     size_t partial_len;
-    unsigned na_count;     /* listener: "na" answers given (bounded) */
+    unsigned na_count; /* listener: "na" answers given (bounded) */
 } dn_mss;
 
 /* protos must stay valid until done. A listener given nprotos == 0 says

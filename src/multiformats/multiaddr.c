@@ -40,20 +40,13 @@ typedef struct proto {
 } proto;
 
 static const proto protos[] = {
-    {DN_MA_IP4, "ip4", V_IP4},
-    {DN_MA_TCP, "tcp", V_PORT},
-    {DN_MA_UDP, "udp", V_PORT},
-    {DN_MA_IP6, "ip6", V_IP6},
-    {DN_MA_DNS, "dns", V_TEXT},
-    {DN_MA_DNS4, "dns4", V_TEXT},
-    {DN_MA_DNS6, "dns6", V_TEXT},
-    {DN_MA_DNSADDR, "dnsaddr", V_TEXT},
-    {DN_MA_P2P, "p2p", V_P2P},
-    {DN_MA_QUIC_V1, "quic-v1", V_NONE},
-    {DN_MA_WS, "ws", V_NONE},
-    {DN_MA_WSS, "wss", V_NONE},
-    {DN_MA_TLS, "tls", V_NONE},
-    {DN_MA_P2P_CIRCUIT, "p2p-circuit", V_NONE},
+    {DN_MA_IP4, "ip4", V_IP4},    {DN_MA_TCP, "tcp", V_PORT},
+    {DN_MA_UDP, "udp", V_PORT},   {DN_MA_IP6, "ip6", V_IP6},
+    {DN_MA_DNS, "dns", V_TEXT},   {DN_MA_DNS4, "dns4", V_TEXT},
+    {DN_MA_DNS6, "dns6", V_TEXT}, {DN_MA_DNSADDR, "dnsaddr", V_TEXT},
+    {DN_MA_P2P, "p2p", V_P2P},    {DN_MA_QUIC_V1, "quic-v1", V_NONE},
+    {DN_MA_WS, "ws", V_NONE},     {DN_MA_WSS, "wss", V_NONE},
+    {DN_MA_TLS, "tls", V_NONE},   {DN_MA_P2P_CIRCUIT, "p2p-circuit", V_NONE},
     {DN_MA_UNIX, "unix", V_UNIX},
 };
 
@@ -90,7 +83,10 @@ static int fixed_size(const proto *p)
     }
 }
 
-const char *dn_multiaddr_error(void) { return ma_err; }
+const char *dn_multiaddr_error(void)
+{
+    return ma_err;
+}
 
 __attribute__((format(printf, 2, 3))) static int fail(int rc, const char *fmt, ...)
 {
@@ -152,6 +148,14 @@ static bool utf8_valid(const uint8_t *s, size_t n)
     return true;
 }
 
+/* A unix value in js's form: "/" then one percent-encoded segment that
+ * starts with an encoded '/' ("/%2Ftmp%2Fsock"). */
+static bool is_percent_form(const char *v, size_t n)
+{
+    return n >= 4 && v[0] == '/' && v[1] == '%' && v[2] == '2' && (v[3] == 'F' || v[3] == 'f') &&
+           memchr(v + 1, '/', n - 1) == NULL;
+}
+
 /* Check a binary value; idx numbers components from 1 in messages. */
 static int check_value(const proto *p, const uint8_t *v, size_t n, int idx)
 {
@@ -165,14 +169,19 @@ static int check_value(const proto *p, const uint8_t *v, size_t n, int idx)
             return fail(DN_EMALFORMED, "component %d (%s): value contains a NUL byte", idx,
                         p->name);
         if (!utf8_valid(v, n))
-            return fail(DN_EMALFORMED, "component %d (%s): value is not valid UTF-8", idx,
-                        p->name);
+            return fail(DN_EMALFORMED, "component %d (%s): value is not valid UTF-8", idx, p->name);
         /* A '/' in a name would split it in the text form; a unix path is
          * written after "/unix" as is, so it must start with one. */
         if (p->kind == V_TEXT && memchr(v, '/', n))
             return fail(DN_EMALFORMED, "component %d (%s): value contains '/'", idx, p->name);
         if (p->kind == V_UNIX && v[0] != '/')
             return fail(DN_EUNSUPPORTED, "component %d (unix): relative path (must start with '/')",
+                        idx);
+        /* "/%2F..." without another '/' would read back as js's percent
+         * form (see dn_multiaddr_parse), so it has no text form of its own. */
+        if (p->kind == V_UNIX && is_percent_form((const char *)v, n))
+            return fail(DN_EUNSUPPORTED,
+                        "component %d (unix): path '/%%2F...' without another '/' is ambiguous",
                         idx);
         return 0;
     case V_P2P: {
@@ -219,8 +228,9 @@ static int decode_component(const uint8_t *b, size_t len, size_t *off, dn_ma_com
         return fail(DN_ETRUNCATED, "component %d (%s): truncated value (%d bytes needed, %zu left)",
                     idx, p->name, fs, len - o);
     if (vlen > len - o)
-        return fail(DN_ETRUNCATED, "component %d (%s): value length %llu exceeds the %zu bytes left",
-                    idx, p->name, (unsigned long long)vlen, len - o);
+        return fail(DN_ETRUNCATED,
+                    "component %d (%s): value length %llu exceeds the %zu bytes left", idx, p->name,
+                    (unsigned long long)vlen, len - o);
     c->code = p->code;
     c->value = b + o;
     c->value_len = (size_t)vlen;
@@ -244,7 +254,10 @@ static void w_bytes(writer *w, const void *s, size_t n)
     w->len += n;
 }
 
-static void w_str(writer *w, const char *s) { w_bytes(w, s, strlen(s)); }
+static void w_str(writer *w, const char *s)
+{
+    w_bytes(w, s, strlen(s));
+}
 
 /* ip6 as the URL serialiser writes it (WHATWG URL, "IPv6 serializer";
  * RFC 5952 section 4.2): compress the first longest run of >= 2 zero words. */
@@ -404,8 +417,8 @@ static int parse_port(const char *s, size_t n, uint8_t out[2], int idx, const ch
     char ex[64];
     for (size_t i = 0; i < n; i++)
         if (s[i] < '0' || s[i] > '9')
-            return fail(DN_EMALFORMED, "component %d (%s): port '%s' is not a decimal number",
-                        idx, name, excerpt(s, n, ex));
+            return fail(DN_EMALFORMED, "component %d (%s): port '%s' is not a decimal number", idx,
+                        name, excerpt(s, n, ex));
     /* js and go print ports without leading zeros; accept only that form so
      * that text round-trips exactly. */
     if (n > 1 && s[0] == '0')
@@ -490,8 +503,7 @@ int dn_multiaddr_parse(const char *s, dn_multiaddr *out)
             size_t vlen = n - pos;
             uint8_t path[DN_MULTIADDR_STR_MAX];
             size_t plen = vlen;
-            if (vlen >= 4 && v[1] == '%' && v[2] == '2' && (v[3] == 'F' || v[3] == 'f') &&
-                memchr(v + 1, '/', vlen - 1) == NULL) {
+            if (is_percent_form(v, vlen)) {
                 if ((rc = percent_decode(v + 1, vlen - 1, path, &plen, idx)) < 0)
                     return rc;
             } else {

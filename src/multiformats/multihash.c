@@ -109,8 +109,7 @@ int dn__cid_encode(uint64_t codec, const uint8_t *mh, size_t mhlen, uint8_t *out
     return (int)(o + mhlen);
 }
 
-int dn__cid_decode(const uint8_t *b, size_t len, uint64_t *codec, const uint8_t **mh,
-                   size_t *mhlen)
+int dn__cid_decode(const uint8_t *b, size_t len, uint64_t *codec, const uint8_t **mh, size_t *mhlen)
 {
     uint64_t version, c;
     int n1 = dn_uvarint_decode(b, len, &version);
@@ -148,8 +147,7 @@ static void set_why(const char **why, const char *msg)
         *why = msg;
 }
 
-int dn__cid_libp2p_key_parse(const char *s, size_t n, uint8_t *mh, size_t mhcap,
-                             const char **why)
+int dn__cid_libp2p_key_parse(const char *s, size_t n, uint8_t *mh, size_t mhcap, const char **why)
 {
     uint8_t bin[CID_MAX_BIN];
     int len = dn__multibase_decode(s, n, bin, sizeof(bin));

@@ -56,8 +56,7 @@ int dn__cid_libp2p_key_to_string(const uint8_t *mh, size_t mhlen, char base, cha
 /* Parse a multibase CIDv1 string and return its multihash (copied into mh).
  * A CID with a codec other than libp2p-key is DN_EUNSUPPORTED, and *why
  * (when non-NULL) gets a static explanation for every failure. */
-int dn__cid_libp2p_key_parse(const char *s, size_t n, uint8_t *mh, size_t mhcap,
-                             const char **why);
+int dn__cid_libp2p_key_parse(const char *s, size_t n, uint8_t *mh, size_t mhcap, const char **why);
 
 /* dn_peerid_parse over s[0..n) (no NUL needed), with a static reason for
  * failures in *why (may be NULL). Used by the multiaddr parser so that its

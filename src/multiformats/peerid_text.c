@@ -40,7 +40,8 @@ int dn__peerid_from_bytes_why(const uint8_t *mh, size_t len, dn_peerid *out, con
     switch (rc) {
     case 0: break;
     case DN_EUNSUPPORTED: set_why(why, "hash function is neither identity nor sha2-256"); return rc;
-    case DN_ETRUNCATED: set_why(why, "multihash digest is shorter than its length says");
+    case DN_ETRUNCATED:
+        set_why(why, "multihash digest is shorter than its length says");
         return DN_EMALFORMED;
     default: set_why(why, "malformed multihash"); return DN_EMALFORMED;
     }

@@ -35,21 +35,21 @@ typedef struct dn_noise_cipher {
 } dn_noise_cipher;
 
 /* The handshake state. Opaque in spirit; embedded so callers need not
- * allocate. Fields are private to noise.c. */
+ * allocate. Fields are private to src/noise/. */
 typedef struct dn_noise_handshake {
     bool initiator;
-    int step;                  /* message number expected / to send next */
+    int step; /* message number expected / to send next */
     const dn_privkey *identity;
     bool have_expected;
-    dn_peerid expected;        /* when dialing a /p2p/ address */
+    dn_peerid expected;                      /* when dialing a /p2p/ address */
     const char *muxers[DN_NOISE_MAX_MUXERS]; /* offered, in preference order */
     size_t nmuxers;
     uint8_t s_priv[32], s_pub[32], e_priv[32], e_pub[32];
     uint8_t rs[32], re[32];
     uint8_t ck[32], h[32];
-    dn_noise_cipher cs;        /* handshake cipher (has_key when k_set) */
+    dn_noise_cipher cs; /* handshake cipher (has_key when k_set) */
     bool k_set;
-    dn_buf rx;                 /* partial incoming message */
+    dn_buf rx; /* partial incoming message */
     /* results */
     dn_pubkey *remote_key;
     dn_peerid remote_id;
@@ -72,12 +72,18 @@ int dn_noise_handshake_init(dn_noise_handshake *hs, bool initiator, const dn_pri
 int dn_noise_handshake_start(dn_noise_handshake *hs, dn_buf *out);
 /* Feed received bytes; replies go to out. Returns DN_NOISE_NEED_MORE,
  * DN_NOISE_DONE, or an error: DN_EDECRYPT, DN_EBADSIG, DN_EPEERID,
- * DN_EMALFORMED, DN_EPROTO. *consumed counts bytes used; bytes after DONE
- * are transport messages. */
+ * DN_EMALFORMED (message below its minimum size, bad payload), DN_EPROTO
+ * (low-order DH key), or a key-decoding error (e.g. DN_EUNSUPPORTED).
+ * *consumed counts bytes used; bytes after DONE are transport messages.
+ * After an error the handshake is dead: every later call returns
+ * DN_ESTATE. Calls out of turn (initiator before start, after DONE) also
+ * return DN_ESTATE. */
 int dn_noise_handshake_feed(dn_noise_handshake *hs, const uint8_t *in, size_t len, size_t *consumed,
                             dn_buf *out);
 /* After DONE: the remote's identity, and the muxer both sides agreed on
- * through the extension (NULL if none: fall back to multistream). */
+ * through the extension: the first of the initiator's list that both
+ * offer (returned as our own string); NULL if either list is empty or they
+ * share nothing: fall back to multistream. All NULL before DONE. */
 const dn_peerid *dn_noise_remote_peer(const dn_noise_handshake *hs);
 const dn_pubkey *dn_noise_remote_key(const dn_noise_handshake *hs);
 const char *dn_noise_negotiated_muxer(const dn_noise_handshake *hs);
@@ -87,11 +93,16 @@ int dn_noise_handshake_split(dn_noise_handshake *hs, dn_noise_session *s, dn_pub
 void dn_noise_handshake_free(dn_noise_handshake *hs);
 
 /* Encrypt plaintext into one or more transport messages appended to out
- * (chunks of at most DN_NOISE_MAX_PLAINTEXT). */
+ * (chunks of at most DN_NOISE_MAX_PLAINTEXT; len 0 gives one tag-only
+ * message). Returns 0, DN_ELIMIT (nonce space exhausted; nothing written),
+ * DN_ENOMEM, or DN_ESTATE after dn_noise_session_free. */
 int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf *out);
 /* Decrypt every complete transport message in in[0..len), appending the
  * plaintext to out. *consumed stops before a partial message (the caller
- * keeps those bytes). Returns 0 or DN_EDECRYPT / DN_EMALFORMED. */
+ * keeps those bytes). Returns 0 or DN_EDECRYPT / DN_EMALFORMED (message
+ * shorter than the tag) / DN_ELIMIT; messages before a bad one are
+ * delivered and counted in *consumed. After an error the receive side is
+ * dead (DN_ESTATE); the send side keeps working. */
 int dn_noise_decrypt(dn_noise_session *s, const uint8_t *in, size_t len, size_t *consumed,
                      dn_buf *out);
 void dn_noise_session_free(dn_noise_session *s); /* wipes keys */

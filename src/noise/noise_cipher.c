@@ -29,7 +29,10 @@ static void make_nonce(uint8_t iv[12], uint64_t n)
         iv[4 + i] = (uint8_t)(n >> (8 * i));
 }
 
-void *dn__noise_ctx_new(void) { return EVP_CIPHER_CTX_new(); }
+void *dn__noise_ctx_new(void)
+{
+    return EVP_CIPHER_CTX_new();
+}
 
 void dn__noise_ctx_free(void *ctx)
 {
@@ -37,8 +40,8 @@ void dn__noise_ctx_free(void *ctx)
         EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
 }
 
-int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad,
-                        size_t adlen, const uint8_t *pt, size_t len, uint8_t *ct)
+int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
+                        const uint8_t *pt, size_t len, uint8_t *ct)
 {
     EVP_CIPHER_CTX *ctx = vctx;
     uint8_t iv[12];
@@ -59,8 +62,8 @@ int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_
     return 0;
 }
 
-int dn__noise_aead_open(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad,
-                        size_t adlen, const uint8_t *ct, size_t ctlen, uint8_t *pt)
+int dn__noise_aead_open(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
+                        const uint8_t *ct, size_t ctlen, uint8_t *pt)
 {
     EVP_CIPHER_CTX *ctx = vctx;
     uint8_t iv[12], tag[DN_NOISE_TAGLEN];
@@ -139,7 +142,8 @@ int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf 
         size_t mlen = chunk + DN_NOISE_TAGLEN;
         p[0] = (uint8_t)(mlen >> 8);
         p[1] = (uint8_t)mlen;
-        rc = dn__noise_aead_seal(s->tx.ctx, NULL, s->tx.nonce, NULL, 0, pt + off, chunk, p + 2);
+        rc = dn__noise_aead_seal(s->tx.ctx, NULL, s->tx.nonce, NULL, 0, chunk ? pt + off : pt,
+                                 chunk, p + 2);
         if (rc) {
             /* The frames sealed so far used nonces the peer will never see
              * in order: this direction is unusable now. */
@@ -185,8 +189,10 @@ int dn_noise_decrypt(dn_noise_session *s, const uint8_t *in, size_t len, size_t 
             dn__noise_cipher_clear(&s->rx);
             return DN_ELIMIT;
         }
-        int rc = dn__noise_aead_open(s->rx.ctx, NULL, s->rx.nonce, NULL, 0, in + pos + 2, mlen,
-                                     out->data + out->len);
+        /* Tag-only messages may leave out->data NULL (nothing reserved). */
+        uint8_t none, *dst = out->data ? out->data + out->len : &none;
+        int rc =
+            dn__noise_aead_open(s->rx.ctx, NULL, s->rx.nonce, NULL, 0, in + pos + 2, mlen, dst);
         if (rc) {
             /* A forged, replayed, reordered or corrupted message: the
              * session cannot continue (Noise spec 5.1: a failed decrypt

@@ -74,8 +74,8 @@ static int encrypt_and_hash(dn_noise_handshake *hs, const uint8_t *pt, size_t le
             memmove(ct, pt, len);
         *ctlen = len;
     } else {
-        int rc = dn__noise_aead_seal(hs->cs.ctx, hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h,
-                                     pt, len, ct);
+        int rc = dn__noise_aead_seal(hs->cs.ctx, hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h, pt,
+                                     len, ct);
         if (rc)
             return rc;
         hs->cs.nonce++;
@@ -96,8 +96,8 @@ static int decrypt_and_hash(dn_noise_handshake *hs, const uint8_t *ct, size_t ct
     } else {
         if (ctlen < DN_NOISE_TAGLEN)
             return DN_EMALFORMED;
-        int rc = dn__noise_aead_open(hs->cs.ctx, hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h,
-                                     ct, ctlen, pt);
+        int rc = dn__noise_aead_open(hs->cs.ctx, hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h, ct,
+                                     ctlen, pt);
         if (rc)
             return rc;
         hs->cs.nonce++;
@@ -152,8 +152,7 @@ static bool writes_step(const dn_noise_handshake *hs, int step)
     return (step == 1) != hs->initiator;
 }
 
-int dn__noise_write_message(dn_noise_handshake *hs, const uint8_t *payload, size_t len,
-                            dn_buf *out)
+int dn__noise_write_message(dn_noise_handshake *hs, const uint8_t *payload, size_t len, dn_buf *out)
 {
     int step = hs->step;
     size_t n;
@@ -197,8 +196,7 @@ int dn__noise_write_message(dn_noise_handshake *hs, const uint8_t *payload, size
     return 0;
 }
 
-int dn__noise_read_message(dn_noise_handshake *hs, const uint8_t *msg, size_t len,
-                           dn_buf *payload)
+int dn__noise_read_message(dn_noise_handshake *hs, const uint8_t *msg, size_t len, dn_buf *payload)
 {
     static const size_t min[3] = {DN_NOISE_MSG1_MIN, DN_NOISE_MSG2_MIN, DN_NOISE_MSG3_MIN};
     int step = hs->step;
@@ -233,9 +231,12 @@ int dn__noise_read_message(dn_noise_handshake *hs, const uint8_t *msg, size_t le
             return rc;
     }
     size_t rest = (size_t)(end - p);
+    uint8_t none;
     if ((rc = dn_buf_reserve(payload, rest)))
         return rc;
-    if ((rc = decrypt_and_hash(hs, p, rest, payload->data + payload->len, &n)))
+    /* An empty payload may leave payload->data NULL. */
+    uint8_t *dst = payload->data ? payload->data + payload->len : &none;
+    if ((rc = decrypt_and_hash(hs, p, rest, dst, &n)))
         return rc;
     payload->len += n;
     hs->step++;

@@ -28,8 +28,8 @@
 #define DN_NOISE_MSG3_MIN (DN_NOISE_DHLEN + 2 * DN_NOISE_TAGLEN)
 
 /* hs->step: index of the next handshake message (0, 1, 2), then: */
-#define DN_NOISE_STEP_DONE 3   /* all three messages processed */
-#define DN_NOISE_STEP_SPLIT 4  /* keys moved into a session */
+#define DN_NOISE_STEP_DONE 3  /* all three messages processed */
+#define DN_NOISE_STEP_SPLIT 4 /* keys moved into a session */
 #define DN_NOISE_STEP_FAILED (-1)
 
 /* --- AEAD (noise_cipher.c) ---------------------------------------------
@@ -38,10 +38,10 @@
  * NULL the key already loaded in ctx is reused (transport path); with a key
  * the context is (re)initialised (handshake path). ct/pt may not overlap
  * partially. Returns 0, DN_EDECRYPT (open) or DN_ECRYPTO. */
-int dn__noise_aead_seal(void *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad,
-                        size_t adlen, const uint8_t *pt, size_t len, uint8_t *ct);
-int dn__noise_aead_open(void *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad,
-                        size_t adlen, const uint8_t *ct, size_t ctlen, uint8_t *pt);
+int dn__noise_aead_seal(void *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
+                        const uint8_t *pt, size_t len, uint8_t *ct);
+int dn__noise_aead_open(void *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
+                        const uint8_t *ct, size_t ctlen, uint8_t *pt);
 void *dn__noise_ctx_new(void);
 void dn__noise_ctx_free(void *ctx);
 /* Load key into a fresh per-direction context (c->ctx), nonce 0. */
@@ -84,8 +84,7 @@ int dn__noise_payload_verify(const dn__noise_payload *pl, const uint8_t rs[32],
  * to replay published vectors and to send crafted payloads. */
 int dn__noise_write_message(dn_noise_handshake *hs, const uint8_t *payload, size_t len,
                             dn_buf *out);
-int dn__noise_read_message(dn_noise_handshake *hs, const uint8_t *msg, size_t len,
-                           dn_buf *payload);
+int dn__noise_read_message(dn_noise_handshake *hs, const uint8_t *msg, size_t len, dn_buf *payload);
 
 /* Test hook: replace the random static and ephemeral key pairs (private
  * keys; publics are derived) and mix a prologue instead of the empty one.

@@ -43,8 +43,8 @@ static int parse_extensions(const uint8_t *p, size_t len, dn__noise_payload *out
             return DN_EMALFORMED;
         /* Keep the first few usable names; a muxer id we could offer is
          * short and printable, anything else can never match ours. */
-        if (out->nmuxers >= DN_NOISE_MAX_MUXERS || f.len == 0 ||
-            f.len >= sizeof out->muxers[0] || memchr(f.bytes, 0, f.len))
+        if (out->nmuxers >= DN_NOISE_MAX_MUXERS || f.len == 0 || f.len >= sizeof out->muxers[0] ||
+            memchr(f.bytes, 0, f.len))
             continue;
         memcpy(out->muxers[out->nmuxers], f.bytes, f.len);
         out->muxers[out->nmuxers][f.len] = '\0';
@@ -83,8 +83,7 @@ int dn__noise_payload_parse(const uint8_t *p, size_t len, dn__noise_payload *out
             if (rc)
                 return rc;
             break;
-        default:
-            break; /* unknown (e.g. the old `data` field 3): ignored */
+        default: break; /* unknown (e.g. the old `data` field 3): ignored */
         }
     }
     if (rc != 0)
@@ -145,7 +144,8 @@ int dn__noise_payload_verify(const dn__noise_payload *pl, const uint8_t rs[32],
     sig_message(msg, rs);
     /* The MUST of the spec: the identity key vouches for this very static
      * key, or the connection ends here. */
-    if (!pl->sig || pl->sig_len == 0 || dn_pubkey_verify(k, msg, sizeof msg, pl->sig, pl->sig_len)) {
+    if (!pl->sig || pl->sig_len == 0 ||
+        dn_pubkey_verify(k, msg, sizeof msg, pl->sig, pl->sig_len)) {
         rc = DN_EBADSIG;
         goto fail;
     }

@@ -30,21 +30,42 @@ static void stream_init(dn_pnet_stream *s, const uint8_t psk[DN_PSK_LEN],
     crypto_core_hsalsa20(s->subkey, s->nonce, psk, NULL);
     s->block = 0;
     memset(s->ks, 0, sizeof s->ks);
-    s->ks_used = 64;
+    s->ks_used = DN_PNET_KS_LEN;
 }
 
-/* XOR buf with the next len bytes of the stream's keystream. Leftover bytes
- * of a partly used block are kept in s->ks so writes may be split at any
- * byte; whole blocks go to libsodium in one call (its SIMD code needs long
- * runs to be fast). */
+/* buf ^= ks, 8 bytes at a time where possible (memcpy keeps it free of
+ * alignment and aliasing trouble; compilers turn it into plain loads). */
+static void xor_bytes(uint8_t *buf, const uint8_t *ks, size_t len)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, buf + i, 8);
+        memcpy(&b, ks + i, 8);
+        a ^= b;
+        memcpy(buf + i, &a, 8);
+    }
+    for (; i < len; i++)
+        buf[i] ^= ks[i];
+}
+
+/* XOR buf with the next len bytes of the stream's keystream. Keystream
+ * made ahead and not used yet stays in s->ks, so writes may be split at
+ * any byte. Keystream is always made in runs of whole multiples of
+ * DN_PNET_KS_LEN: libsodium's SIMD Salsa20 is several times slower on the
+ * 1..7 blocks left over from shorter runs. */
 static void stream_xor(dn_pnet_stream *s, uint8_t *buf, size_t len)
 {
-    while (len > 0 && s->ks_used < 64) {
-        *buf++ ^= s->ks[s->ks_used++];
-        len--;
+    size_t left = DN_PNET_KS_LEN - s->ks_used;
+    if (left > 0) {
+        size_t n = len < left ? len : left;
+        xor_bytes(buf, s->ks + s->ks_used, n);
+        s->ks_used = (uint16_t)(s->ks_used + n);
+        buf += n;
+        len -= n;
     }
-    if (len >= 64) {
-        size_t whole = len & ~(size_t)63;
+    if (len >= DN_PNET_KS_LEN) {
+        size_t whole = len - len % DN_PNET_KS_LEN;
         crypto_stream_salsa20_xor_ic(buf, buf, whole, s->nonce + 16, s->block, s->subkey);
         s->block += whole / 64;
         buf += whole;
@@ -54,10 +75,9 @@ static void stream_xor(dn_pnet_stream *s, uint8_t *buf, size_t len)
         memset(s->ks, 0, sizeof s->ks);
         crypto_stream_salsa20_xor_ic(s->ks, s->ks, sizeof s->ks, s->nonce + 16, s->block,
                                      s->subkey);
-        s->block++;
-        for (size_t i = 0; i < len; i++)
-            buf[i] ^= s->ks[i];
-        s->ks_used = (uint8_t)len;
+        s->block += DN_PNET_KS_LEN / 64;
+        xor_bytes(buf, s->ks, len);
+        s->ks_used = (uint16_t)len;
     }
 }
 
@@ -67,7 +87,7 @@ void dn_pnet_init(dn_pnet *p, const uint8_t psk[DN_PSK_LEN],
     memset(p, 0, sizeof *p);
     memcpy(p->psk, psk, DN_PSK_LEN);
     stream_init(&p->out, psk, local_nonce);
-    p->in.ks_used = 64;
+    p->in.ks_used = DN_PNET_KS_LEN;
     p->remote_nonce_have = 0;
 }
 
@@ -87,7 +107,10 @@ size_t dn_pnet_feed_nonce(dn_pnet *p, const uint8_t *in, size_t len)
     return take;
 }
 
-void dn_pnet_encrypt(dn_pnet *p, uint8_t *buf, size_t len) { stream_xor(&p->out, buf, len); }
+void dn_pnet_encrypt(dn_pnet *p, uint8_t *buf, size_t len)
+{
+    stream_xor(&p->out, buf, len);
+}
 
 void dn_pnet_decrypt(dn_pnet *p, uint8_t *buf, size_t len)
 {
@@ -98,14 +121,20 @@ void dn_pnet_decrypt(dn_pnet *p, uint8_t *buf, size_t len)
     stream_xor(&p->in, buf, len);
 }
 
-void dn_pnet_wipe(dn_pnet *p) { sodium_memzero(p, sizeof *p); }
+void dn_pnet_wipe(dn_pnet *p)
+{
+    sodium_memzero(p, sizeof *p);
+}
 
 /* ---- swarm key files ---------------------------------------------------- */
 
 /* The path-based multicodec header of the file (pnet spec, "Interface"). */
 static const char key_codec[] = "/key/swarm/psk/1.0.0/";
 
-static int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 static int hex_val(uint8_t c)
 {
@@ -209,13 +238,13 @@ static int parse_key(const uint8_t *data, size_t len, uint8_t psk[DN_PSK_LEN], c
     size_t got = 0;
     const char *end = NULL;
     int variant = (blen > 0 && body[blen - 1] == '=') ? sodium_base64_VARIANT_ORIGINAL
-                                                       : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+                                                      : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
     if (blen > 64) {
         *why = "key longer than 32 bytes";
         return DN_ETOOBIG;
     }
-    int rc = sodium_base642bin(tmp, sizeof tmp, (const char *)body, blen, NULL, &got, &end,
-                               variant);
+    int rc =
+        sodium_base642bin(tmp, sizeof tmp, (const char *)body, blen, NULL, &got, &end, variant);
     if (rc != 0 || end != (const char *)body + blen) {
         sodium_memzero(tmp, sizeof tmp);
         *why = "key text is not valid base64";
@@ -272,7 +301,8 @@ int dn_swarm_key_load(const char *path, uint8_t psk[DN_PSK_LEN])
     uint8_t buf[SWARM_KEY_FILE_MAX + 1];
     size_t len = 0;
     int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO at path must not hang us before the S_ISREG check. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         rc = -errno;
         DN_ERROR("pnet", "swarm key %s: %s", path, dn_strerror(rc));

@@ -5,9 +5,11 @@
 #include "core/pb.h"
 #include "dmsnet/error.h"
 
-static const char domain[] = "libp2p-routing-state";
-/* multicodec libp2p-peer-record (0x0301) as a uvarint */
-static const uint8_t payload_type[] = {0x81, 0x06};
+/* RFC 0003: the signature domain of peer records, and the payload type:
+ * the multicodec code 0x0301 (libp2p-peer-record) as two big-endian bytes,
+ * as go- and js-libp2p write it. */
+static const char domain[] = "libp2p-peer-record";
+static const uint8_t payload_type[] = {0x03, 0x01};
 
 /* The bytes a signature covers: each part length-prefixed (RFC 0002). */
 static int signed_bytes(const uint8_t *type, size_t type_len, const uint8_t *payload,

@@ -1,7 +1,7 @@
 /* Signed peer records (RFC 0002 signed envelopes, RFC 0003 peer records
  * in libp2p/specs): a PeerRecord { peer_id 1, seq 2, addresses 3 {
  * multiaddr 1 } } wrapped in an Envelope { public_key 1, payload_type 2,
- * payload 3, signature 5 } signed over the "libp2p-routing-state" domain. */
+ * payload 3, signature 5 } signed over the "libp2p-peer-record" domain. */
 #ifndef DN_PROTO_PEER_RECORD_H
 #define DN_PROTO_PEER_RECORD_H
 

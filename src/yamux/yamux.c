@@ -115,10 +115,10 @@ struct dn_yamux {
     /* Frame parser. */
     uint8_t hdr[DN_YAMUX_HEADER_LEN];
     uint8_t hdr_have;
-    bool cur_deliver;     /* payload of the current Data frame goes to cur_id */
-    uint16_t cur_flags;   /* FIN/RST of the current Data frame, applied after it */
+    bool cur_deliver;   /* payload of the current Data frame goes to cur_id */
+    uint16_t cur_flags; /* FIN/RST of the current Data frame, applied after it */
     uint32_t cur_id;
-    uint32_t cur_left;    /* payload bytes of the current Data frame still to come */
+    uint32_t cur_left; /* payload bytes of the current Data frame still to come */
 
     int depth; /* nesting of engine calls; sweep the graveyard at 0 */
     ystream *graveyard;
@@ -330,7 +330,10 @@ static void maybe_gone(dn_yamux *y, ystream *s)
         stream_gone(y, s);
 }
 
-static void enter(dn_yamux *y) { y->depth++; }
+static void enter(dn_yamux *y)
+{
+    y->depth++;
+}
 
 static void leave(dn_yamux *y)
 {
@@ -365,7 +368,9 @@ static uint16_t out_flags(dn_yamux *y, ystream *s)
 static int send_window_update(dn_yamux *y, ystream *s)
 {
     uint32_t delta = s->pending;
-    s->grow_credit += s->pending;
+    /* saturate at recv_win: only "a full window went by" matters */
+    s->grow_credit =
+        s->pending >= s->recv_win - s->grow_credit ? s->recv_win : s->grow_credit + s->pending;
     if (s->recv_win < y->cfg.max_window && s->grow_credit >= s->recv_win &&
         s->unconsumed <= s->recv_win / 4) {
         uint32_t nw = s->recv_win * 2 > y->cfg.max_window ? y->cfg.max_window : s->recv_win * 2;
@@ -466,9 +471,8 @@ static int on_stream_frame(dn_yamux *y, uint8_t type, uint16_t flags, uint32_t i
             return 0;
         }
         if (type == T_WINDOW_UPDATE && len > 0) /* extra initial credit */
-            s->send_win = (uint32_t)((uint64_t)s->send_win + len > UINT32_MAX
-                                         ? UINT32_MAX
-                                         : s->send_win + len);
+            s->send_win = (uint32_t)((uint64_t)s->send_win + len > UINT32_MAX ? UINT32_MAX
+                                                                              : s->send_win + len);
         emit(y, DN_YAMUX_EV_STREAM_OPENED, s, 0, NULL, 0, 0);
         if (type == T_WINDOW_UPDATE)
             len = 0; /* credit already applied */
@@ -546,8 +550,7 @@ static int on_header(dn_yamux *y)
         return proto_error(y, "bad version", id);
     switch (type) {
     case T_DATA:
-    case T_WINDOW_UPDATE:
-        return on_stream_frame(y, type, flags, id, len);
+    case T_WINDOW_UPDATE: return on_stream_frame(y, type, flags, id, len);
     case T_PING:
         /* Section "Flag Field": SYN marks a request, ACK the response. */
         if (flags & F_SYN)
@@ -559,8 +562,7 @@ static int on_header(dn_yamux *y)
         y->remote_goaway = true;
         emit(y, DN_YAMUX_EV_GOAWAY, NULL, 0, NULL, 0, len);
         return 0;
-    default:
-        return proto_error(y, "unknown frame type", id);
+    default: return proto_error(y, "unknown frame type", id);
     }
 }
 
@@ -677,7 +679,10 @@ int dn_yamux_feed(dn_yamux *y, const uint8_t *in, size_t len)
     return rc;
 }
 
-dn_buf *dn_yamux_output(dn_yamux *y) { return &y->out; }
+dn_buf *dn_yamux_output(dn_yamux *y)
+{
+    return &y->out;
+}
 
 int dn_yamux_open(dn_yamux *y, uint32_t *stream_id)
 {
@@ -844,4 +849,7 @@ int dn_yamux_goaway(dn_yamux *y, uint32_t code)
     return 0;
 }
 
-size_t dn_yamux_stream_count(const dn_yamux *y) { return y->count; }
+size_t dn_yamux_stream_count(const dn_yamux *y)
+{
+    return y->count;
+}

@@ -43,7 +43,7 @@ typedef enum dn_yamux_event_type {
     DN_YAMUX_EV_DATA,          /* data/len: payload for stream_id */
     DN_YAMUX_EV_FIN,           /* peer will send no more on stream_id */
     DN_YAMUX_EV_RESET,         /* stream_id was reset by the peer */
-    DN_YAMUX_EV_WRITABLE,      /* send window of stream_id grew */
+    DN_YAMUX_EV_WRITABLE,      /* send window of stream_id grew; value: new window */
     DN_YAMUX_EV_STREAM_GONE,   /* stream_id state is being freed (after both
                                   sides closed, or a reset); last event for it */
     DN_YAMUX_EV_PING,          /* value: opaque of a ping reply we asked for */
@@ -63,15 +63,19 @@ typedef void (*dn_yamux_event_cb)(void *ctx, const dn_yamux_event *ev);
 
 typedef struct dn_yamux dn_yamux; /* heap object: internals in yamux.c */
 
-/* cfg may be NULL for defaults. */
+/* cfg may be NULL for defaults; zero fields take their default. DN_EINVAL
+ * when max_window is below 256 KiB or above 1 GiB. cb may be NULL. */
 int dn_yamux_new(bool is_client, const dn_yamux_config *cfg, dn_yamux_event_cb cb, void *ctx,
                  dn_yamux **out);
-void dn_yamux_free(dn_yamux *y); /* no events are sent */
+void dn_yamux_free(dn_yamux *y); /* no events are sent; not from inside the callback */
 
 /* Process received bytes (always all of them). Returns 0, or DN_EPROTO
  * when the peer broke the protocol (bad version/type, window overrun,
  * unknown stream in a way the spec forbids): a GoAway(protocol error) is
- * then queued and the session must be closed after flushing. */
+ * then queued and the session must be closed after flushing. Once failed,
+ * every later call returns the same error. Not re-entrant: from inside the
+ * callback it returns DN_ESTATE. Every other call may be made from inside
+ * the callback; a stream freed meanwhile is handled safely. */
 int dn_yamux_feed(dn_yamux *y, const uint8_t *in, size_t len);
 /* Frames waiting to be sent. The caller writes out->data[0..len) and then
  * calls dn_buf_reset(out) (or dn_buf_consume for a partial write). */
@@ -80,7 +84,11 @@ dn_buf *dn_yamux_output(dn_yamux *y);
 /* Open a stream: queues a SYN. DN_ELIMIT past max_streams, DN_EAGAIN when
  * max_ack_backlog SYNs are unacknowledged, DN_ECLOSED after go-away. */
 int dn_yamux_open(dn_yamux *y, uint32_t *stream_id);
-/* Accept an inbound stream (queues the ACK). */
+/* Accept an inbound stream (queues the ACK). Returns 0 if already accepted
+ * (the first frame we send on an inbound stream — data, window update or
+ * FIN — carries ACK and accepts it), DN_EINVAL for our own streams.
+ * Calls on a stream id return DN_ECLOSED once its state is gone (or after
+ * a session failure) and DN_ENOTFOUND for ids never used. */
 int dn_yamux_accept(dn_yamux *y, uint32_t stream_id);
 void dn_yamux_set_user(dn_yamux *y, uint32_t stream_id, void *user);
 /* Queue up to len bytes within the peer's window. Returns the number of
@@ -90,15 +98,18 @@ ssize_t dn_yamux_write(dn_yamux *y, uint32_t stream_id, const uint8_t *data, siz
 /* The peer's current window for the stream (bytes we may still send). */
 uint32_t dn_yamux_send_window(dn_yamux *y, uint32_t stream_id);
 /* The application is done with n bytes of received data: lets the engine
- * reopen the receive window (sends a WindowUpdate when worthwhile). */
+ * reopen the receive window (sends a WindowUpdate when worthwhile).
+ * DN_EINVAL if n exceeds the bytes delivered and not yet consumed. */
 int dn_yamux_consumed(dn_yamux *y, uint32_t stream_id, size_t n);
-/* Half-close our side (FIN). */
+/* Half-close our side (FIN). Idempotent. STREAM_GONE follows at once if
+ * the peer had closed its side already. */
 int dn_yamux_close_write(dn_yamux *y, uint32_t stream_id);
 /* Reset the stream (RST); a STREAM_GONE event follows at once. */
 int dn_yamux_reset(dn_yamux *y, uint32_t stream_id);
 /* Send a ping with this opaque value; the reply arrives as DN_YAMUX_EV_PING. */
 int dn_yamux_ping(dn_yamux *y, uint32_t opaque);
-/* Queue a GoAway; no new streams after. */
+/* Queue a GoAway (once; later calls do nothing); no new streams after:
+ * dn_yamux_open returns DN_ECLOSED, inbound SYNs are refused with RST. */
 int dn_yamux_goaway(dn_yamux *y, uint32_t code);
 /* Number of open streams. */
 size_t dn_yamux_stream_count(const dn_yamux *y);

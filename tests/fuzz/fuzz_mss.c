@@ -79,13 +79,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (dn_mss_selected(&m) != NULL)
             abort();
         break;
-    default:
-        abort();
+    default: abort();
     }
     /* Replies: at most one per proposal; the listener stops after the "na"
      * limit, the dialer after its list. */
-    size_t max_reply = dialer ? np * (2 + DN_MSS_MAX_MSG)
-                              : (DN_MSS_MAX_NA + 1) * (2 + DN_MSS_MAX_MSG);
+    size_t max_reply =
+        dialer ? np * (2 + DN_MSS_MAX_MSG) : (DN_MSS_MAX_NA + 1) * (2 + DN_MSS_MAX_MSG);
     if (out.len - start_len > max_reply)
         abort();
     dn_buf_free(&out);

@@ -99,15 +99,14 @@ static void test_uvarint_roundtrip(void **state)
 /* ---- RFC 4648 section 10 ---- */
 
 static const char *const rfc_in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-static const char *const rfc_b16[] = {"", "66", "666f", "666f6f", "666f6f62", "666f6f6261",
-                                      "666f6f626172"};
-static const char *const rfc_b32_padded[] = {"",         "MY======", "MZXQ====",
-                                             "MZXW6===", "MZXW6YQ=", "MZXW6YTB",
-                                             "MZXW6YTBOI======"};
-static const char *const rfc_b32[] = {"", "my", "mzxq", "mzxw6", "mzxw6yq", "mzxw6ytb",
-                                      "mzxw6ytboi"};
-static const char *const rfc_b64[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-                                      "Zm9vYmFy"};
+static const char *const rfc_b16[] = {"",         "66",         "666f",        "666f6f",
+                                      "666f6f62", "666f6f6261", "666f6f626172"};
+static const char *const rfc_b32_padded[] = {
+    "", "MY======", "MZXQ====", "MZXW6===", "MZXW6YQ=", "MZXW6YTB", "MZXW6YTBOI======"};
+static const char *const rfc_b32[] = {"",        "my",       "mzxq",      "mzxw6",
+                                      "mzxw6yq", "mzxw6ytb", "mzxw6ytboi"};
+static const char *const rfc_b64[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 static const char *const rfc_b64url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
 
 typedef int (*enc_fn)(const uint8_t *, size_t, char *, size_t);
@@ -174,24 +173,24 @@ static void test_base_reject(void **state)
     (void)state;
     uint8_t out[64];
 #define BAD(fn, s) assert_int_equal(fn(s, strlen(s), out, sizeof(out)), DN_EMALFORMED)
-    BAD(dn_base16_decode, "6");     /* odd length */
-    BAD(dn_base16_decode, "6g");    /* not hex */
-    BAD(dn_base16_decode, "66 6f"); /* space */
-    BAD(dn_base32_decode, "m");     /* impossible length (1 mod 8) */
-    BAD(dn_base32_decode, "mzx");   /* impossible length (3 mod 8) */
-    BAD(dn_base32_decode, "mzxw6y"); /* impossible length (6 mod 8) */
-    BAD(dn_base32_decode, "m1");    /* '1' is not in the alphabet */
-    BAD(dn_base32_decode, "m8");    /* nor '8' */
-    BAD(dn_base32_decode, "mz");    /* non-zero leftover bits */
-    BAD(dn_base32_decode, "MY=====");  /* wrong padding length */
+    BAD(dn_base16_decode, "6");          /* odd length */
+    BAD(dn_base16_decode, "6g");         /* not hex */
+    BAD(dn_base16_decode, "66 6f");      /* space */
+    BAD(dn_base32_decode, "m");          /* impossible length (1 mod 8) */
+    BAD(dn_base32_decode, "mzx");        /* impossible length (3 mod 8) */
+    BAD(dn_base32_decode, "mzxw6y");     /* impossible length (6 mod 8) */
+    BAD(dn_base32_decode, "m1");         /* '1' is not in the alphabet */
+    BAD(dn_base32_decode, "m8");         /* nor '8' */
+    BAD(dn_base32_decode, "mz");         /* non-zero leftover bits */
+    BAD(dn_base32_decode, "MY=====");    /* wrong padding length */
     BAD(dn_base32_decode, "MZXQ======"); /* too much padding */
-    BAD(dn_base64_decode, "Z");     /* 1 mod 4 */
-    BAD(dn_base64_decode, "Zh==");  /* non-zero leftover bits */
-    BAD(dn_base64_decode, "Zg=");   /* padding to a non-multiple of 4 */
-    BAD(dn_base64_decode, "Zg===="); /* too much padding */
-    BAD(dn_base64_decode, "Zg==Zg=="); /* padding in the middle */
+    BAD(dn_base64_decode, "Z");          /* 1 mod 4 */
+    BAD(dn_base64_decode, "Zh==");       /* non-zero leftover bits */
+    BAD(dn_base64_decode, "Zg=");        /* padding to a non-multiple of 4 */
+    BAD(dn_base64_decode, "Zg====");     /* too much padding */
+    BAD(dn_base64_decode, "Zg==Zg==");   /* padding in the middle */
     BAD(dn_base64_decode, "Zm9v!");
-    BAD(dn_base58_decode, "0");     /* 0, O, I, l are not base58 */
+    BAD(dn_base58_decode, "0"); /* 0, O, I, l are not base58 */
     BAD(dn_base58_decode, "O");
     BAD(dn_base58_decode, "I");
     BAD(dn_base58_decode, "2NEpo7TZRRrLZSi2l");
@@ -269,9 +268,9 @@ static void test_roundtrip_random(void **state)
         char s[256];
         int len;
 #define RT(enc, dec, lenf)                                                                         \
-    len = enc(in, n, s, lenf(n));                                                                 \
+    len = enc(in, n, s, lenf(n));                                                                  \
     assert_true(len >= 0 && (size_t)len < lenf(n));                                                \
-    assert_int_equal(dec(s, (size_t)len, back, sizeof(back)), (int)n);                            \
+    assert_int_equal(dec(s, (size_t)len, back, sizeof(back)), (int)n);                             \
     assert_memory_equal(back, in, n);
         RT(dn_base16_encode, dn_base16_decode, dn_base16_enc_len)
         RT(dn_base32_encode, dn_base32_decode, dn_base32_enc_len)
@@ -285,10 +284,10 @@ static void test_roundtrip_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uvarint_vectors),  cmocka_unit_test(test_uvarint_reject),
+        cmocka_unit_test(test_uvarint_vectors),   cmocka_unit_test(test_uvarint_reject),
         cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_rfc4648),
-        cmocka_unit_test(test_base64_alphabets), cmocka_unit_test(test_base_reject),
-        cmocka_unit_test(test_base58_vectors),   cmocka_unit_test(test_base58_bounds),
+        cmocka_unit_test(test_base64_alphabets),  cmocka_unit_test(test_base_reject),
+        cmocka_unit_test(test_base58_vectors),    cmocka_unit_test(test_base58_bounds),
         cmocka_unit_test(test_roundtrip_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

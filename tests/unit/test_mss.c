@@ -410,11 +410,11 @@ static void test_dialer_bad_answers(void **state)
         size_t len;
         int want;
     } cases[] = {
-        {HDR "\x05/tls\n", HDR_LEN + 6, DN_EPROTO},          /* not what we proposed */
-        {HDR "\x0b/tls/1.0.0\n", HDR_LEN + 12, DN_EPROTO},   /* the other proposal, too early */
+        {HDR "\x05/tls\n", HDR_LEN + 6, DN_EPROTO},        /* not what we proposed */
+        {HDR "\x0b/tls/1.0.0\n", HDR_LEN + 12, DN_EPROTO}, /* the other proposal, too early */
         {HDR "\x03NA\n", HDR_LEN + 4, DN_EPROTO},
         {HDR "\x07/noise\r", HDR_LEN + 8, DN_EPROTO},
-        {"\x03na\n", 4, DN_EPROTO},                          /* no header */
+        {"\x03na\n", 4, DN_EPROTO}, /* no header */
         {HDR "\x81\x10", HDR_LEN + 2, DN_ETOOBIG},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -146,10 +146,14 @@ static void test_init_h_ck(void **state)
 static const char *const VEC_PROLOGUE =
     "5468657265206973206e6f20726967687420616e642077726f6e672e2054686572652773206f6e6c79206675"
     "6e20616e6420626f72696e672e";
-static const char *const VEC_INIT_S = "7dec208517a3b81a2861d7a71266d5d6dc944c5a8816634a86fe63198a0148ee";
-static const char *const VEC_INIT_E = "a32daf21e93c0131495ce1d903181fde81cc46937daaeb990bae7c992709421e";
-static const char *const VEC_RESP_S = "4d0aed5098e3b4ef20357e9f686ce66204c792b358da2e475017d6c485304881";
-static const char *const VEC_RESP_E = "4eece0f195d026db035ff987597c429d3ad3bcc2944df37d649528951b2a27c5";
+static const char *const VEC_INIT_S =
+    "7dec208517a3b81a2861d7a71266d5d6dc944c5a8816634a86fe63198a0148ee";
+static const char *const VEC_INIT_E =
+    "a32daf21e93c0131495ce1d903181fde81cc46937daaeb990bae7c992709421e";
+static const char *const VEC_RESP_S =
+    "4d0aed5098e3b4ef20357e9f686ce66204c792b358da2e475017d6c485304881";
+static const char *const VEC_RESP_E =
+    "4eece0f195d026db035ff987597c429d3ad3bcc2944df37d649528951b2a27c5";
 static const char *const VEC_MSG[5][2] = {
     {"d03c489139e645d0711a3c9e810d776b46a84912463fafa87b884eebf242dc34",
      "f9fa868ba97ab8a2686deccfaad5a484ee10a5bb85e3d1dce015a84797f92818d03c489139e645d0711a3c9e81"
@@ -293,7 +297,10 @@ static void check_full(dn_key_type it, dn_key_type rt)
     conn_free(&c);
 }
 
-static void test_handshake_ed25519(void **state) { check_full(DN_KEY_ED25519, DN_KEY_ED25519); }
+static void test_handshake_ed25519(void **state)
+{
+    check_full(DN_KEY_ED25519, DN_KEY_ED25519);
+}
 
 static void test_handshake_secp256k1(void **state)
 {
@@ -301,7 +308,10 @@ static void test_handshake_secp256k1(void **state)
     check_full(DN_KEY_ED25519, DN_KEY_SECP256K1);
 }
 
-static void test_handshake_ecdsa(void **state) { check_full(DN_KEY_ECDSA, DN_KEY_SECP256K1); }
+static void test_handshake_ecdsa(void **state)
+{
+    check_full(DN_KEY_ECDSA, DN_KEY_SECP256K1);
+}
 
 static const char *run_muxers(const char *const *im, size_t in, const char *const *rm, size_t rn)
 {
@@ -558,8 +568,8 @@ static void test_flipped_bits(void **state)
             if (msg == 2) {
                 assert_int_equal(c.m2.len, len);
                 c.m2.data[pos] ^= (uint8_t)(1u << (pos % 8));
-                assert_int_equal(
-                    dn_noise_handshake_feed(&c.i, c.m2.data, c.m2.len, &used, &c.m3), DN_EDECRYPT);
+                assert_int_equal(dn_noise_handshake_feed(&c.i, c.m2.data, c.m2.len, &used, &c.m3),
+                                 DN_EDECRYPT);
                 assert_int_equal(c.m3.len, 0);
             } else {
                 assert_int_equal(feed_all(&c.i, &c.m2, &c.m3), DN_NOISE_DONE);
@@ -651,8 +661,7 @@ static void test_trailing_transport(void **state)
     assert_int_equal(dn_noise_encrypt(&si, (const uint8_t *)"hello", 5, &c.m3), 0);
     size_t used;
     /* Deliver in two pieces across the boundary. */
-    assert_int_equal(dn_noise_handshake_feed(&c.r, c.m3.data, 10, &used, NULL),
-                     DN_NOISE_NEED_MORE);
+    assert_int_equal(dn_noise_handshake_feed(&c.r, c.m3.data, 10, &used, NULL), DN_NOISE_NEED_MORE);
     assert_int_equal(used, 10);
     assert_int_equal(dn_noise_handshake_feed(&c.r, c.m3.data + 10, c.m3.len - 10, &used, NULL),
                      DN_NOISE_DONE);

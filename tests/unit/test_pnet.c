@@ -17,9 +17,8 @@
 #include "dmsnet/log.h"
 #include "pnet/pnet.h"
 
-static const uint8_t key_seq[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
-                                    11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-                                    22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+static const uint8_t key_seq[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
 
 static int setup(void **state)
 {
@@ -45,12 +44,13 @@ static size_t next_chunk(size_t left)
 {
     /* Mix tiny, block-sized and large pieces, plus zero-length calls. */
     size_t c;
-    switch (rnd() % 6) {
+    switch (rnd() % 7) {
     case 0: c = 0; break;
     case 1: c = 1 + rnd() % 8; break;
     case 2: c = 60 + rnd() % 9; break; /* around one block */
     case 3: c = 64 * (1 + rnd() % 4); break;
     case 4: c = rnd() % 300; break;
+    case 5: c = DN_PNET_KS_LEN - 4 + rnd() % 9; break; /* around the made-ahead keystream */
     default: c = rnd() % 5000; break;
     }
     return c < left ? c : left;
@@ -62,17 +62,17 @@ static void test_known_vector(void **state)
 {
     (void)state;
     uint8_t k[32], n[24], want[32], buf[32] = {0};
-    assert_int_equal(sodium_hex2bin(k, 32,
-                                    "1b27556473e985d462cd51197a9a46c76009549eac6474f206c4ee0844f68389",
-                                    64, NULL, NULL, NULL),
-                     0);
+    assert_int_equal(
+        sodium_hex2bin(k, 32, "1b27556473e985d462cd51197a9a46c76009549eac6474f206c4ee0844f68389",
+                       64, NULL, NULL, NULL),
+        0);
     assert_int_equal(sodium_hex2bin(n, 24, "69696ee955b62b73cd62bda875fc73d68219e0036b7a0b37", 48,
                                     NULL, NULL, NULL),
                      0);
-    assert_int_equal(sodium_hex2bin(want, 32,
-                                    "eea6a7251c1e72916d11c2cb214d3c252539121d8e234e652d651fa4c8cff880",
-                                    64, NULL, NULL, NULL),
-                     0);
+    assert_int_equal(
+        sodium_hex2bin(want, 32, "eea6a7251c1e72916d11c2cb214d3c252539121d8e234e652d651fa4c8cff880",
+                       64, NULL, NULL, NULL),
+        0);
     dn_pnet p;
     dn_pnet_init(&p, k, n);
     /* Split 5 + 27 so the leftover-keystream path is part of it. */
@@ -303,8 +303,9 @@ static void test_swarm_key_forms(void **state)
     expect_key(text);
     snprintf(text, sizeof text, "/key/swarm/psk/1.0.0/\n/base16/\n%s \t\n\n", hex_seq);
     expect_key(text);
-    snprintf(text, sizeof text, "/key/swarm/psk/1.0.0/\n/base16/\n"
-                                "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
+    snprintf(text, sizeof text,
+             "/key/swarm/psk/1.0.0/\n/base16/\n"
+             "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
     expect_key(text);
     /* base64, padded and unpadded */
     snprintf(text, sizeof text, "/key/swarm/psk/1.0.0/\n/base64/\n%s\n", b64_seq);

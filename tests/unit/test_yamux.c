@@ -39,7 +39,10 @@ static size_t rnd_chunk(size_t max)
     return 1 + rnd() % max;
 }
 
-static uint8_t pattern(uint64_t off, uint32_t id) { return (uint8_t)(off * 31 + (off >> 11) + id); }
+static uint8_t pattern(uint64_t off, uint32_t id)
+{
+    return (uint8_t)(off * 31 + (off >> 11) + id);
+}
 
 /* ---- independent wire tracker ----------------------------------------- */
 
@@ -50,7 +53,7 @@ typedef struct wire {
 } wire;
 
 typedef struct tracker {
-    wire dir[2]; /* 0: client -> server, 1: server -> client */
+    wire dir[2];           /* 0: client -> server, 1: server -> client */
     int64_t win[2][MAXID]; /* credit for data flowing in direction d */
     bool known[MAXID];
     int64_t max_win[2];
@@ -184,9 +187,7 @@ static void on_event(void *ctx, const dn_yamux_event *ev)
         if (idx)
             p->resets[id]++;
         break;
-    case DN_YAMUX_EV_WRITABLE:
-        p->n_writable++;
-        break;
+    case DN_YAMUX_EV_WRITABLE: p->n_writable++; break;
     case DN_YAMUX_EV_STREAM_GONE:
         p->n_gone++;
         if (idx)

@@ -86,7 +86,7 @@ function peerText (mh) {
 
 function unixPath () {
   const seg = () => Array.from({ length: 1 + int(10) },
-    () => pick('abcdefghijklmnopqrstuvwxyzABCXYZ0123456789._-'.split(''))).join('')
+    () => pick('abcdefghijklmnopqrstuvwxyzABCXYZ0123456789._-% ü'.split(''))).join('')
   return '/' + Array.from({ length: 1 + int(4) }, seg).join('/')
 }
 

@@ -148,7 +148,11 @@ function readUntilEnd (stream, onData, signal) {
         finish(err)
       }
     }
-    const onEnd = () => finish()
+    // 'end' also fires when the remote resets the stream: only a clean end counts.
+    const onEnd = () => {
+      if (stream.status === 'reset' || stream.status === 'aborted') finish(new Error(`stream ${stream.status}`))
+      else finish()
+    }
     const onClose = (evt) => {
       if (evt.error != null) finish(evt.error)
       else if (stream.readableEnded) finish()
@@ -159,7 +163,7 @@ function readUntilEnd (stream, onData, signal) {
     stream.addEventListener('end', onEnd)
     stream.addEventListener('close', onClose)
     signal?.addEventListener('abort', onAbort)
-    if (stream.readableEnded) queueMicrotask(() => finish())
+    if (stream.readableEnded) queueMicrotask(onEnd)
   })
 }
 
@@ -213,6 +217,7 @@ async function handlePerf (stream, connection) {
     emit({ event: 'perf:served', peerId: connection.remotePeer.toString(), received, sent: want })
   } catch (err) {
     emit({ event: 'perf:error', peerId: connection.remotePeer.toString(), received, message: errMessage(err) })
+    if (process.env.PEER_DEBUG) process.stderr.write(`${err.stack}\n`)
     stream.abort(err instanceof Error ? err : new Error(String(err)))
   }
 }
