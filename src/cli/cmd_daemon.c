@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "  --data-dir DIR     state directory (default $DMSNET_HOME or ~/.dmsnet)\n"
             "  --enable-perf      serve the perf protocol (/perf/1.0.0)\n"
             "  --max-conns N      connection limit (default 4096)\n"
+            "  --handshake-timeout S  close connections whose security and muxer\n"
+            "                     handshake takes longer (default 10)\n"
             "  --log LEVEL        trace, debug, info, warn, error, off (default info)\n"
             "  -h, --help         show this help\n");
 }
@@ -72,12 +74,13 @@ int dn_cmd_daemon(int argc, char **argv)
         {"swarm-key", required_argument, NULL, 's'}, {"data-dir", required_argument, NULL, 'd'},
         {"enable-perf", no_argument, NULL, 'p'},     {"max-conns", required_argument, NULL, 'm'},
         {"log", required_argument, NULL, 'L'},       {"help", no_argument, NULL, 'h'},
+        {"handshake-timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     const char *listen[MAX_LISTEN];
     size_t nlisten = 0;
     const char *identity_path = NULL, *swarm_key = NULL, *data_dir = NULL;
     bool perf = false;
-    unsigned long max_conns = 0;
+    unsigned long max_conns = 0, handshake_timeout = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -98,6 +101,15 @@ int dn_cmd_daemon(int argc, char **argv)
             max_conns = strtoul(optarg, &end, 10);
             if (*end || max_conns == 0 || max_conns > 1000000) {
                 dn_cli_error("daemon", "invalid --max-conns '%s'", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'T': {
+            char *end;
+            handshake_timeout = strtoul(optarg, &end, 10);
+            if (*end || handshake_timeout == 0 || handshake_timeout > 3600) {
+                dn_cli_error("daemon", "invalid --handshake-timeout '%s'", optarg);
                 return 2;
             }
             break;
@@ -156,7 +168,8 @@ int dn_cmd_daemon(int argc, char **argv)
     dn_host_config cfg = {.identity = key,
                           .psk = swarm_key ? psk : NULL,
                           .enable_perf = perf,
-                          .max_conns = (uint32_t)max_conns};
+                          .max_conns = (uint32_t)max_conns,
+                          .handshake_timeout_ms = (uint32_t)handshake_timeout * 1000};
     dn_host *h;
     int rc = dn_host_new(&loop, &cfg, &h);
     sodium_memzero(psk, sizeof psk);
