@@ -244,8 +244,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->failed)
         return;
     if (nread < 0) {
-        dn__conn_fail(c, nread == UV_EOF ? (c->phase == PH_OPEN ? DN_ECLOSED : DN_EPROTO)
-                                          : (int)nread);
+        int status = (int)nread;
+        if (nread == UV_EOF || c->goaway_received)
+            status = c->phase == PH_OPEN ? DN_ECLOSED : DN_EPROTO;
+        dn__conn_fail(c, status);
         return;
     }
     uint8_t *fresh = c->rx.data + c->rx.len;

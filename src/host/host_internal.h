@@ -80,6 +80,7 @@ struct dn_conn {
     bool dirty;           /* linked in host->dirty_head */
     bool opened_event;    /* DN_CONN_EV_OPENED was delivered */
     bool identified;
+    bool goaway_received; /* the peer said goodbye: its reset is no error */
     int close_status;
 
     bool use_pnet;

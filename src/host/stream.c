@@ -111,8 +111,11 @@ static int stream_queue(dn_stream *s, const uint8_t *p, size_t n)
 static void stream_negotiated(dn_stream *s, const uint8_t *rest, size_t rest_len)
 {
     dn_conn *c = s->conn;
-    const char *proto = dn_mss_selected(s->mss);
-    s->protocol = strdup(proto ? proto : "");
+    /* Outbound streams already own their (only) proposal. */
+    if (!s->outbound) {
+        const char *proto = dn_mss_selected(s->mss);
+        s->protocol = strdup(proto ? proto : "");
+    }
     free(s->mss);
     s->mss = NULL;
     s->negotiating = false;
@@ -253,6 +256,7 @@ void dn__stream_on_yamux_event(dn_conn *c, const dn_yamux_event *ev)
         return;
     case DN_YAMUX_EV_GOAWAY:
         DN_DEBUG("conn", "peer sent go-away (code %u)", ev->value);
+        c->goaway_received = true;
         return;
     default:
         return;
