@@ -9,10 +9,17 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libsodium-dev libssl-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm iproute2 iperf3 clang-format)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev iproute2 iperf3 clang-format)
 
 pkgs=("${build_pkgs[@]}")
-[ $want_test = 1 ] && pkgs+=("${test_pkgs[@]}")
+if [ $want_test = 1 ]; then
+  pkgs+=("${test_pkgs[@]}")
+  # npm runs the interop tests' install; any Node works for that (Node 22
+  # itself comes from npm). A Node from elsewhere (e.g. nodesource, with
+  # npm bundled) is fine, so look for the commands, not the packages.
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

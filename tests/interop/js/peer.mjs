@@ -167,6 +167,26 @@ function readUntilEnd (stream, onData, signal) {
   })
 }
 
+// Wait until the stream accepts writes again. Not stream.onDrain(): in this libp2p version it
+// keeps its first resolved promise, so after one drain it never waits again and every later
+// write piles up in memory (measured: GBs queued on an endless perf download).
+function waitDrain (stream, signal) {
+  if (!stream.writableNeedsDrain) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onDrain = () => { cleanup(); resolve() }
+    const onClose = (evt) => { cleanup(); reject(evt.error ?? new Error('stream closed while waiting to write')) }
+    const onAbort = () => { cleanup(); reject(signal.reason ?? new Error('aborted')) }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+    signal?.addEventListener('abort', onAbort)
+  })
+}
+
 // Write `total` bytes (Infinity: until the stream can no longer be written) with backpressure.
 async function sendBytes (stream, total, signal) {
   let left = total
@@ -174,7 +194,7 @@ async function sendBytes (stream, total, signal) {
     const n = left >= CHUNK_SIZE ? CHUNK_SIZE : left
     const ok = stream.send(n === CHUNK_SIZE ? CHUNK : CHUNK.subarray(0, n))
     left -= n
-    if (!ok) await stream.onDrain({ signal })
+    if (!ok) await waitDrain(stream, signal)
   }
 }
 
