@@ -41,7 +41,7 @@ expect "identify signed record" \
     "$(js_get "$O" peer:identify 'signedPeerRecord.addrs[0]')" "${PLAIN_MA%/p2p/*}"
 expect "connection muxer" "$(js_get "$O" connection:open multiplexer)" /yamux/1.0.0
 expect "connection security" "$(js_get "$O" connection:open encryption)" /noise
-expect "done line" "$(js_get "$O" done '1')" 1
+expect "done line" "$(js_get "$O" 'done' '1')" 1
 # ... and the listener identified the dialer in turn
 DIALER_ID=$(js_get "$O" dialing peerId) || fail "no dialing line"
 wait_for_line "$PLAIN_OUT" "\"event\":\"peer:identify\",\"peerId\":\"$DIALER_ID\"" 10 >/dev/null ||
@@ -94,6 +94,16 @@ run_js refused --dial "/ip4/127.0.0.1/tcp/1/p2p/$KEY_ID" --ping 1 --timeout 10
 expect "refused exit status" $? 1
 js_get "$WORK/refused.out" error message >/dev/null || fail "no error line for a refused dial"
 
+log "garbage on a raw TCP connection does not hurt the listener"
+port=${PLAIN_MA#/ip4/127.0.0.1/tcp/}
+port=${port%%/*}
+if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+    head -c 4096 /dev/urandom >&3 2>/dev/null
+    exec 3>&-
+fi
+run_js after-garbage --dial "$PLAIN_MA" --ping 1 --timeout 15 || fail "ping after garbage exited $?"
+kill -0 "$JS_PID" 2>/dev/null || fail "listener died after garbage"
+
 log "the listener exits 0 on SIGTERM"
 stop_pid "$JS_PID"
 expect "listener exit status" $? 0
@@ -113,18 +123,27 @@ expect "pnet pings" "$(js_get "$WORK/pgood.out" ping 'all.length')" 2
 expect "pnet perf" "$(js_get "$WORK/pgood.out" perf 'upload + "/" + download')" \
     "$((8 * MIB))/$((8 * MIB))"
 
-log "pnet: a different key fails cleanly within the timeout"
+log "pnet: a different key, and no key at all, fail cleanly within the timeout (in parallel)"
 t0=$(date +%s)
-run_js pbad --dial "$PNET_MA" --psk "$WORK/other.key" --ping 1 --timeout 15
-expect "wrong-key dialer exit status" $? 1
+run_js pbad --dial "$PNET_MA" --psk "$WORK/other.key" --ping 1 --timeout 15 &
+pbad=$!
+run_js pnone --dial "$PNET_MA" --ping 1 --timeout 15 &
+pnone=$!
+register_pid "$pbad"
+register_pid "$pnone"
+wait "$pbad"
+rc_bad=$?
+wait "$pnone"
+rc_none=$?
+forget_pid "$pbad"
+forget_pid "$pnone"
+expect "wrong-key dialer exit status" $rc_bad 1
+expect "no-key dialer exit status" $rc_none 1
+[ $(($(date +%s) - t0)) -le 20 ] || fail "failing pnet dialers took more than 20 s"
 js_get "$WORK/pbad.out" error message >/dev/null || fail "no error line for the wrong key"
-[ "$(count_lines "$WORK/pbad.out" '"event":"ping"')" = 0 ] || fail "wrong key got a ping through"
-[ $(($(date +%s) - t0)) -le 20 ] || fail "wrong-key dialer took more than 20 s"
-
-log "pnet: no key at all fails cleanly"
-run_js pnone --dial "$PNET_MA" --ping 1 --timeout 15
-expect "no-key dialer exit status" $? 1
 js_get "$WORK/pnone.out" error message >/dev/null || fail "no error line without a key"
+[ "$(count_lines "$WORK/pbad.out" '"event":"ping"')" = 0 ] || fail "wrong key got a ping through"
+[ "$(count_lines "$WORK/pnone.out" '"event":"ping"')" = 0 ] || fail "no key got a ping through"
 
 log "pnet: the listener still serves the next good dialer"
 kill -0 "$PNET_PID" 2>/dev/null || fail "pnet listener died"

@@ -55,11 +55,20 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null
     rc=$?
-    local keep=() p
-    for p in "${_DN_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-    _DN_PIDS=("${keep[@]}")
+    forget_pid "$pid"
     return $rc
 }
+
+# forget_pid PID: take a process you have already waited for off the cleanup list (so cleanup
+# never signals a recycled pid).
+forget_pid() {
+    local keep=() p
+    for p in "${_DN_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    _DN_PIDS=("${keep[@]}")
+}
+
+# register_pid PID: have cleanup kill a background process you started yourself.
+register_pid() { _DN_PIDS+=("$1"); }
 
 cleanup() {
     local rc=$? pid
@@ -159,7 +168,7 @@ start_js_listener() {
         fail "js listener '$name' did not start"
     JS_MA=$(printf '%s\n' "$line" | sed -n 's/.*"addrs":\["\([^"]*\)".*/\1/p')
     JS_PEER_ID=$(printf '%s\n' "$line" | sed -n 's/.*"peerId":"\([^"]*\)".*/\1/p')
-    [ -n "$JS_MA" ] && [ -n "$JS_PEER_ID" ] || fail "js listener '$name': bad listening line: $line"
+    { [ -n "$JS_MA" ] && [ -n "$JS_PEER_ID" ]; } || fail "js listener '$name': bad listening line: $line"
     export JS_MA JS_PEER_ID JS_PID JS_OUT
 }
 
@@ -190,7 +199,7 @@ start_dmsnet_daemon() {
         fail "dmsnet daemon '$name' did not start"
     DMSNET_MA=$(printf '%s\n' "$line" | sed -n 's/.*listening on \([^ ]*\).*/\1/p')
     DMSNET_PEER_ID=${DMSNET_MA##*/p2p/}
-    [ -n "$DMSNET_MA" ] && [ "$DMSNET_PEER_ID" != "$DMSNET_MA" ] ||
+    { [ -n "$DMSNET_MA" ] && [ "$DMSNET_PEER_ID" != "$DMSNET_MA" ]; } ||
         fail "dmsnet daemon '$name': bad listening line: $line"
     export DMSNET_MA DMSNET_PEER_ID DMSNET_PID DMSNET_LOG
 }

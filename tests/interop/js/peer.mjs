@@ -33,6 +33,7 @@ const STREAM_LIMIT = 1024
 // One reused buffer for every perf write: the content does not matter, only the byte count.
 const CHUNK_SIZE = 64 * 1024
 const CHUNK = new Uint8Array(CHUNK_SIZE).fill(0x5a)
+const WRITE_HIGH_WATER = 4 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
 // Output: one JSON object per line.  stdout writes to files and pipes are synchronous on Linux,
@@ -194,7 +195,11 @@ async function sendBytes (stream, total, signal) {
     const n = left >= CHUNK_SIZE ? CHUNK_SIZE : left
     const ok = stream.send(n === CHUNK_SIZE ? CHUNK : CHUNK.subarray(0, n))
     left -= n
-    if (!ok) await waitDrain(stream, signal)
+    // Keep up to WRITE_HIGH_WATER queued behind a full window, so a window update finds data
+    // ready to go instead of waiting for this loop to be scheduled; beyond that, wait.
+    while (!ok && stream.writableNeedsDrain && stream.writeBufferLength >= WRITE_HIGH_WATER) {
+      await waitDrain(stream, signal)
+    }
   }
 }
 
