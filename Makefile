@@ -24,7 +24,7 @@ build: setup $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 release: setup
-	cmake -S . -B $(BUILD_REL) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DDN_TESTS=OFF
+	cmake -S . -B $(BUILD_REL) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DDN_TESTS=OFF -DDN_WERROR=OFF
 	cmake --build $(BUILD_REL) -j $(JOBS)
 
 # Starts a node with defaults (see README: `dmsnet daemon`).

@@ -303,8 +303,8 @@ static int render(const uint8_t *b, size_t len, char *out, size_t outlen)
     size_t off = 0;
     int idx = 0;
     while (off < len) {
-        dn_ma_component c;
-        const proto *p;
+        dn_ma_component c = {0};
+        const proto *p = NULL;
         idx++;
         int rc = decode_component(b, len, &off, &c, &p, idx);
         if (rc < 0)
