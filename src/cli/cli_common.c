@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 #include "cli/cli.h"
 #include "dmsnet/error.h"
 #include "dmsnet/multiaddr.h"
@@ -179,4 +181,45 @@ void dn_cli_shutdown(dn_host *h)
      * against a handle someone forgot to close. */
     for (int i = 0; i < 1000 && uv_run(loop, UV_RUN_NOWAIT); i++)
         ;
+}
+
+int dn_cli_client_start(const char *cmd, const char *identity_path, const char *swarm_key_path,
+                        dn_host_config *cfg, dn_cli_client *cl)
+{
+    memset(cl, 0, sizeof *cl);
+    if (identity_path) {
+        if (dn_cli_load_identity(cmd, identity_path, 0, &cl->key))
+            return 1;
+    } else {
+        int rc = dn_privkey_generate(DN_KEY_ED25519, &cl->key);
+        if (rc) {
+            dn_cli_error(cmd, "cannot create a key: %s", dn_strerror(rc));
+            return 1;
+        }
+    }
+    uint8_t psk[32];
+    if (swarm_key_path && dn_cli_load_swarm_key(cmd, swarm_key_path, psk)) {
+        dn_privkey_free(cl->key);
+        return 1;
+    }
+    uv_loop_init(&cl->loop);
+    cfg->identity = cl->key;
+    cfg->psk = swarm_key_path ? psk : NULL;
+    int rc = dn_host_new(&cl->loop, cfg, &cl->host);
+    sodium_memzero(psk, sizeof psk); /* the host keeps its own copy */
+    cfg->psk = NULL;
+    if (rc) {
+        dn_cli_error(cmd, "cannot start: %s", dn_strerror(rc));
+        uv_loop_close(&cl->loop);
+        dn_privkey_free(cl->key);
+        return 1;
+    }
+    return 0;
+}
+
+void dn_cli_client_stop(dn_cli_client *cl)
+{
+    dn_cli_shutdown(cl->host);
+    uv_loop_close(&cl->loop);
+    dn_privkey_free(cl->key);
 }

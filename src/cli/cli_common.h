@@ -26,4 +26,19 @@ dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsign
 /* Close the host and run the loop until everything is released. */
 void dn_cli_shutdown(dn_host *h);
 
+/* A short-lived client node for ping, perf, identify. */
+typedef struct dn_cli_client {
+    uv_loop_t loop;
+    dn_privkey *key;
+    dn_host *host;
+} dn_cli_client;
+/* Start a client: the identity from identity_path, or a fresh Ed25519 key
+ * when NULL; the swarm key from swarm_key_path when not NULL. cfg's other
+ * fields are used as given (identity and psk are filled in here). Prints
+ * the error and returns 1 on failure, 0 on success. */
+int dn_cli_client_start(const char *cmd, const char *identity_path, const char *swarm_key_path,
+                        dn_host_config *cfg, dn_cli_client *cl);
+/* Shut the host down, close the loop, free the key. */
+void dn_cli_client_stop(dn_cli_client *cl);
+
 #endif

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "cli/cli.h"
 #include "cli/cli_common.h"
 #include "dmsnet/error.h"
@@ -91,41 +89,22 @@ int dn_cmd_identify(int argc, char **argv)
         dn_cli_error("identify", "the address must end in /p2p/<peer id>");
         return 2;
     }
-    dn_privkey *key = NULL;
-    int rc = dn_privkey_generate(DN_KEY_ED25519, &key);
-    if (rc) {
-        dn_cli_error("identify", "cannot create a key: %s", dn_strerror(rc));
-        return 1;
-    }
-    uint8_t psk[32];
-    if (swarm_key && dn_cli_load_swarm_key("identify", swarm_key, psk)) {
-        dn_privkey_free(key);
-        return 1;
-    }
-    uv_loop_t loop;
-    uv_loop_init(&loop);
     unsigned timeout_ms = (unsigned)timeout * 1000;
-    dn_host_config cfg = {.identity = key,
-                          .psk = swarm_key ? psk : NULL,
-                          .handshake_timeout_ms = timeout_ms,
-                          .dial_timeout_ms = timeout_ms};
-    dn_host *h;
-    rc = dn_host_new(&loop, &cfg, &h);
-    sodium_memzero(psk, sizeof psk);
-    if (rc) {
-        dn_cli_error("identify", "cannot start: %s", dn_strerror(rc));
-        dn_privkey_free(key);
+    dn_host_config cfg = {.handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
+    dn_cli_client cl;
+    if (dn_cli_client_start("identify", NULL, swarm_key, &cfg, &cl))
         return 1;
-    }
+    uv_loop_t *loop = &cl.loop;
+    dn_host *h = cl.host;
     id_wait w = {0};
     dn_host_set_conn_observer(h, on_event, &w);
     uv_timer_t deadline;
-    uv_timer_init(&loop, &deadline);
+    uv_timer_init(loop, &deadline);
     deadline.data = &w;
     uv_timer_start(&deadline, on_deadline, timeout_ms, 0);
     int exit_code = 1;
     if (dn_cli_dial("identify", h, &ma, timeout_ms)) {
-        while (!w.done && uv_run(&loop, UV_RUN_ONCE))
+        while (!w.done && uv_run(loop, UV_RUN_ONCE))
             ;
         const dn_peer_info *p = dn_host_peer(h, &target);
         if (p && p->identified) {
@@ -136,8 +115,6 @@ int dn_cmd_identify(int argc, char **argv)
         }
     }
     uv_close((uv_handle_t *)&deadline, NULL);
-    dn_cli_shutdown(h);
-    uv_loop_close(&loop);
-    dn_privkey_free(key);
+    dn_cli_client_stop(&cl);
     return exit_code;
 }

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "cli/cli.h"
 #include "cli/cli_common.h"
 #include "dmsnet/error.h"
@@ -120,47 +118,29 @@ int dn_cmd_perf(int argc, char **argv)
         dn_cli_error("perf", "the address must end in /p2p/<peer id>");
         return 2;
     }
-    dn_privkey *key = NULL;
-    int rc = identity ? (dn_cli_load_identity("perf", identity, 0, &key) ? DN_EINVAL : 0)
-                      : dn_privkey_generate(DN_KEY_ED25519, &key);
-    if (rc) {
-        if (!identity)
-            dn_cli_error("perf", "cannot create a key: %s", dn_strerror(rc));
+    dn_host_config cfg = {.max_streams = 4096};
+    dn_cli_client cl;
+    if (dn_cli_client_start("perf", identity, swarm_key, &cfg, &cl))
         return 1;
-    }
-    uint8_t psk[32];
-    if (swarm_key && dn_cli_load_swarm_key("perf", swarm_key, psk)) {
-        dn_privkey_free(key);
-        return 1;
-    }
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dn_host_config cfg = {.identity = key, .psk = swarm_key ? psk : NULL, .max_streams = 4096};
-    dn_host *h;
-    rc = dn_host_new(&loop, &cfg, &h);
-    sodium_memzero(psk, sizeof psk);
-    if (rc) {
-        dn_cli_error("perf", "cannot start: %s", dn_strerror(rc));
-        dn_privkey_free(key);
-        return 1;
-    }
+    uv_loop_t *loop = &cl.loop;
+    dn_host *h = cl.host;
     perf_state st = {0};
     uv_timer_t deadline;
-    uv_timer_init(&loop, &deadline);
+    uv_timer_init(loop, &deadline);
     deadline.data = &st;
     uv_timer_start(&deadline, on_deadline, timeout * 1000, 0);
     int exit_code = 1;
     dn_conn *conn = dn_cli_dial("perf", h, &ma, 10000);
     if (conn) {
         for (unsigned long i = 0; i < streams; i++) {
-            rc = dn_perf_run(conn, upload, download, on_perf_done, &st);
+            int rc = dn_perf_run(conn, upload, download, on_perf_done, &st);
             if (rc) {
                 st.status = rc;
                 break;
             }
             st.pending++;
         }
-        while (st.pending && st.status != DN_ETIMEOUT && uv_run(&loop, UV_RUN_ONCE))
+        while (st.pending && st.status != DN_ETIMEOUT && uv_run(loop, UV_RUN_ONCE))
             ;
         if (st.pending && !st.status)
             st.status = DN_ECLOSED;
@@ -192,8 +172,6 @@ int dn_cmd_perf(int argc, char **argv)
             exit_code = 0;
     }
     uv_close((uv_handle_t *)&deadline, NULL);
-    dn_cli_shutdown(h);
-    uv_loop_close(&loop);
-    dn_privkey_free(key);
+    dn_cli_client_stop(&cl);
     return exit_code;
 }

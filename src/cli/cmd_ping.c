@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "cli/cli.h"
 #include "cli/cli_common.h"
 #include "dmsnet/error.h"
@@ -130,39 +128,18 @@ int dn_cmd_ping(int argc, char **argv)
         return 2;
     }
 
-    dn_privkey *key = NULL;
-    int rc = identity ? (dn_cli_load_identity("ping", identity, 0, &key) ? DN_EINVAL : 0)
-                      : dn_privkey_generate(DN_KEY_ED25519, &key);
-    if (rc) {
-        if (!identity)
-            dn_cli_error("ping", "cannot create a key: %s", dn_strerror(rc));
-        return 1;
-    }
-    uint8_t psk[32];
-    if (swarm_key && dn_cli_load_swarm_key("ping", swarm_key, psk)) {
-        dn_privkey_free(key);
-        return 1;
-    }
-    uv_loop_t loop;
-    uv_loop_init(&loop);
     unsigned timeout_ms = (unsigned)(timeout * 1000);
-    dn_host_config cfg = {.identity = key,
-                          .psk = swarm_key ? psk : NULL,
-                          .handshake_timeout_ms = timeout_ms,
-                          .dial_timeout_ms = timeout_ms};
-    dn_host *h;
-    rc = dn_host_new(&loop, &cfg, &h);
-    sodium_memzero(psk, sizeof psk);
-    if (rc) {
-        dn_cli_error("ping", "cannot start: %s", dn_strerror(rc));
-        dn_privkey_free(key);
+    dn_host_config cfg = {.handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
+    dn_cli_client cl;
+    if (dn_cli_client_start("ping", identity, swarm_key, &cfg, &cl))
         return 1;
-    }
+    uv_loop_t *loop = &cl.loop;
+    dn_host *h = cl.host;
     char peer[DN_PEERID_STR_MAX];
     dn_peerid_to_string(&target, peer, sizeof peer);
     ping_state st = {.peer = peer, .count = (unsigned)count};
     uv_timer_t deadline;
-    uv_timer_init(&loop, &deadline);
+    uv_timer_init(loop, &deadline);
     deadline.data = &st;
     uv_timer_start(&deadline, on_deadline, timeout_ms, 0);
 
@@ -171,12 +148,12 @@ int dn_cmd_ping(int argc, char **argv)
     int exit_code = 1;
     if (conn) {
         dn_ping_callbacks cbs = {.on_reply = on_reply, .on_done = on_done};
-        rc = dn_ping_run(conn, st.count, (unsigned)(interval * 1000), &cbs, &st);
+        int rc = dn_ping_run(conn, st.count, (unsigned)(interval * 1000), &cbs, &st);
         if (rc) {
             st.status = rc;
             st.done = true;
         }
-        while (!st.done && uv_run(&loop, UV_RUN_ONCE))
+        while (!st.done && uv_run(loop, UV_RUN_ONCE))
             ;
         if (!st.done)
             st.status = DN_ECLOSED;
@@ -191,8 +168,6 @@ int dn_cmd_ping(int argc, char **argv)
         }
     }
     uv_close((uv_handle_t *)&deadline, NULL);
-    dn_cli_shutdown(h);
-    uv_loop_close(&loop);
-    dn_privkey_free(key);
+    dn_cli_client_stop(&cl);
     return exit_code;
 }
