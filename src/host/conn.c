@@ -22,6 +22,13 @@
 
 static const char *const muxers[] = {DN_YAMUX_PROTOCOL};
 
+/* Hard cap on ciphertext queued behind a write that has not completed.
+ * Stream data stops at DN_CONN_WIRE_HIGH (plus one frame), so only frames
+ * the peer's own input makes us produce (yamux RSTs for refused SYNs, ping
+ * replies, window updates) can pass it: a peer that sends those without
+ * ever reading would otherwise grow this buffer without bound. */
+#define CONN_WIRE_MAX (4u * DN_CONN_WIRE_HIGH)
+
 static void conn_process(dn_conn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -231,6 +238,12 @@ static void on_timeout(uv_timer_t *t)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     dn_conn *c = h->data;
+    /* Move the unconsumed tail (less than one Noise frame) to the front
+     * only when the free room runs short, not after every read. */
+    if (c->rx.cap - c->rx.len < DN_CONN_READ_CHUNK && c->rx_off) {
+        dn_buf_consume(&c->rx, c->rx_off);
+        c->rx_off = 0;
+    }
     if (dn_buf_reserve(&c->rx, DN_CONN_READ_CHUNK)) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
@@ -265,6 +278,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->rx.len += n;
     conn_process(c);
     dn__conn_flush(c);
+    if (!c->failed && c->wire.len > CONN_WIRE_MAX) {
+        char name[16];
+        DN_INFO("conn", "connection %s %s: %zu bytes queued, peer is not reading",
+                c->outbound ? "to" : "from", conn_name(c, name), c->wire.len);
+        dn__conn_fail(c, DN_ELIMIT);
+    }
 }
 
 /* The muxer is agreed: start yamux with whatever plaintext already came. */
@@ -334,6 +353,16 @@ static int start_noise(dn_conn *c)
     return rc;
 }
 
+/* c->rx holds received bytes from rx_off to len. */
+static uint8_t *rx_data(dn_conn *c) { return c->rx.data + c->rx_off; }
+static size_t rx_len(const dn_conn *c) { return c->rx.len - c->rx_off; }
+static void rx_consume(dn_conn *c, size_t n)
+{
+    c->rx_off += n;
+    if (c->rx_off == c->rx.len)
+        c->rx.len = c->rx_off = 0;
+}
+
 /* One step of the current phase over c->rx. Returns 1 if it made progress
  * and more may follow, 0 if it needs more input, or a negative error. */
 static int process_step(dn_conn *c)
@@ -343,8 +372,8 @@ static int process_step(dn_conn *c)
     switch (c->phase) {
     case PH_SECURITY_MSS:
         dn_buf_reset(&c->scratch);
-        rc = dn_mss_feed(&c->mss, c->rx.data, c->rx.len, &used, &c->scratch);
-        dn_buf_consume(&c->rx, used);
+        rc = dn_mss_feed(&c->mss, rx_data(c), rx_len(c), &used, &c->scratch);
+        rx_consume(c, used);
         if (rc >= 0 && c->scratch.len) {
             int wrc = wire_append_raw(c, c->scratch.data, c->scratch.len);
             if (wrc)
@@ -356,11 +385,11 @@ static int process_step(dn_conn *c)
         }
         return rc;
     case PH_NOISE:
-        if (c->rx.len == 0)
+        if (rx_len(c) == 0)
             return 0;
         dn_buf_reset(&c->scratch);
-        rc = dn_noise_handshake_feed(c->hs, c->rx.data, c->rx.len, &used, &c->scratch);
-        dn_buf_consume(&c->rx, used);
+        rc = dn_noise_handshake_feed(c->hs, rx_data(c), rx_len(c), &used, &c->scratch);
+        rx_consume(c, used);
         if (rc >= 0 && c->scratch.len) {
             int wrc = wire_append_raw(c, c->scratch.data, c->scratch.len);
             if (wrc)
@@ -373,10 +402,10 @@ static int process_step(dn_conn *c)
         return rc;
     case PH_MUXER_MSS:
     case PH_OPEN:
-        if (c->rx.len == 0)
+        if (rx_len(c) == 0)
             return 0;
-        rc = dn_noise_decrypt(&c->noise, c->rx.data, c->rx.len, &used, &c->plain);
-        dn_buf_consume(&c->rx, used);
+        rc = dn_noise_decrypt(&c->noise, rx_data(c), rx_len(c), &used, &c->plain);
+        rx_consume(c, used);
         if (rc)
             return rc;
         if (c->plain.len == 0)

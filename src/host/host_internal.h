@@ -98,7 +98,8 @@ struct dn_conn {
     dn_pubkey *remote_key;
     dn_multiaddr remote_addr;
 
-    dn_buf rx;            /* received bytes (pnet removed), not yet consumed */
+    dn_buf rx;            /* received bytes (pnet removed); consumed up to rx_off */
+    size_t rx_off;
     dn_buf plain;         /* Noise plaintext, scratch per read */
     dn_buf scratch;       /* handshake replies before encryption */
     dn_buf wire;          /* ciphertext waiting for the socket */
