@@ -14,10 +14,16 @@
 #define PERF_CHUNK (64u * 1024u)
 static const uint8_t zeros[PERF_CHUNK];
 
-/* Queue up to `*left` bytes, keeping the stream queue near the high mark. */
-static int perf_fill(dn_stream *s, uint64_t *left)
+/* The server keeps its queue just above the low mark: enough for
+ * on_writable to fire as it drains, yet a peer that opens many perf
+ * streams and stops reading pins ~320 KiB per stream, not
+ * DN_STREAM_QUEUE_HIGH (4 MiB) each. */
+#define PERF_SERVER_QUEUE (DN_STREAM_QUEUE_LOW + PERF_CHUNK)
+
+/* Queue up to `*left` bytes, keeping the stream queue near `mark`. */
+static int perf_fill(dn_stream *s, uint64_t *left, size_t mark)
 {
-    while (*left > 0 && dn_stream_queued(s) + PERF_CHUNK <= DN_STREAM_QUEUE_HIGH) {
+    while (*left > 0 && dn_stream_queued(s) + PERF_CHUNK <= mark) {
         size_t n = *left < PERF_CHUNK ? (size_t)*left : PERF_CHUNK;
         int rc = dn_stream_write(s, zeros, n);
         if (rc)
@@ -41,7 +47,7 @@ static void server_writable(dn_stream *s, void *arg)
     perf_server *p = arg;
     if (!p->sending)
         return;
-    if (perf_fill(s, &p->to_send) < 0) {
+    if (perf_fill(s, &p->to_send, PERF_SERVER_QUEUE) < 0) {
         dn_stream_reset(s);
         return;
     }
@@ -125,7 +131,7 @@ static void client_writable(dn_stream *s, void *arg)
     if (p->upload_done)
         return;
     uint64_t before = p->upload_left;
-    if (perf_fill(s, &p->upload_left) < 0) {
+    if (perf_fill(s, &p->upload_left, DN_STREAM_QUEUE_HIGH) < 0) {
         dn_stream_reset(s);
         return;
     }
