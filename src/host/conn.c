@@ -32,12 +32,15 @@ static const char *const muxers[] = {DN_YAMUX_PROTOCOL};
 static void conn_process(dn_conn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static const char *conn_name(const dn_conn *c, char buf[16])
+/* How logs name a connection: the peer id once known, else its address. */
+static const char *conn_name(const dn_conn *c, char buf[64])
 {
     if (c->phase >= PH_MUXER_MSS)
         return dn_peerid_short(&c->remote, buf);
     if (c->have_expected)
         return dn_peerid_short(&c->expected, buf);
+    if (c->remote_addr.len && dn_multiaddr_to_string(&c->remote_addr, buf, 64) > 0)
+        return buf;
     return "(unknown)";
 }
 
@@ -79,7 +82,7 @@ void dn__conn_fail(dn_conn *c, int status)
 {
     if (c->failed)
         return;
-    char name[16];
+    char name[64];
     c->failed = true;
     c->close_status = status;
     if (status && status != DN_ECLOSED)
@@ -279,7 +282,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_process(c);
     dn__conn_flush(c);
     if (!c->failed && c->wire.len > CONN_WIRE_MAX) {
-        char name[16];
+        char name[64];
         DN_INFO("conn", "connection %s %s: %zu bytes queued, peer is not reading",
                 c->outbound ? "to" : "from", conn_name(c, name), c->wire.len);
         dn__conn_fail(c, DN_ELIMIT);
@@ -297,7 +300,7 @@ static int start_yamux(dn_conn *c)
         return rc;
     c->phase = PH_OPEN;
     uv_timer_stop(&c->timer);
-    char name[16];
+    char name[64];
     DN_DEBUG("conn", "connection %s %s open", c->outbound ? "to" : "from",
              dn_peerid_short(&c->remote, name));
     dn__host_conn_opened(c->host, c);
