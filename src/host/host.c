@@ -359,6 +359,8 @@ static void host_maybe_done(dn_host *h)
     for (size_t i = 0; i < h->nhandlers; i++)
         free(h->handlers[i].protocol);
     dn__peerstore_free(&h->peers);
+    dn_buf_free(&h->record_addrs);
+    dn_buf_free(&h->record);
     sodium_memzero(h->psk, sizeof h->psk);
     free(h);
     if (cb)

@@ -152,6 +152,10 @@ struct dn_host {
     void (*close_cb)(void *arg);
     void *close_arg;
     uint64_t identify_seq; /* signed peer record sequence number */
+    /* The signed peer record is signed once per address set, not per
+     * connection: the addresses it covers and the sealed envelope. */
+    dn_buf record_addrs;
+    dn_buf record;
 };
 
 /* conn.c */

@@ -62,9 +62,41 @@ static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
     return n;
 }
 
+/* Our signed peer record for these addresses, from the cache when they are
+ * unchanged (signing costs more than the rest of identify). */
+static int sealed_record(dn_host *h, const dn_multiaddr *addrs, size_t naddrs, const dn_buf **out)
+{
+    dn_buf key = DN_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < naddrs; i++) {
+        rc = dn_buf_append_uvarint(&key, addrs[i].len); /* length-prefixed: unambiguous */
+        if (!rc)
+            rc = dn_buf_append(&key, addrs[i].bytes, addrs[i].len);
+    }
+    bool same = !rc && h->record.len && key.len == h->record_addrs.len &&
+                (key.len == 0 || memcmp(key.data, h->record_addrs.data, key.len) == 0);
+    if (!rc && !same) {
+        if (h->record.len)
+            h->identify_seq++; /* new content needs a new sequence number */
+        dn_buf_reset(&h->record);
+        rc = dn__peer_record_seal(h->identity, h->identify_seq, addrs, naddrs, &h->record);
+        if (!rc) {
+            dn_buf t = h->record_addrs;
+            h->record_addrs = key;
+            key = t;
+        } else {
+            dn_buf_reset(&h->record);
+        }
+    }
+    dn_buf_free(&key);
+    *out = &h->record;
+    return rc;
+}
+
 static int build_identify(dn_host *h, dn_conn *c, dn_buf *out)
 {
-    dn_buf msg = DN_BUF_INIT, pub = DN_BUF_INIT, rec = DN_BUF_INIT;
+    dn_buf msg = DN_BUF_INIT, pub = DN_BUF_INIT;
+    const dn_buf *rec = NULL;
     dn_multiaddr addrs[MAX_ADVERTISED];
     size_t naddrs = advertised_addrs(h, addrs, MAX_ADVERTISED);
     int rc = dn_pubkey_to_protobuf(dn_privkey_public(h->identity), &pub);
@@ -81,16 +113,15 @@ static int build_identify(dn_host *h, dn_conn *c, dn_buf *out)
     if (!rc)
         rc = dn_pb_put_string(&msg, 6, h->agent_version);
     if (!rc)
-        rc = dn__peer_record_seal(h->identity, h->identify_seq, addrs, naddrs, &rec);
+        rc = sealed_record(h, addrs, naddrs, &rec);
     if (!rc)
-        rc = dn_pb_put_bytes(&msg, 8, rec.data, rec.len);
+        rc = dn_pb_put_bytes(&msg, 8, rec->data, rec->len);
     if (!rc)
         rc = dn_buf_append_uvarint(out, msg.len);
     if (!rc)
         rc = dn_buf_append(out, msg.data, msg.len);
     dn_buf_free(&msg);
     dn_buf_free(&pub);
-    dn_buf_free(&rec);
     return rc;
 }
 
@@ -380,6 +411,7 @@ static void push_opened(dn_stream *s, int status, void *arg)
 
 void dn_host_identify_push(dn_host *h)
 {
+    dn_buf_reset(&h->record); /* re-sign with a new sequence number */
     h->identify_seq++;
     for (dn_conn *c = h->conns; c; c = c->next) {
         if (c->phase != PH_OPEN || c->failed)
