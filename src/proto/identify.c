@@ -25,9 +25,7 @@ static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
     dn_multiaddr bound[DN_HOST_MAX_LISTENERS];
     size_t nb = dn_host_listen_addrs(h, bound, DN_HOST_MAX_LISTENERS), n = 0;
     uv_interface_address_t *ifs = NULL;
-    int nifs = 0;
-    if (uv_interface_addresses(&ifs, &nifs) != 0)
-        nifs = 0;
+    int nifs = -1; /* listed on first need: it costs a netlink dump */
     for (size_t i = 0; i < nb && n < max; i++) {
         size_t off = 0;
         dn_ma_component ip, port;
@@ -40,6 +38,8 @@ static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
             out[n++] = bound[i];
             continue;
         }
+        if (nifs < 0 && uv_interface_addresses(&ifs, &nifs) != 0)
+            nifs = 0;
         for (int k = 0; k < nifs && n < max; k++) {
             const struct sockaddr *sa = (const struct sockaddr *)&ifs[k].address;
             dn_multiaddr *m = &out[n];
