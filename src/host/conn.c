@@ -407,6 +407,20 @@ static int process_step(dn_conn *c)
     case PH_OPEN:
         if (rx_len(c) == 0)
             return 0;
+        if (c->phase == PH_OPEN) {
+            /* The data path: open each message in place, hand it to yamux. */
+            uint8_t *pt;
+            size_t ptlen;
+            while ((rc = dn_noise_decrypt_inplace(&c->noise, rx_data(c), rx_len(c), &used, &pt,
+                                                  &ptlen)) == 1) {
+                rx_consume(c, used);
+                if (ptlen && (rc = dn_yamux_feed(c->yamux, pt, ptlen)) < 0)
+                    return rc;
+                if (c->failed)
+                    return 0;
+            }
+            return rc;
+        }
         rc = dn_noise_decrypt(&c->noise, rx_data(c), rx_len(c), &used, &c->plain);
         rx_consume(c, used);
         if (rc)

@@ -105,6 +105,13 @@ int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf 
  * dead (DN_ESTATE); the send side keeps working. */
 int dn_noise_decrypt(dn_noise_session *s, const uint8_t *in, size_t len, size_t *consumed,
                      dn_buf *out);
+/* Decrypt the first transport message of in[0..len) in place: on 1, the
+ * plaintext is (*pt, *ptlen) inside in, and *used bytes of in (length
+ * prefix, ciphertext, tag) are done with. 0: the message is incomplete.
+ * Errors as dn_noise_decrypt. Saves the copy into a second buffer on the
+ * receive path. */
+int dn_noise_decrypt_inplace(dn_noise_session *s, uint8_t *in, size_t len, size_t *used,
+                             uint8_t **pt, size_t *ptlen);
 void dn_noise_session_free(dn_noise_session *s); /* wipes keys */
 
 #endif

@@ -213,6 +213,38 @@ int dn_noise_decrypt(dn_noise_session *s, const uint8_t *in, size_t len, size_t 
     return 0;
 }
 
+int dn_noise_decrypt_inplace(dn_noise_session *s, uint8_t *in, size_t len, size_t *used,
+                             uint8_t **pt, size_t *ptlen)
+{
+    *used = 0;
+    if (!s->rx.ctx)
+        return DN_ESTATE;
+    if (len < 2)
+        return 0;
+    size_t mlen = ((size_t)in[0] << 8) | in[1];
+    if (mlen < DN_NOISE_TAGLEN) {
+        dn__noise_cipher_clear(&s->rx);
+        return DN_EMALFORMED;
+    }
+    if (len - 2 < mlen)
+        return 0;
+    if (s->rx.nonce == UINT64_MAX) {
+        dn__noise_cipher_clear(&s->rx);
+        return DN_ELIMIT;
+    }
+    /* ChaCha20 is a stream cipher: OpenSSL decrypts with out == in. */
+    int rc = dn__noise_aead_open(s->rx.ctx, NULL, s->rx.nonce, NULL, 0, in + 2, mlen, in + 2);
+    if (rc) {
+        dn__noise_cipher_clear(&s->rx);
+        return rc;
+    }
+    s->rx.nonce++;
+    *pt = in + 2;
+    *ptlen = mlen - DN_NOISE_TAGLEN;
+    *used = 2 + mlen;
+    return 1;
+}
+
 void dn_noise_session_free(dn_noise_session *s)
 {
     if (!s)

@@ -848,6 +848,52 @@ static void test_transport_sizes(void **state)
     conn_free(&c);
 }
 
+/* In-place opening: the same plaintext, message by message, with partial
+ * input reported as incomplete and a corrupted message refused. */
+static void test_transport_inplace(void **state)
+{
+    conn c;
+    dn_noise_session si, sr;
+    sessions(&c, &si, &sr);
+    size_t len = 3 * 65519 + 100;
+    uint8_t *pt = malloc(len);
+    assert_non_null(pt);
+    randombytes_buf(pt, len);
+    dn_buf wire = DN_BUF_INIT, back = DN_BUF_INIT;
+    assert_int_equal(dn_noise_encrypt(&si, pt, len, &wire), 0);
+    uint8_t *p;
+    size_t used, plen, pos = 0;
+    /* One byte short of the first message: incomplete, nothing used. */
+    size_t first = 2 + ((size_t)wire.data[0] << 8 | wire.data[1]);
+    assert_int_equal(dn_noise_decrypt_inplace(&sr, wire.data, first - 1, &used, &p, &plen), 0);
+    assert_int_equal(used, 0);
+    int rc;
+    while ((rc = dn_noise_decrypt_inplace(&sr, wire.data + pos, wire.len - pos, &used, &p,
+                                          &plen)) == 1) {
+        assert_ptr_equal(p, wire.data + pos + 2);
+        assert_int_equal(dn_buf_append(&back, p, plen), 0);
+        pos += used;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(pos, wire.len);
+    assert_int_equal(back.len, len);
+    assert_memory_equal(back.data, pt, len);
+    /* A flipped bit: refused, and the receive side is unusable after. */
+    dn_buf_reset(&wire);
+    assert_int_equal(dn_noise_encrypt(&si, pt, 100, &wire), 0);
+    wire.data[10] ^= 1;
+    assert_int_equal(dn_noise_decrypt_inplace(&sr, wire.data, wire.len, &used, &p, &plen),
+                     DN_EDECRYPT);
+    assert_int_equal(dn_noise_decrypt_inplace(&sr, wire.data, wire.len, &used, &p, &plen),
+                     DN_ESTATE);
+    free(pt);
+    dn_buf_free(&wire);
+    dn_buf_free(&back);
+    dn_noise_session_free(&si);
+    dn_noise_session_free(&sr);
+    conn_free(&c);
+}
+
 static void test_transport_replay_reorder(void **state)
 {
     conn c;
@@ -1108,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_short_messages),
         cmocka_unit_test(test_state_errors),
         cmocka_unit_test(test_transport_sizes),
+        cmocka_unit_test(test_transport_inplace),
         cmocka_unit_test(test_transport_replay_reorder),
         cmocka_unit_test(test_transport_flipped_bits),
         cmocka_unit_test(test_transport_malformed),
