@@ -348,7 +348,6 @@ static int start_noise(dn_conn *c)
                                      c->have_expected ? &c->expected : NULL, muxers, 1);
     if (rc)
         return rc;
-    c->phase = PH_NOISE;
     dn_buf_reset(&c->scratch);
     rc = dn_noise_handshake_start(c->hs, &c->scratch);
     if (!rc && c->scratch.len)
@@ -383,7 +382,9 @@ static int process_step(dn_conn *c)
                 return wrc;
         }
         if (rc == DN_MSS_DONE) {
-            rc = start_noise(c);
+            /* The dialer already sent message 1 (see conn_begin). */
+            rc = c->hs ? 0 : start_noise(c);
+            c->phase = PH_NOISE;
             return rc ? rc : 1;
         }
         return rc;
@@ -550,6 +551,12 @@ static int conn_begin(dn_conn *c)
     rc = dn_mss_start(&c->mss, &c->scratch);
     if (!rc)
         rc = wire_append_raw(c, c->scratch.data, c->scratch.len);
+    /* Optimistic: with one proposal, the dialer sends Noise message 1 right
+     * behind it, saving a round trip; listeners must accept data after the
+     * protocol line (multistream-select spec), and "na" fails the dial
+     * either way. */
+    if (!rc && c->outbound)
+        rc = start_noise(c);
     if (rc)
         return rc;
     return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
