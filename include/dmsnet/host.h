@@ -129,6 +129,7 @@ typedef struct dn_peer_info {
     size_t naddrs;
     dn_multiaddr observed_addr; /* how the peer sees us; len 0 if unknown */
     bool identified;
+    unsigned connections;       /* open connections to this peer */
 } dn_peer_info;
 
 /* Tell connected peers (that support it) our current addresses and

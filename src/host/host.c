@@ -335,8 +335,11 @@ int dn_host_dial(dn_host *h, const dn_multiaddr *ma, dn_dial_cb cb, void *arg)
 void dn__host_conn_opened(dn_host *h, dn_conn *c)
 {
     dn_peer_info *p = dn__peerstore_get(&h->peers, &c->remote, true);
-    if (p && c->remote_key)
-        dn__peer_set_key(p, c->remote_key);
+    if (p) {
+        p->connections++;
+        if (c->remote_key)
+            dn__peer_set_key(p, c->remote_key);
+    }
     c->opened_event = true;
     dn__host_emit(h, c, DN_CONN_EV_OPENED, 0);
     dn__conn_notify_waiters(c, 0);
@@ -369,6 +372,11 @@ static void host_maybe_done(dn_host *h)
 
 void dn__host_conn_released(dn_host *h, dn_conn *c)
 {
+    if (c->opened_event) {
+        dn_peer_info *p = dn__peerstore_get(&h->peers, &c->remote, false);
+        if (p && p->connections)
+            p->connections--;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -37,6 +37,18 @@ dn_peer_info *dn__peerstore_get(dn_peerstore *ps, const dn_peerid *id, bool crea
             return ps->entries[i];
     if (!create)
         return NULL;
+    if (ps->n >= DN_PEERSTORE_MAX) {
+        for (size_t i = 0; i < ps->n; i++) {
+            dn_peer_info *old = ps->entries[i];
+            if (old->connections)
+                continue;
+            dn__peer_clear_lists(old);
+            dn_pubkey_free(old->public_key);
+            free(old);
+            ps->entries[i] = ps->entries[--ps->n];
+            break;
+        }
+    }
     if (ps->n == ps->cap) {
         size_t cap = ps->cap ? ps->cap * 2 : 16;
         dn_peer_info **e = realloc(ps->entries, cap * sizeof *e);

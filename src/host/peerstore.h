@@ -9,6 +9,10 @@
 #define DN_PEER_MAX_ADDRS 32
 #define DN_PEER_MAX_PROTOCOLS 128
 #define DN_PEER_MAX_STRING 256
+/* Entries kept for peers we are not connected to: past this, creating an
+ * entry forgets one of them, so peers that come and go with fresh
+ * identities cannot grow the store without bound. */
+#define DN_PEERSTORE_MAX 8192
 
 typedef struct dn_peerstore {
     dn_peer_info **entries;
