@@ -121,6 +121,17 @@ int dn_cli_parse_multiaddr(const char *cmd, const char *s, dn_multiaddr *out)
     return 0;
 }
 
+int dn_cli_parse_peer_addr(const char *cmd, const char *s, dn_multiaddr *ma, dn_peerid *peer)
+{
+    if (dn_cli_parse_multiaddr(cmd, s, ma))
+        return 1;
+    if (dn_multiaddr_peerid(ma, peer)) {
+        dn_cli_error(cmd, "the address must end in /p2p/<peer id>");
+        return 1;
+    }
+    return 0;
+}
+
 typedef struct dial_wait {
     dn_conn *conn;
     int status;

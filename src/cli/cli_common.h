@@ -20,6 +20,9 @@ int dn_cli_load_swarm_key(const char *cmd, const char *path, uint8_t psk[32]);
 int dn_cli_parse_size(const char *s, uint64_t *out);
 /* Parse a multiaddr argument, printing the precise reason on failure. */
 int dn_cli_parse_multiaddr(const char *cmd, const char *s, dn_multiaddr *out);
+/* Parse a peer address argument: a multiaddr that names the peer with a
+ * trailing /p2p/<id>. Prints the reason and returns 1 on failure. */
+int dn_cli_parse_peer_addr(const char *cmd, const char *s, dn_multiaddr *ma, dn_peerid *peer);
 /* Dial synchronously-looking: runs the loop until the dial finishes or the
  * timeout passes. Returns the connection or NULL (error printed). */
 dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsigned timeout_ms);

@@ -112,12 +112,8 @@ int dn_cmd_perf(int argc, char **argv)
     }
     dn_multiaddr ma;
     dn_peerid target;
-    if (dn_cli_parse_multiaddr("perf", argv[optind], &ma))
+    if (dn_cli_parse_peer_addr("perf", argv[optind], &ma, &target))
         return 2;
-    if (dn_multiaddr_peerid(&ma, &target)) {
-        dn_cli_error("perf", "the address must end in /p2p/<peer id>");
-        return 2;
-    }
     dn_host_config cfg = {.max_streams = 4096};
     dn_cli_client cl;
     if (dn_cli_client_start("perf", identity, swarm_key, &cfg, &cl))

@@ -121,12 +121,8 @@ int dn_cmd_ping(int argc, char **argv)
     }
     dn_multiaddr ma;
     dn_peerid target;
-    if (dn_cli_parse_multiaddr("ping", argv[optind], &ma))
+    if (dn_cli_parse_peer_addr("ping", argv[optind], &ma, &target))
         return 2;
-    if (dn_multiaddr_peerid(&ma, &target)) {
-        dn_cli_error("ping", "the address must end in /p2p/<peer id>");
-        return 2;
-    }
 
     unsigned timeout_ms = (unsigned)(timeout * 1000);
     dn_host_config cfg = {.handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
