@@ -141,6 +141,50 @@ static int wire_append_secure(dn_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Move the muxer's queued frames (control frames, and data written through
+ * dn_yamux_write) to the wire. */
+static int wire_take_muxer_output(dn_conn *c)
+{
+    dn_buf *out = dn_yamux_output(c->yamux);
+    if (!out->len)
+        return 0;
+    int rc = wire_append_secure(c, out->data, out->len);
+    dn_buf_reset(out);
+    return rc;
+}
+
+/* Largest yamux payload that fits one Noise message with its header. */
+#define CONN_FRAME_PAYLOAD (DN_NOISE_MAX_PLAINTEXT - DN_YAMUX_HEADER_LEN)
+
+ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t *data, size_t len)
+{
+    /* Frames the muxer already queued go first: the peer must see a
+     * stream's SYN/ACK and window updates in the order they were made. */
+    int rc = wire_take_muxer_output(c);
+    if (rc)
+        return rc;
+    size_t taken = 0;
+    while (taken < len && c->wire.len < DN_CONN_WIRE_HIGH) {
+        /* One yamux Data frame per Noise message, sealed straight from the
+         * caller's buffer: the payload is never copied next to its header. */
+        uint8_t hdr[DN_YAMUX_HEADER_LEN];
+        size_t want = len - taken < CONN_FRAME_PAYLOAD ? len - taken : CONN_FRAME_PAYLOAD;
+        ssize_t n = dn_yamux_write_header(c->yamux, stream_id, want, hdr);
+        if (n <= 0)
+            break; /* window closed, or the stream is gone (the pump sees it) */
+        size_t off = c->wire.len;
+        rc = dn_noise_encrypt_parts(&c->noise, hdr, sizeof hdr, data + taken, (size_t)n, &c->wire);
+        if (rc)
+            return rc; /* the send direction is dead: the caller fails the conn */
+        if (c->use_pnet)
+            dn_pnet_encrypt(&c->pnet, c->wire.data + off, c->wire.len - off);
+        taken += (size_t)n;
+    }
+    if (taken)
+        dn__conn_mark_dirty(c);
+    return (ssize_t)taken;
+}
+
 static void on_write_done(uv_write_t *req, int status);
 
 static void start_write(dn_conn *c)
@@ -199,14 +243,10 @@ void dn__conn_flush(dn_conn *c)
             return;
         if (c->phase == PH_OPEN) {
             dn__conn_pump_streams(c);
-            dn_buf *out = dn_yamux_output(c->yamux);
-            if (out->len) {
-                int rc = wire_append_secure(c, out->data, out->len);
-                dn_buf_reset(out);
-                if (rc) {
-                    dn__conn_fail(c, rc);
-                    return;
-                }
+            int rc = c->failed ? 0 : wire_take_muxer_output(c);
+            if (rc) {
+                dn__conn_fail(c, rc);
+                return;
             }
         }
         start_write(c);
@@ -344,8 +384,9 @@ static int start_noise(dn_conn *c)
     c->hs = calloc(1, sizeof *c->hs);
     if (!c->hs)
         return DN_ENOMEM;
-    int rc = dn_noise_handshake_init(c->hs, c->outbound, c->host->identity,
-                                     c->have_expected ? &c->expected : NULL, muxers, 1);
+    int rc = dn_noise_handshake_init_ex(c->hs, c->outbound, c->host->identity,
+                                        &c->host->noise_static, c->host->vcache,
+                                        c->have_expected ? &c->expected : NULL, muxers, 1);
     if (rc)
         return rc;
     dn_buf_reset(&c->scratch);

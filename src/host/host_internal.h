@@ -19,9 +19,7 @@
 #define DN_CONN_READ_CHUNK (256u * 1024u)
 /* Stop moving stream data into the muxer when this much ciphertext waits
  * for the socket: bounds memory when the peer stops reading. */
-#define DN_CONN_WIRE_HIGH (2u * 1024u * 1024u)
-/* Largest single yamux Data frame we produce. */
-#define DN_CONN_FRAME_MAX (256u * 1024u)
+#define DN_CONN_WIRE_HIGH (1024u * 1024u)
 
 typedef enum conn_phase {
     PH_CONNECTING,   /* TCP connect in progress (outbound) */
@@ -156,6 +154,12 @@ struct dn_host {
      * connection: the addresses it covers and the sealed envelope. */
     dn_buf record_addrs;
     dn_buf record;
+    /* One Noise static key for every handshake, signed once (noise spec,
+     * "Static Key Authentication"); wiped when the host is freed. */
+    dn_noise_static noise_static;
+    /* Signatures already verified (peers' Noise payloads and signed peer
+     * records), so each is checked once (crypto/verify_cache.h). */
+    struct dn_verify_cache *vcache;
 };
 
 /* conn.c */
@@ -167,6 +171,10 @@ void dn__conn_fail(dn_conn *c, int status);
 void dn__conn_mark_dirty(dn_conn *c);
 void dn__conn_flush(dn_conn *c);
 void dn__conn_notify_waiters(dn_conn *c, int status);
+/* Send up to len bytes of an open stream's data now (no copy). Returns the
+ * bytes taken, fewer when the peer's window closes or DN_CONN_WIRE_HIGH
+ * bytes wait for the socket, or an error that must fail the connection. */
+ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t *data, size_t len);
 void dn__host_conn_released(dn_host *h, dn_conn *c);
 void dn__host_conn_opened(dn_host *h, dn_conn *c);
 void dn__host_emit(dn_host *h, dn_conn *c, dn_conn_event ev, int status);

@@ -100,6 +100,12 @@ static void sendq_link(dn_stream *s)
 /* Bytes the stream layer itself writes (multistream messages). */
 static int stream_queue(dn_stream *s, const uint8_t *p, size_t n)
 {
+    /* Drop the bytes already sent only when the room at the end runs out:
+     * compacting after every pump moved the whole queue each time. */
+    if (s->sendq_off && s->sendq.cap - s->sendq.len < n) {
+        dn_buf_consume(&s->sendq, s->sendq_off);
+        s->sendq_off = 0;
+    }
     int rc = dn_buf_append(&s->sendq, p, n);
     if (rc)
         return rc;
@@ -277,21 +283,19 @@ void dn__conn_pump_streams(dn_conn *c)
          * hold it until this iteration is over. */
         s->busy++;
         size_t pending = s->sendq.len - s->sendq_off;
-        while (pending) {
-            size_t chunk = pending < DN_CONN_FRAME_MAX ? pending : DN_CONN_FRAME_MAX;
-            ssize_t n = dn_yamux_write(c->yamux, s->id, s->sendq.data + s->sendq_off, chunk);
-            if (n <= 0)
-                break;
+        if (pending) {
+            ssize_t n =
+                dn__conn_send_stream_data(c, s->id, s->sendq.data + s->sendq_off, pending);
+            if (n < 0) {
+                s->busy--;
+                dn__conn_fail(c, (int)n);
+                return;
+            }
             s->sendq_off += (size_t)n;
             pending -= (size_t)n;
-            if (c->wire.len + dn_yamux_output(c->yamux)->len >= DN_CONN_WIRE_HIGH)
-                break;
         }
         if (pending == 0) {
             dn_buf_reset(&s->sendq);
-            s->sendq_off = 0;
-        } else if (s->sendq_off >= (1u << 20)) {
-            dn_buf_consume(&s->sendq, s->sendq_off); /* keep the queue compact */
             s->sendq_off = 0;
         }
         bool stalled = pending > 0 && dn_yamux_send_window(c->yamux, s->id) == 0;
@@ -379,6 +383,21 @@ int dn_stream_write(dn_stream *s, const void *data, size_t len)
         return DN_ECLOSED;
     if (s->sendq.len - s->sendq_off + len > DN_STREAM_QUEUE_HIGH)
         return DN_ELIMIT;
+    dn_conn *c = s->conn;
+    if (s->sendq.len == s->sendq_off && !s->negotiating && !s->fin_sent &&
+        c->phase == PH_OPEN && !c->failed) {
+        /* Nothing queued ahead of it: send straight from the caller's
+         * buffer, and queue only what the window or the wire cannot take. */
+        ssize_t n = dn__conn_send_stream_data(c, s->id, data, len);
+        if (n < 0) {
+            dn__conn_fail(c, (int)n);
+            return (int)n;
+        }
+        data = (const uint8_t *)data + n;
+        len -= (size_t)n;
+        if (len == 0)
+            return 0;
+    }
     int rc = stream_queue(s, data, len);
     if (rc)
         return rc;

@@ -28,6 +28,32 @@ enum dn_noise_status {
     DN_NOISE_DONE = 1, /* handshake complete: call dn_noise_handshake_split */
 };
 
+struct dn_verify_cache; /* crypto/verify_cache.h */
+
+/* A host's Noise static key pair, made once and used for every handshake,
+ * with the identity key's signature over "noise-libp2p-static-key:" || pub
+ * computed once as well. The noise spec (r0, "Static Key Authentication")
+ * says "A given libp2p peer will have one or more static Noise keypairs
+ * throughout its lifetime" and that implementations "may generate new
+ * static Noise keys when initializing the noise-libp2p module"; its
+ * "Initialization" section lists the private Noise static key among the
+ * module's inputs. Ephemeral keys stay per handshake (XX's ee and es/se
+ * mixes), so forward secrecy does not depend on the static key. */
+typedef struct dn_noise_static {
+    uint8_t priv[32], pub[32];
+    uint8_t sig[DN_SIG_MAX]; /* identity signature over prefix || pub */
+    size_t siglen;
+    bool ready;
+} dn_noise_static;
+
+/* Make a fresh static key pair and sign it with identity. The static must
+ * then only be used in handshakes under that same identity (a peer
+ * refuses another key's signature with DN_EBADSIG). Returns 0,
+ * DN_EINVAL, DN_ECRYPTO or a signing error. */
+int dn_noise_static_init(dn_noise_static *st, const dn_privkey *identity);
+/* Wipe the secret (and everything else). */
+void dn_noise_static_wipe(dn_noise_static *st);
+
 typedef struct dn_noise_cipher {
     uint8_t key[32];
     uint64_t nonce;
@@ -40,6 +66,8 @@ typedef struct dn_noise_handshake {
     bool initiator;
     int step; /* message number expected / to send next */
     const dn_privkey *identity;
+    const dn_noise_static *st;      /* host static key, or NULL (per handshake) */
+    struct dn_verify_cache *vcache; /* verified-signature cache, or NULL */
     bool have_expected;
     dn_peerid expected;                      /* when dialing a /p2p/ address */
     const char *muxers[DN_NOISE_MAX_MUXERS]; /* offered, in preference order */
@@ -68,6 +96,15 @@ typedef struct dn_noise_session {
  * (connections/inlined-muxer-negotiation.md in libp2p/specs). */
 int dn_noise_handshake_init(dn_noise_handshake *hs, bool initiator, const dn_privkey *identity,
                             const dn_peerid *expected, const char *const *muxers, size_t nmuxers);
+/* The same, with the host's static key st (NULL: a fresh static key pair
+ * and signature for this handshake, as dn_noise_handshake_init does) and
+ * a verified-signature cache vc for the peer's payload signature (NULL:
+ * always verify). st and vc must outlive the handshake; st must have been
+ * made for identity. The ephemeral key is fresh either way. */
+int dn_noise_handshake_init_ex(dn_noise_handshake *hs, bool initiator, const dn_privkey *identity,
+                               const dn_noise_static *st, struct dn_verify_cache *vc,
+                               const dn_peerid *expected, const char *const *muxers,
+                               size_t nmuxers);
 /* Initiator: writes message 1 to out. Responder: nothing to do (returns 0). */
 int dn_noise_handshake_start(dn_noise_handshake *hs, dn_buf *out);
 /* Feed received bytes; replies go to out. Returns DN_NOISE_NEED_MORE,
@@ -97,6 +134,13 @@ void dn_noise_handshake_free(dn_noise_handshake *hs);
  * message). Returns 0, DN_ELIMIT (nonce space exhausted; nothing written),
  * DN_ENOMEM, or DN_ESTATE after dn_noise_session_free. */
 int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf *out);
+/* Encrypt one transport message whose plaintext is head || body (either
+ * may be empty; together at most DN_NOISE_MAX_PLAINTEXT, else
+ * DN_ETOOBIG). Lets the muxer seal a frame header and the caller's data
+ * without copying them next to each other first. Other errors as
+ * dn_noise_encrypt. */
+int dn_noise_encrypt_parts(dn_noise_session *s, const uint8_t *head, size_t hlen,
+                           const uint8_t *body, size_t blen, dn_buf *out);
 /* Decrypt every complete transport message in in[0..len), appending the
  * plaintext to out. *consumed stops before a partial message (the caller
  * keeps those bytes). Returns 0 or DN_EDECRYPT / DN_EMALFORMED (message

@@ -40,12 +40,16 @@ void dn__noise_ctx_free(void *ctx)
         EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
 }
 
-int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
-                        const uint8_t *pt, size_t len, uint8_t *ct)
+/* Seal head || body as one AEAD message (either part may be empty): the
+ * AEAD runs over both parts in sequence, so a muxer header and its payload
+ * are sealed together without first being copied next to each other. */
+static int aead_seal_parts(EVP_CIPHER_CTX *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad,
+                           size_t adlen, const uint8_t *head, size_t hlen, const uint8_t *body,
+                           size_t blen, uint8_t *ct)
 {
-    EVP_CIPHER_CTX *ctx = vctx;
     uint8_t iv[12];
     int outl = 0, fl = 0;
+    size_t len = hlen + blen;
     if (len > DN_NOISE_MAX_MSG || adlen > INT_MAX)
         return DN_EINVAL;
     make_nonce(iv, n);
@@ -53,13 +57,21 @@ int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_
         return DN_ECRYPTO;
     if (adlen && EVP_EncryptUpdate(ctx, NULL, &outl, ad, (int)adlen) != 1)
         return DN_ECRYPTO;
-    if (len && EVP_EncryptUpdate(ctx, ct, &outl, pt, (int)len) != 1)
+    if (hlen && EVP_EncryptUpdate(ctx, ct, &outl, head, (int)hlen) != 1)
         return DN_ECRYPTO;
-    if (EVP_EncryptFinal_ex(ctx, ct + outl, &fl) != 1)
+    if (blen && EVP_EncryptUpdate(ctx, ct + hlen, &outl, body, (int)blen) != 1)
+        return DN_ECRYPTO;
+    if (EVP_EncryptFinal_ex(ctx, ct + len, &fl) != 1)
         return DN_ECRYPTO;
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, DN_NOISE_TAGLEN, ct + len) != 1)
         return DN_ECRYPTO;
     return 0;
+}
+
+int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
+                        const uint8_t *pt, size_t len, uint8_t *ct)
+{
+    return aead_seal_parts(vctx, key, n, ad, adlen, pt, len, NULL, 0, ct);
 }
 
 int dn__noise_aead_open(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
@@ -155,6 +167,35 @@ int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf 
         off += chunk;
     }
     out->len += total;
+    return 0;
+}
+
+int dn_noise_encrypt_parts(dn_noise_session *s, const uint8_t *head, size_t hlen,
+                           const uint8_t *body, size_t blen, dn_buf *out)
+{
+    if (!s->tx.ctx)
+        return DN_ESTATE;
+    if ((hlen && !head) || (blen && !body))
+        return DN_EINVAL;
+    if (hlen > DN_NOISE_MAX_PLAINTEXT || blen > DN_NOISE_MAX_PLAINTEXT - hlen)
+        return DN_ETOOBIG;
+    size_t len = hlen + blen;
+    if (s->tx.nonce == UINT64_MAX)
+        return DN_ELIMIT; /* Noise spec 5.1: 2^64-1 is reserved */
+    size_t mlen = len + DN_NOISE_TAGLEN;
+    int rc = dn_buf_reserve(out, 2 + mlen);
+    if (rc)
+        return rc;
+    uint8_t *p = out->data + out->len;
+    p[0] = (uint8_t)(mlen >> 8);
+    p[1] = (uint8_t)mlen;
+    rc = aead_seal_parts(s->tx.ctx, NULL, s->tx.nonce, NULL, 0, head, hlen, body, blen, p + 2);
+    if (rc) {
+        dn__noise_cipher_clear(&s->tx); /* as in dn_noise_encrypt */
+        return rc;
+    }
+    s->tx.nonce++;
+    out->len += 2 + mlen;
     return 0;
 }
 

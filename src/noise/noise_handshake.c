@@ -258,11 +258,47 @@ static int fail(dn_noise_handshake *hs, int rc)
     return rc;
 }
 
+int dn_noise_static_init(dn_noise_static *st, const dn_privkey *identity)
+{
+    uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32];
+    memset(st, 0, sizeof *st);
+    if (!identity)
+        return DN_EINVAL;
+    if (sodium_init() < 0)
+        return DN_ECRYPTO;
+    randombytes_buf(st->priv, sizeof st->priv);
+    crypto_scalarmult_base(st->pub, st->priv);
+    dn__noise_sig_message(msg, st->pub);
+    int rc = dn_privkey_sign(identity, msg, sizeof msg, st->sig, &st->siglen);
+    if (rc) {
+        dn_noise_static_wipe(st);
+        return rc;
+    }
+    st->ready = true;
+    return 0;
+}
+
+void dn_noise_static_wipe(dn_noise_static *st)
+{
+    if (st)
+        sodium_memzero(st, sizeof *st);
+}
+
 int dn_noise_handshake_init(dn_noise_handshake *hs, bool initiator, const dn_privkey *identity,
                             const dn_peerid *expected, const char *const *muxers, size_t nmuxers)
 {
+    return dn_noise_handshake_init_ex(hs, initiator, identity, NULL, NULL, expected, muxers,
+                                      nmuxers);
+}
+
+int dn_noise_handshake_init_ex(dn_noise_handshake *hs, bool initiator, const dn_privkey *identity,
+                               const dn_noise_static *st, struct dn_verify_cache *vc,
+                               const dn_peerid *expected, const char *const *muxers,
+                               size_t nmuxers)
+{
     memset(hs, 0, sizeof *hs);
-    if (!identity || nmuxers > DN_NOISE_MAX_MUXERS || (nmuxers && !muxers))
+    if (!identity || nmuxers > DN_NOISE_MAX_MUXERS || (nmuxers && !muxers) ||
+        (st && !st->ready))
         return DN_EINVAL;
     for (size_t i = 0; i < nmuxers; i++) {
         size_t l = muxers[i] ? strlen(muxers[i]) : 0;
@@ -282,11 +318,19 @@ int dn_noise_handshake_init(dn_noise_handshake *hs, bool initiator, const dn_pri
     hs->cs.ctx = dn__noise_ctx_new();
     if (!hs->cs.ctx)
         return DN_ENOMEM;
-    /* Both key pairs are made now; the static one is per connection (the
-     * spec allows it, and nothing is stored). */
-    randombytes_buf(hs->s_priv, sizeof hs->s_priv);
+    hs->vcache = vc;
+    /* The static key pair is the host's when given (made and signed once:
+     * see dn_noise_static), else one for this handshake only. The
+     * ephemeral one is always fresh: it carries forward secrecy. */
+    if (st) {
+        hs->st = st;
+        memcpy(hs->s_priv, st->priv, 32);
+        memcpy(hs->s_pub, st->pub, 32);
+    } else {
+        randombytes_buf(hs->s_priv, sizeof hs->s_priv);
+        crypto_scalarmult_base(hs->s_pub, hs->s_priv);
+    }
     randombytes_buf(hs->e_priv, sizeof hs->e_priv);
-    crypto_scalarmult_base(hs->s_pub, hs->s_priv);
     crypto_scalarmult_base(hs->e_pub, hs->e_priv);
     init_symmetric(hs, NULL, 0);
     hs->step = 0;
@@ -333,7 +377,14 @@ static int write_framed(dn_noise_handshake *hs, const uint8_t *payload, size_t l
 static int write_payload_msg(dn_noise_handshake *hs, dn_buf *out)
 {
     dn_buf pl = DN_BUF_INIT;
-    int rc = dn__noise_payload_build(hs->identity, hs->s_pub, hs->muxers, hs->nmuxers, &pl);
+    int rc;
+    /* The host's signature is reused only for the key it was made for (a
+     * test may have replaced the static key through set_keys). */
+    if (hs->st && memcmp(hs->st->pub, hs->s_pub, 32) == 0)
+        rc = dn__noise_payload_build_signed(hs->identity, hs->st->sig, hs->st->siglen, hs->muxers,
+                                            hs->nmuxers, &pl);
+    else
+        rc = dn__noise_payload_build(hs->identity, hs->s_pub, hs->muxers, hs->nmuxers, &pl);
     if (!rc)
         rc = write_framed(hs, pl.data, pl.len, out);
     dn_buf_free(&pl);
@@ -346,8 +397,8 @@ static int check_payload(dn_noise_handshake *hs, const dn_buf *payload)
     int rc = dn__noise_payload_parse(payload->data, payload->len, &pl);
     if (rc)
         return rc;
-    rc = dn__noise_payload_verify(&pl, hs->rs, hs->have_expected ? &hs->expected : NULL,
-                                  &hs->remote_key, &hs->remote_id);
+    rc = dn__noise_payload_verify_cached(&pl, hs->rs, hs->have_expected ? &hs->expected : NULL,
+                                         hs->vcache, &hs->remote_key, &hs->remote_id);
     if (rc)
         return rc;
     /* Early data becomes visible only now that the signature holds. */

@@ -69,12 +69,24 @@ int dn__noise_payload_parse(const uint8_t *p, size_t len, dn__noise_payload *out
  * when muxers are offered. */
 int dn__noise_payload_build(const dn_privkey *identity, const uint8_t static_pub[32],
                             const char *const *muxers, size_t nmuxers, dn_buf *out);
+/* The same with a signature made beforehand (dn_noise_static): identity
+ * supplies only the identity_key field. */
+int dn__noise_payload_build_signed(const dn_privkey *identity, const uint8_t *sig, size_t siglen,
+                                   const char *const *muxers, size_t nmuxers, dn_buf *out);
+/* The signed message: "noise-libp2p-static-key:" || s. */
+void dn__noise_sig_message(uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32], const uint8_t s[32]);
 /* Check a parsed payload against the remote static key rs: decode the key,
  * verify the signature (DN_EBADSIG), derive the peer id and compare it with
  * expected when given (DN_EPEERID). On success *key_out is owned by the
  * caller. */
 int dn__noise_payload_verify(const dn__noise_payload *pl, const uint8_t rs[32],
                              const dn_peerid *expected, dn_pubkey **key_out, dn_peerid *id_out);
+/* The same, looking the signature up in (and adding it to) vc first; vc
+ * may be NULL. The key decoding, peer id derivation and expected-id check
+ * are done every time. */
+int dn__noise_payload_verify_cached(const dn__noise_payload *pl, const uint8_t rs[32],
+                                    const dn_peerid *expected, struct dn_verify_cache *vc,
+                                    dn_pubkey **key_out, dn_peerid *id_out);
 
 /* --- raw Noise XX (noise_handshake.c) ----------------------------------
  * Message processing per Noise spec 5.3 without the 2-byte framing and

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "core/pb.h"
+#include "crypto/verify_cache.h"
 #include "dmsnet/error.h"
 
 enum {
@@ -94,29 +95,19 @@ int dn__noise_payload_parse(const uint8_t *p, size_t len, dn__noise_payload *out
     return 0;
 }
 
-static void sig_message(uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32], const uint8_t s[32])
+void dn__noise_sig_message(uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32], const uint8_t s[32])
 {
     memcpy(msg, DN_NOISE_SIG_PREFIX, DN_NOISE_SIG_PREFIX_LEN);
     memcpy(msg + DN_NOISE_SIG_PREFIX_LEN, s, 32);
 }
 
-int dn__noise_payload_build(const dn_privkey *identity, const uint8_t static_pub[32],
-                            const char *const *muxers, size_t nmuxers, dn_buf *out)
+int dn__noise_payload_build_signed(const dn_privkey *identity, const uint8_t *sig, size_t siglen,
+                                   const char *const *muxers, size_t nmuxers, dn_buf *out)
 {
-    uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32];
-    uint8_t sig[DN_SIG_MAX];
-    size_t siglen = 0;
     dn_buf key = DN_BUF_INIT, ext = DN_BUF_INIT;
-    int rc;
-
-    sig_message(msg, static_pub);
-    rc = dn_privkey_sign(identity, msg, sizeof msg, sig, &siglen);
-    if (rc)
-        goto done;
-    rc = dn_pubkey_to_protobuf(dn_privkey_public(identity), &key);
-    if (rc)
-        goto done;
-    rc = dn_pb_put_bytes(out, PB_IDENTITY_KEY, key.data, key.len);
+    int rc = dn_pubkey_to_protobuf(dn_privkey_public(identity), &key);
+    if (!rc)
+        rc = dn_pb_put_bytes(out, PB_IDENTITY_KEY, key.data, key.len);
     if (!rc)
         rc = dn_pb_put_bytes(out, PB_IDENTITY_SIG, sig, siglen);
     /* Omit the extensions message when we offer nothing: peers then
@@ -126,9 +117,22 @@ int dn__noise_payload_build(const dn_privkey *identity, const uint8_t static_pub
         rc = dn_pb_put_string(&ext, PB_EXT_STREAM_MUXERS, muxers[i]);
     if (!rc && nmuxers)
         rc = dn_pb_put_bytes(out, PB_EXTENSIONS, ext.data, ext.len);
-done:
     dn_buf_free(&key);
     dn_buf_free(&ext);
+    return rc;
+}
+
+int dn__noise_payload_build(const dn_privkey *identity, const uint8_t static_pub[32],
+                            const char *const *muxers, size_t nmuxers, dn_buf *out)
+{
+    uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32];
+    uint8_t sig[DN_SIG_MAX];
+    size_t siglen = 0;
+
+    dn__noise_sig_message(msg, static_pub);
+    int rc = dn_privkey_sign(identity, msg, sizeof msg, sig, &siglen);
+    if (!rc)
+        rc = dn__noise_payload_build_signed(identity, sig, siglen, muxers, nmuxers, out);
     sodium_memzero(sig, sizeof sig);
     return rc;
 }
@@ -136,16 +140,24 @@ done:
 int dn__noise_payload_verify(const dn__noise_payload *pl, const uint8_t rs[32],
                              const dn_peerid *expected, dn_pubkey **key_out, dn_peerid *id_out)
 {
+    return dn__noise_payload_verify_cached(pl, rs, expected, NULL, key_out, id_out);
+}
+
+int dn__noise_payload_verify_cached(const dn__noise_payload *pl, const uint8_t rs[32],
+                                    const dn_peerid *expected, struct dn_verify_cache *vc,
+                                    dn_pubkey **key_out, dn_peerid *id_out)
+{
     uint8_t msg[DN_NOISE_SIG_PREFIX_LEN + 32];
     dn_pubkey *k = NULL;
     int rc = dn_pubkey_from_protobuf(pl->key, pl->key_len, &k);
     if (rc)
         return rc < 0 ? rc : DN_EMALFORMED;
-    sig_message(msg, rs);
+    dn__noise_sig_message(msg, rs);
     /* The MUST of the spec: the identity key vouches for this very static
-     * key, or the connection ends here. */
+     * key, or the connection ends here. A cache hit means this exact key,
+     * message (so this very rs) and signature verified before. */
     if (!pl->sig || pl->sig_len == 0 ||
-        dn_pubkey_verify(k, msg, sizeof msg, pl->sig, pl->sig_len)) {
+        dn_verify_cached(vc, k, msg, sizeof msg, pl->sig, pl->sig_len)) {
         rc = DN_EBADSIG;
         goto fail;
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/pb.h"
+#include "crypto/verify_cache.h"
 #include "dmsnet/error.h"
 
 /* RFC 0003: the signature domain of peer records, and the payload type:
@@ -103,6 +104,12 @@ static int parse_record(const uint8_t *p, size_t len, dn_peer_record *rec)
 
 int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec)
 {
+    return dn__peer_record_open_cached(env, len, NULL, rec);
+}
+
+int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify_cache *vc,
+                                dn_peer_record *rec)
+{
     dn_pb_reader r;
     dn_pb_field f;
     const uint8_t *pub = NULL, *type = NULL, *payload = NULL, *sig = NULL;
@@ -133,7 +140,7 @@ int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec)
     dn_buf tosign = DN_BUF_INIT;
     rc = signed_bytes(type, type_len, payload, payload_len, &tosign);
     if (!rc)
-        rc = dn_pubkey_verify(key, tosign.data, tosign.len, sig, sig_len);
+        rc = dn_verify_cached(vc, key, tosign.data, tosign.len, sig, sig_len);
     if (!rc)
         rc = parse_record(payload, payload_len, rec);
     if (!rc && !dn_peerid_matches_pubkey(&rec->peer, key))

@@ -25,5 +25,10 @@ int dn__peer_record_seal(const dn_privkey *key, uint64_t seq, const dn_multiaddr
 /* Verify an envelope: the signature, the payload type, and that the record's
  * peer id is the signer's. Fills rec (addresses beyond the max are dropped). */
 int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec);
+/* The same, with the signature looked up in / added to a verified-signature
+ * cache (crypto/verify_cache.h; NULL: always verify). */
+struct dn_verify_cache;
+int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify_cache *vc,
+                                dn_peer_record *rec);
 
 #endif

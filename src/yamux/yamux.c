@@ -173,18 +173,22 @@ static void emit(dn_yamux *y, dn_yamux_event_type type, ystream *s, uint32_t id,
     y->cb(y->ctx, &ev);
 }
 
-static int put_header(dn_yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len)
+static void encode_header(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len)
 {
-    int rc = dn_buf_reserve(&y->out, DN_YAMUX_HEADER_LEN);
-    if (rc)
-        return rc;
-    uint8_t *p = y->out.data + y->out.len;
     p[0] = 0; /* section "Version Field" */
     p[1] = type;
     p[2] = (uint8_t)(flags >> 8);
     p[3] = (uint8_t)flags;
     wr32(p + 4, id);
     wr32(p + 8, len);
+}
+
+static int put_header(dn_yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len)
+{
+    int rc = dn_buf_reserve(&y->out, DN_YAMUX_HEADER_LEN);
+    if (rc)
+        return rc;
+    encode_header(y->out.data + y->out.len, type, flags, id, len);
     y->out.len += DN_YAMUX_HEADER_LEN;
     return 0;
 }
@@ -437,7 +441,7 @@ static void skip_payload(dn_yamux *y, uint32_t id, uint32_t len)
 static int on_stream_frame(dn_yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len)
 {
     bool is_data = type == T_DATA;
-    ystream *s;
+    ystream *s = NULL;
 
     if (id == 0)
         return proto_error(y, "stream frame on id 0", id);
@@ -745,7 +749,8 @@ void dn_yamux_set_user(dn_yamux *y, uint32_t stream_id, void *user)
         s->user = user;
 }
 
-ssize_t dn_yamux_write(dn_yamux *y, uint32_t stream_id, const uint8_t *data, size_t len)
+/* The stream data may send now: open for writing, within the window. */
+static ssize_t sendable(dn_yamux *y, uint32_t stream_id, size_t len, ystream **out)
 {
     int err;
     ystream *s = api_lookup(y, stream_id, &err);
@@ -753,9 +758,17 @@ ssize_t dn_yamux_write(dn_yamux *y, uint32_t stream_id, const uint8_t *data, siz
         return err;
     if (s->st & S_LOCAL_FIN)
         return DN_ECLOSED;
-    size_t n = len < s->send_win ? len : s->send_win;
-    if (n == 0)
-        return 0;
+    *out = s;
+    return (ssize_t)(len < s->send_win ? len : s->send_win);
+}
+
+ssize_t dn_yamux_write(dn_yamux *y, uint32_t stream_id, const uint8_t *data, size_t len)
+{
+    ystream *s = NULL;
+    ssize_t r = sendable(y, stream_id, len, &s);
+    if (r <= 0)
+        return r;
+    size_t n = (size_t)r;
     size_t frames = (n + MAX_SEND_FRAME - 1) / MAX_SEND_FRAME;
     int rc = dn_buf_reserve(&y->out, n + frames * DN_YAMUX_HEADER_LEN);
     if (rc)
@@ -771,6 +784,20 @@ ssize_t dn_yamux_write(dn_yamux *y, uint32_t stream_id, const uint8_t *data, siz
     }
     s->send_win -= (uint32_t)n;
     return (ssize_t)n;
+}
+
+ssize_t dn_yamux_write_header(dn_yamux *y, uint32_t stream_id, size_t len,
+                              uint8_t hdr[DN_YAMUX_HEADER_LEN])
+{
+    ystream *s = NULL;
+    if (len > MAX_SEND_FRAME)
+        len = MAX_SEND_FRAME;
+    ssize_t r = sendable(y, stream_id, len, &s);
+    if (r <= 0)
+        return r;
+    encode_header(hdr, T_DATA, out_flags(y, s), stream_id, (uint32_t)r);
+    s->send_win -= (uint32_t)r;
+    return r;
 }
 
 uint32_t dn_yamux_send_window(dn_yamux *y, uint32_t stream_id)

@@ -95,6 +95,13 @@ void dn_yamux_set_user(dn_yamux *y, uint32_t stream_id, void *user);
  * bytes accepted (0 when the window is full: wait for WRITABLE), or
  * DN_ECLOSED / DN_ENOTFOUND. */
 ssize_t dn_yamux_write(dn_yamux *y, uint32_t stream_id, const uint8_t *data, size_t len);
+/* The same without copying: takes up to len bytes (at most one frame,
+ * 64 KiB) within the window and writes their Data frame header to hdr.
+ * The caller must send hdr and then exactly the returned number of bytes
+ * of its data, after everything already in dn_yamux_output(). Returns as
+ * dn_yamux_write. */
+ssize_t dn_yamux_write_header(dn_yamux *y, uint32_t stream_id, size_t len,
+                              uint8_t hdr[DN_YAMUX_HEADER_LEN]);
 /* The peer's current window for the stream (bytes we may still send). */
 uint32_t dn_yamux_send_window(dn_yamux *y, uint32_t stream_id);
 /* The application is done with n bytes of received data: lets the engine
