@@ -99,8 +99,13 @@ int dn_host_set_handler(dn_host *h, const char *protocol, dn_stream_handler fn, 
 /* The protocols we serve (for identify). Returns the count. */
 size_t dn_host_protocols(const dn_host *h, const char **out, size_t max);
 
-/* Open a stream and agree on protocol. cb gets the stream (status 0) or a
- * NULL stream and an error (DN_ENEGOTIATE when the peer lacks it). */
+/* Open a stream for protocol. Selection is lazy (as js-libp2p does with
+ * one protocol): cb gets the stream (status 0) as soon as the proposal is
+ * queued, so data written in cb goes out right behind it; should the peer
+ * refuse the protocol, the stream's on_close gets DN_ENEGOTIATE. cb gets a
+ * NULL stream and an error instead when the stream ends before that (the
+ * connection closes, for instance). cb is never called from inside
+ * dn_conn_open_stream. */
 typedef void (*dn_stream_open_cb)(dn_stream *s, int status, void *arg);
 int dn_conn_open_stream(dn_conn *c, const char *protocol, dn_stream_open_cb cb, void *arg);
 

@@ -49,6 +49,8 @@ struct dn_stream {
     bool gone;            /* on_close delivered; freed when busy drops to 0 */
     bool in_sendq;        /* linked in conn->sendq_head */
     bool above_low;       /* queue crossed the low mark since last on_writable */
+    bool open_pending;    /* outbound: open_cb not yet called (the pump calls it) */
+    int fail_status;      /* why we reset it, for on_close (0: the reset's own) */
     unsigned busy;        /* callbacks in progress (deferred free) */
     dn_mss *mss;          /* only while negotiating */
     const char *proposal[1];

@@ -55,10 +55,12 @@ static void stream_finish(dn_stream *s, int status)
     s->gone = true;
     stream_unlink(s);
     s->busy++;
-    if (s->negotiating && s->outbound) {
-        if (s->open_cb)
-            s->open_cb(NULL, status ? status : DN_ECLOSED, s->open_arg);
-    } else if (!s->negotiating && s->cbs.on_close) {
+    if (s->open_cb) {
+        /* Never handed to its opener: report the failure there. */
+        dn_stream_open_cb cb = s->open_cb;
+        s->open_cb = NULL;
+        cb(NULL, status ? status : DN_ECLOSED, s->open_arg);
+    } else if (s->cbs.on_close) {
         s->cbs.on_close(s, status, s->arg);
     }
     s->busy--;
@@ -131,8 +133,12 @@ static void stream_negotiated(dn_stream *s, const uint8_t *rest, size_t rest_len
     }
     s->busy++;
     if (s->outbound) {
-        if (s->open_cb)
-            s->open_cb(s, 0, s->open_arg);
+        /* The opener has the stream already (see stream_open_lazily); a
+         * close_write made meanwhile can send its FIN now. */
+        if (s->write_closed && !s->fin_sent) {
+            sendq_link(s);
+            dn__conn_mark_dirty(c);
+        }
     } else {
         dn_handler_entry *he = NULL;
         for (size_t i = 0; i < c->host->nhandlers; i++)
@@ -168,17 +174,10 @@ static void stream_negotiate(dn_stream *s, const uint8_t *data, size_t len)
         char name[16];
         DN_DEBUG("stream", "stream %u with %s: negotiation failed: %s", s->id,
                  dn_peerid_short(&s->conn->remote, name), dn_strerror(rc));
-        uint32_t id = s->id;
-        dn_conn *c = s->conn;
-        s->busy++;
-        /* Tell the opener why before the reset reports a generic close. */
-        if (s->outbound && s->open_cb) {
-            dn_stream_open_cb cb = s->open_cb;
-            s->open_cb = NULL;
-            cb(NULL, rc, s->open_arg);
-        }
-        s->busy--;
-        dn_yamux_reset(c->yamux, id);
+        /* The reset reports why to the opener (on_close), not as a generic
+         * reset. */
+        s->fail_status = rc;
+        dn_yamux_reset(s->conn->yamux, s->id);
     }
 }
 
@@ -257,6 +256,8 @@ void dn__stream_on_yamux_event(dn_conn *c, const dn_yamux_event *ev)
             int status = s->reset_seen ? DN_ERESET : 0;
             if (!s->fin_sent && !s->reset_seen)
                 status = DN_ERESET;
+            if (s->fail_status)
+                status = s->fail_status;
             stream_finish(s, status);
         }
         return;
@@ -267,6 +268,23 @@ void dn__stream_on_yamux_event(dn_conn *c, const dn_yamux_event *ev)
     default:
         return;
     }
+}
+
+/* Lazy protocol selection (what js-libp2p does for one protocol): the
+ * opener gets the stream as soon as the proposal is queued, not when the
+ * echo comes back, so what it writes at once travels right behind the
+ * proposal (multistream-select lets the listener take data after the
+ * protocol line) and a request/response costs one round trip, not two.
+ * A refusal ("na") then resets the stream and reaches the opener's
+ * on_close as DN_ENEGOTIATE. Called from the pump, so the opener's writes
+ * join the batch that carries the proposal. */
+static void stream_open_lazily(dn_stream *s)
+{
+    s->open_pending = false;
+    dn_stream_open_cb cb = s->open_cb;
+    s->open_cb = NULL;
+    if (cb && !s->gone)
+        cb(s, 0, s->open_arg);
 }
 
 void dn__conn_pump_streams(dn_conn *c)
@@ -282,8 +300,10 @@ void dn__conn_pump_streams(dn_conn *c)
         /* Closing the write side can free the stream (both sides done):
          * hold it until this iteration is over. */
         s->busy++;
+        if (s->open_pending)
+            stream_open_lazily(s);
         size_t pending = s->sendq.len - s->sendq_off;
-        if (pending) {
+        if (pending && !s->gone) {
             ssize_t n =
                 dn__conn_send_stream_data(c, s->id, s->sendq.data + s->sendq_off, pending);
             if (n < 0) {
@@ -357,6 +377,7 @@ int dn_conn_open_stream(dn_conn *c, const char *protocol, dn_stream_open_cb cb, 
     s->proposal[0] = s->protocol;
     s->open_cb = cb;
     s->open_arg = arg;
+    s->open_pending = true;
     dn_mss_init_dialer(s->mss, s->proposal, 1);
     dn_buf out = DN_BUF_INIT;
     rc = dn_mss_start(s->mss, &out);

@@ -77,9 +77,11 @@ int dn_mss_start(dn_mss *m, dn_buf *out)
         if (!p || p[0] == '\0' || strlen(p) + 1 > DN_MSS_MAX_MSG || strchr(p, '\n'))
             return DN_EINVAL;
     }
+    if (!m->dialer)
+        return 0; /* the listener answers the dialer's header: see dn_mss_feed */
     size_t mark = out->len;
     int rc = put_msg(out, DN_MSS_PROTOCOL, strlen(DN_MSS_PROTOCOL));
-    if (!rc && m->dialer)
+    if (!rc)
         rc = put_msg(out, m->protos[0], strlen(m->protos[0]));
     if (rc)
         out->len = mark;
@@ -199,6 +201,14 @@ int dn_mss_feed(dn_mss *m, const uint8_t *in, size_t len, size_t *consumed, dn_b
                 break;
             }
             m->header_seen = true;
+            /* The listener sends its header now, in the same write as its
+             * answer to the first proposal, not on its own when the
+             * connection opens: one segment and one wake-up fewer per
+             * negotiation. It cannot deadlock: a dialer sends its header
+             * without waiting for ours (the spec's examples show the
+             * listener answering; go, rust and js dialers all do). */
+            if (!m->dialer && (rc = put_msg(out, DN_MSS_PROTOCOL, strlen(DN_MSS_PROTOCOL))))
+                break;
             continue;
         }
         rc = m->dialer ? dialer_msg(m, msg, n, out) : listener_msg(m, msg, n, out);

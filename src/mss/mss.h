@@ -2,8 +2,10 @@
  * multistream-select specs), sans-I/O, dialer and listener.
  *
  * Wire: each message is uvarint(len) + bytes + '\n', len counting the '\n'.
- * Both sides send "/multistream/1.0.0" at once. The dialer proposes one
- * protocol at a time; the listener answers with the same line or "na".
+ * Both sides send "/multistream/1.0.0": the dialer at once, the listener
+ * when the dialer's header arrives (together with its first answer). The
+ * dialer proposes one protocol at a time; the listener answers with the
+ * same line or "na".
  * The dialer here is optimistic in the usual way: its first write carries
  * the header and its first proposal together. The listener accepts
  * application data right after the chosen protocol line: dn_mss_feed
@@ -49,7 +51,8 @@ typedef struct dn_mss {
  * "na" to everything. */
 void dn_mss_init_dialer(dn_mss *m, const char *const *protos, size_t nprotos);
 void dn_mss_init_listener(dn_mss *m, const char *const *protos, size_t nprotos);
-/* Bytes to send first: the header (dialer: plus the first proposal). */
+/* Bytes to send first: dialer, the header and the first proposal;
+ * listener, nothing (its header answers the dialer's). */
 int dn_mss_start(dn_mss *m, dn_buf *out);
 /* Process input. *consumed is set to the bytes used; any bytes after a
  * DN_MSS_DONE are application data. Writes replies to out. Returns

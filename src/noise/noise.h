@@ -65,6 +65,7 @@ typedef struct dn_noise_cipher {
 typedef struct dn_noise_handshake {
     bool initiator;
     int step; /* message number expected / to send next */
+    bool ready; /* dn_noise_handshake_init_ex succeeded */
     const dn_privkey *identity;
     const dn_noise_static *st;      /* host static key, or NULL (per handshake) */
     struct dn_verify_cache *vcache; /* verified-signature cache, or NULL */
@@ -75,7 +76,8 @@ typedef struct dn_noise_handshake {
     uint8_t s_priv[32], s_pub[32], e_priv[32], e_pub[32];
     uint8_t rs[32], re[32];
     uint8_t ck[32], h[32];
-    dn_noise_cipher cs; /* handshake cipher (has_key when k_set) */
+    dn_noise_cipher cs; /* handshake cipher (has_key when k_set; no ctx: see
+                         * dn__noise_aead_seal_once) */
     bool k_set;
     dn_buf rx; /* partial incoming message */
     /* results */

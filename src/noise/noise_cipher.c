@@ -11,7 +11,9 @@
  * on this machine, see DESIGN.md). Each direction owns one EVP_CIPHER_CTX,
  * created with the key at split time; a frame only re-arms the nonce, so
  * the steady state allocates nothing. Frames are sealed straight into the
- * caller's output buffer and opened straight into it. */
+ * caller's output buffer and opened straight into it. The handshake's few
+ * messages, each under a new key, use libsodium's one-shot AEAD instead
+ * (dn__noise_aead_seal_once): no EVP set-up per key. */
 #include "noise/noise_internal.h"
 
 #include <limits.h>
@@ -101,6 +103,34 @@ int dn__noise_aead_open(void *vctx, const uint8_t *key, uint64_t n, const uint8_
             sodium_memzero(pt, len);
         return DN_EDECRYPT;
     }
+    return 0;
+}
+
+int dn__noise_aead_seal_once(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t adlen,
+                             const uint8_t *pt, size_t len, uint8_t *ct)
+{
+    uint8_t iv[12];
+    if (len > DN_NOISE_MAX_MSG)
+        return DN_EINVAL;
+    make_nonce(iv, n);
+    /* Combined mode writes ciphertext || tag, the Noise layout. */
+    if (crypto_aead_chacha20poly1305_ietf_encrypt(ct, NULL, pt, len, ad, adlen, NULL, iv, key))
+        return DN_ECRYPTO;
+    return 0;
+}
+
+int dn__noise_aead_open_once(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t adlen,
+                             const uint8_t *ct, size_t ctlen, uint8_t *pt)
+{
+    uint8_t iv[12];
+    if (ctlen < DN_NOISE_TAGLEN)
+        return DN_EDECRYPT;
+    if (ctlen > DN_NOISE_MAX_MSG)
+        return DN_EINVAL;
+    make_nonce(iv, n);
+    /* libsodium writes no plaintext unless the tag verifies. */
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, ctlen, ad, adlen, iv, key))
+        return DN_EDECRYPT;
     return 0;
 }
 

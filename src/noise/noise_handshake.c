@@ -74,8 +74,8 @@ static int encrypt_and_hash(dn_noise_handshake *hs, const uint8_t *pt, size_t le
             memmove(ct, pt, len);
         *ctlen = len;
     } else {
-        int rc = dn__noise_aead_seal(hs->cs.ctx, hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h, pt,
-                                     len, ct);
+        int rc = dn__noise_aead_seal_once(hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h, pt, len,
+                                          ct);
         if (rc)
             return rc;
         hs->cs.nonce++;
@@ -96,8 +96,8 @@ static int decrypt_and_hash(dn_noise_handshake *hs, const uint8_t *ct, size_t ct
     } else {
         if (ctlen < DN_NOISE_TAGLEN)
             return DN_EMALFORMED;
-        int rc = dn__noise_aead_open(hs->cs.ctx, hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h, ct,
-                                     ctlen, pt);
+        int rc = dn__noise_aead_open_once(hs->cs.key, hs->cs.nonce, hs->h, sizeof hs->h, ct, ctlen,
+                                          pt);
         if (rc)
             return rc;
         hs->cs.nonce++;
@@ -315,9 +315,6 @@ int dn_noise_handshake_init_ex(dn_noise_handshake *hs, bool initiator, const dn_
         hs->have_expected = true;
         hs->expected = *expected;
     }
-    hs->cs.ctx = dn__noise_ctx_new();
-    if (!hs->cs.ctx)
-        return DN_ENOMEM;
     hs->vcache = vc;
     /* The static key pair is the host's when given (made and signed once:
      * see dn_noise_static), else one for this handshake only. The
@@ -334,6 +331,7 @@ int dn_noise_handshake_init_ex(dn_noise_handshake *hs, bool initiator, const dn_
     crypto_scalarmult_base(hs->e_pub, hs->e_priv);
     init_symmetric(hs, NULL, 0);
     hs->step = 0;
+    hs->ready = true;
     return 0;
 }
 
@@ -341,7 +339,7 @@ int dn__noise_handshake_set_keys(dn_noise_handshake *hs, const uint8_t s_priv[32
                                  const uint8_t e_priv[32], const uint8_t *prologue,
                                  size_t prologue_len)
 {
-    if (hs->step != 0 || !hs->cs.ctx || hs->rx.len)
+    if (hs->step != 0 || !hs->ready || hs->rx.len)
         return DN_ESTATE;
     if (!s_priv || !e_priv || (prologue_len && !prologue))
         return DN_EINVAL;
@@ -409,7 +407,7 @@ static int check_payload(dn_noise_handshake *hs, const dn_buf *payload)
 
 int dn_noise_handshake_start(dn_noise_handshake *hs, dn_buf *out)
 {
-    if (hs->step == DN_NOISE_STEP_FAILED || !hs->cs.ctx)
+    if (hs->step == DN_NOISE_STEP_FAILED || !hs->ready)
         return DN_ESTATE;
     if (!hs->initiator)
         return hs->step == 0 ? 0 : DN_ESTATE;
@@ -455,7 +453,7 @@ int dn_noise_handshake_feed(dn_noise_handshake *hs, const uint8_t *in, size_t le
 {
     size_t used = 0;
     *consumed = 0;
-    if (hs->step == DN_NOISE_STEP_FAILED || hs->step >= DN_NOISE_STEP_DONE || !hs->cs.ctx)
+    if (hs->step == DN_NOISE_STEP_FAILED || hs->step >= DN_NOISE_STEP_DONE || !hs->ready)
         return DN_ESTATE;
     if (!expects_input(hs))
         return DN_ESTATE; /* initiator before dn_noise_handshake_start */

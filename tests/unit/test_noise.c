@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "core/pb.h"
+#include "crypto/verify_cache.h"
 #include "dmsnet/error.h"
 #include "dmsnet/keys.h"
 #include "dmsnet/peerid.h"
@@ -1134,6 +1135,528 @@ static void test_payload_codec(void **state)
     dn_privkey_free(k);
 }
 
+/* ---- encrypt_parts ---------------------------------------------------- */
+
+/* A session whose tx side has the same key and nonce as s: what it seals
+ * is what s would seal as its next message. */
+static void twin_of(const dn_noise_session *s, dn_noise_session *twin)
+{
+    memset(twin, 0, sizeof *twin);
+    assert_int_equal(dn__noise_cipher_init(&twin->tx, s->tx.key, true), 0);
+    twin->tx.nonce = s->tx.nonce;
+}
+
+/* head || body through encrypt_parts must give the very bytes that
+ * dn_noise_encrypt gives for the concatenation under the same key and
+ * nonce, advance the nonce by one, and open on the peer. */
+static void check_parts(dn_noise_session *tx, dn_noise_session *rx, size_t hlen, size_t blen)
+{
+    uint8_t *cat = malloc(hlen + blen + 1);
+    assert_non_null(cat);
+    randombytes_buf(cat, hlen + blen);
+    /* Separate allocations, so the parts are not accidentally adjacent. */
+    uint8_t *head = malloc(hlen + 1), *body = malloc(blen + 1);
+    assert_non_null(head);
+    assert_non_null(body);
+    memcpy(head, cat, hlen);
+    memcpy(body, cat + hlen, blen);
+
+    dn_noise_session twin;
+    twin_of(tx, &twin);
+    uint64_t n0 = tx->tx.nonce;
+    dn_buf a = DN_BUF_INIT, b = DN_BUF_INIT, back = DN_BUF_INIT;
+    assert_int_equal(
+        dn_noise_encrypt_parts(tx, hlen ? head : NULL, hlen, blen ? body : NULL, blen, &a), 0);
+    assert_int_equal(tx->tx.nonce, n0 + 1);
+    assert_int_equal(dn_noise_encrypt(&twin, cat, hlen + blen, &b), 0);
+    assert_int_equal(a.len, 2 + hlen + blen + 16);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    size_t used = 0;
+    assert_int_equal(dn_noise_decrypt(rx, a.data, a.len, &used, &back), 0);
+    assert_int_equal(used, a.len);
+    assert_int_equal(back.len, hlen + blen);
+    if (hlen + blen)
+        assert_memory_equal(back.data, cat, hlen + blen);
+    dn_noise_session_free(&twin);
+    dn_buf_free(&a);
+    dn_buf_free(&b);
+    dn_buf_free(&back);
+    free(cat);
+    free(head);
+    free(body);
+}
+
+static void test_encrypt_parts_roundtrip(void **state)
+{
+    conn c;
+    dn_noise_session si, sr;
+    sessions(&c, &si, &sr);
+    check_parts(&si, &sr, 12, 1000); /* a yamux header and its data */
+    check_parts(&si, &sr, 0, 500);   /* empty head */
+    check_parts(&si, &sr, 12, 0);    /* empty body */
+    check_parts(&si, &sr, 0, 0);     /* tag only */
+    check_parts(&sr, &si, 12, 77);   /* the other direction */
+    /* Split points around ChaCha20 (64) and Poly1305 (16) block edges. */
+    static const size_t hs_[] = {1, 12, 15, 16, 17, 63, 64, 65, 1000};
+    static const size_t bs_[] = {0, 1, 15, 16, 47, 64, 999};
+    for (size_t h = 0; h < sizeof hs_ / sizeof hs_[0]; h++)
+        for (size_t b = 0; b < sizeof bs_ / sizeof bs_[0]; b++)
+            check_parts(&si, &sr, hs_[h], bs_[b]);
+    /* Exactly the largest message, however it is divided. */
+    check_parts(&si, &sr, 12, DN_NOISE_MAX_PLAINTEXT - 12);
+    check_parts(&si, &sr, DN_NOISE_MAX_PLAINTEXT, 0);
+    check_parts(&si, &sr, 0, DN_NOISE_MAX_PLAINTEXT);
+    dn_noise_session_free(&si);
+    dn_noise_session_free(&sr);
+    conn_free(&c);
+}
+
+static void test_encrypt_parts_limits(void **state)
+{
+    conn c;
+    dn_noise_session si, sr;
+    sessions(&c, &si, &sr);
+    static uint8_t big[DN_NOISE_MAX_PLAINTEXT + 1];
+    dn_buf w = DN_BUF_INIT, back = DN_BUF_INIT;
+    assert_int_equal(dn_buf_append(&w, "keep", 4), 0);
+    /* One byte over, whichever part carries it, and lengths that would
+     * wrap if added naively: refused, nothing written, nonce kept. */
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 12, big, DN_NOISE_MAX_PLAINTEXT - 11, &w),
+                     DN_ETOOBIG);
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, DN_NOISE_MAX_PLAINTEXT + 1, NULL, 0, &w),
+                     DN_ETOOBIG);
+    assert_int_equal(dn_noise_encrypt_parts(&si, NULL, 0, big, DN_NOISE_MAX_PLAINTEXT + 1, &w),
+                     DN_ETOOBIG);
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, DN_NOISE_MAX_PLAINTEXT, big, 1, &w),
+                     DN_ETOOBIG);
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 12, big, SIZE_MAX - 5, &w), DN_ETOOBIG);
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, SIZE_MAX, big, 1, &w), DN_ETOOBIG);
+    /* A length without a pointer. */
+    assert_int_equal(dn_noise_encrypt_parts(&si, NULL, 1, big, 1, &w), DN_EINVAL);
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 1, NULL, 1, &w), DN_EINVAL);
+    assert_int_equal(w.len, 4);
+    assert_int_equal(si.tx.nonce, 0);
+    /* The session was not harmed: the next message still opens, appended
+     * after what the buffer held. */
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 12, big, DN_NOISE_MAX_PLAINTEXT - 12, &w), 0);
+    assert_int_equal(w.len, 4 + 2 + 65535);
+    assert_int_equal(w.data[4], 0xff);
+    assert_int_equal(w.data[5], 0xff);
+    size_t used;
+    assert_int_equal(dn_noise_decrypt(&sr, w.data + 4, w.len - 4, &used, &back), 0);
+    assert_int_equal(back.len, DN_NOISE_MAX_PLAINTEXT);
+    /* The last nonce works, the reserved one is refused. */
+    dn_buf_reset(&w);
+    dn_buf_reset(&back);
+    si.tx.nonce = UINT64_MAX - 1;
+    sr.rx.nonce = UINT64_MAX - 1;
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 1, big, 1, &w), 0);
+    assert_int_equal(dn_noise_decrypt(&sr, w.data, w.len, &used, &back), 0);
+    assert_int_equal(back.len, 2);
+    size_t before = w.len;
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 1, big, 1, &w), DN_ELIMIT);
+    assert_int_equal(w.len, before);
+    /* After free: refused. */
+    dn_noise_session_free(&si);
+    assert_int_equal(dn_noise_encrypt_parts(&si, big, 1, big, 1, &w), DN_ESTATE);
+    dn_buf_free(&w);
+    dn_buf_free(&back);
+    dn_noise_session_free(&sr);
+    conn_free(&c);
+}
+
+/* Both calls share one nonce sequence: a mixed stream of messages opens in
+ * order on the peer, multi-frame encrypts included. */
+static void test_encrypt_parts_interleaved(void **state)
+{
+    conn c;
+    dn_noise_session si, sr;
+    sessions(&c, &si, &sr);
+    size_t big = DN_NOISE_MAX_PLAINTEXT + 100; /* two frames */
+    uint8_t *pt = malloc(big);
+    assert_non_null(pt);
+    randombytes_buf(pt, big);
+    dn_buf w = DN_BUF_INIT, want = DN_BUF_INIT, back = DN_BUF_INIT;
+    assert_int_equal(dn_noise_encrypt(&si, pt, 10, &w), 0);
+    assert_int_equal(dn_buf_append(&want, pt, 10), 0);
+    assert_int_equal(dn_noise_encrypt_parts(&si, pt + 10, 12, pt + 500, 30, &w), 0);
+    assert_int_equal(dn_buf_append(&want, pt + 10, 12), 0);
+    assert_int_equal(dn_buf_append(&want, pt + 500, 30), 0);
+    assert_int_equal(dn_noise_encrypt(&si, pt, big, &w), 0);
+    assert_int_equal(dn_buf_append(&want, pt, big), 0);
+    assert_int_equal(dn_noise_encrypt_parts(&si, NULL, 0, pt + 7, 3, &w), 0);
+    assert_int_equal(dn_buf_append(&want, pt + 7, 3), 0);
+    assert_int_equal(dn_noise_encrypt_parts(&si, pt + 1, 5, NULL, 0, &w), 0);
+    assert_int_equal(dn_buf_append(&want, pt + 1, 5), 0);
+    assert_int_equal(si.tx.nonce, 6);
+    size_t used;
+    assert_int_equal(dn_noise_decrypt(&sr, w.data, w.len, &used, &back), 0);
+    assert_int_equal(used, w.len);
+    assert_int_equal(sr.rx.nonce, 6);
+    assert_int_equal(back.len, want.len);
+    assert_memory_equal(back.data, want.data, want.len);
+    free(pt);
+    dn_buf_free(&w);
+    dn_buf_free(&want);
+    dn_buf_free(&back);
+    dn_noise_session_free(&si);
+    dn_noise_session_free(&sr);
+    conn_free(&c);
+}
+
+/* ---- host static key and signature cache ------------------------------ */
+
+static const uint8_t ZERO32[32];
+
+/* The three messages between i and r. Returns DN_NOISE_DONE when both
+ * finished; otherwise the first failure, with *who set to 'i' or 'r'. */
+static int pair_run(dn_noise_handshake *i, dn_noise_handshake *r, char *who)
+{
+    dn_buf m1 = DN_BUF_INIT, m2 = DN_BUF_INIT, m3 = DN_BUF_INIT;
+    int rc;
+    *who = 0;
+    assert_int_equal(dn_noise_handshake_start(i, &m1), 0);
+    if ((rc = feed_all(r, &m1, &m2)) != DN_NOISE_NEED_MORE) {
+        *who = 'r';
+        goto out;
+    }
+    if ((rc = feed_all(i, &m2, &m3)) != DN_NOISE_DONE) {
+        *who = 'i';
+        goto out;
+    }
+    if ((rc = feed_all(r, &m3, NULL)) != DN_NOISE_DONE)
+        *who = 'r';
+out:
+    dn_buf_free(&m1);
+    dn_buf_free(&m2);
+    dn_buf_free(&m3);
+    return rc;
+}
+
+static void test_static_init(void **state)
+{
+    dn_privkey *k = new_key(DN_KEY_ED25519);
+    dn_noise_static st;
+    assert_int_equal(dn_noise_static_init(&st, k), 0);
+    assert_true(st.ready);
+    /* pub is the X25519 public key of priv. */
+    uint8_t pub[32];
+    crypto_scalarmult_base(pub, st.priv);
+    assert_memory_equal(pub, st.pub, 32);
+    assert_memory_not_equal(st.priv, ZERO32, 32);
+    /* The signature is the identity's over the spec's message. */
+    uint8_t msg[24 + 32];
+    memcpy(msg, "noise-libp2p-static-key:", 24);
+    memcpy(msg + 24, st.pub, 32);
+    assert_int_equal(st.siglen, 64);
+    assert_int_equal(dn_pubkey_verify(dn_privkey_public(k), msg, sizeof msg, st.sig, st.siglen), 0);
+    /* A second one is a different key pair. */
+    dn_noise_static st2;
+    assert_int_equal(dn_noise_static_init(&st2, k), 0);
+    assert_memory_not_equal(st.priv, st2.priv, 32);
+    /* Wipe clears the secret and makes it unusable. */
+    dn_noise_static_wipe(&st2);
+    assert_memory_equal(st2.priv, ZERO32, 32);
+    assert_memory_equal(st2.pub, ZERO32, 32);
+    assert_int_equal(st2.siglen, 0);
+    assert_false(st2.ready);
+    dn_noise_static_wipe(NULL); /* harmless */
+
+    dn_noise_handshake hs;
+    assert_int_equal(dn_noise_handshake_init_ex(&hs, true, k, &st2, NULL, NULL, NULL, 0),
+                     DN_EINVAL);
+    dn_noise_static raw;
+    memcpy(&raw, &st, sizeof raw);
+    raw.ready = false; /* keys present, but never finished */
+    assert_int_equal(dn_noise_handshake_init_ex(&hs, false, k, &raw, NULL, NULL, NULL, 0),
+                     DN_EINVAL);
+    dn_noise_static_wipe(&raw);
+    /* No identity: refused, and nothing usable left behind. */
+    assert_int_equal(dn_noise_static_init(&st2, NULL), DN_EINVAL);
+    assert_false(st2.ready);
+    /* A ready static is accepted and becomes the handshake's static key. */
+    assert_int_equal(dn_noise_handshake_init_ex(&hs, true, k, &st, NULL, NULL, NULL, 0), 0);
+    assert_memory_equal(hs.s_pub, st.pub, 32);
+    dn_noise_handshake_free(&hs);
+    /* Freeing the handshake wiped its copy, not the host's key. */
+    assert_true(st.ready);
+    assert_memory_equal(pub, st.pub, 32);
+    assert_memory_not_equal(st.priv, ZERO32, 32);
+    dn_noise_static_wipe(&st);
+    dn_privkey_free(k);
+}
+
+/* One initiator static key, two handshakes with two responders: both
+ * complete, both responders learn the same static key and the right peer
+ * id, and the ephemeral keys still differ. Then the same for a responder
+ * reusing its static. */
+static void test_static_reused(void **state)
+{
+    dn_privkey *ik = new_key(DN_KEY_ED25519), *rk1 = new_key(DN_KEY_ED25519),
+               *rk2 = new_key(DN_KEY_SECP256K1);
+    dn_peerid iid = id_of(ik), r1id = id_of(rk1), r2id = id_of(rk2);
+    dn_noise_static st;
+    assert_int_equal(dn_noise_static_init(&st, ik), 0);
+    dn_noise_handshake i1, i2, r1, r2;
+    char who;
+    assert_int_equal(dn_noise_handshake_init_ex(&i1, true, ik, &st, NULL, &r1id, YAMUX, 1), 0);
+    assert_int_equal(dn_noise_handshake_init(&r1, false, rk1, NULL, YAMUX, 1), 0);
+    assert_int_equal(pair_run(&i1, &r1, &who), DN_NOISE_DONE);
+    assert_int_equal(dn_noise_handshake_init_ex(&i2, true, ik, &st, NULL, &r2id, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init(&r2, false, rk2, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i2, &r2, &who), DN_NOISE_DONE);
+    assert_memory_equal(r1.rs, st.pub, 32);
+    assert_memory_equal(r2.rs, st.pub, 32);
+    assert_memory_not_equal(r1.re, r2.re, 32); /* ephemeral: fresh each time */
+    assert_true(dn_peerid_equal(dn_noise_remote_peer(&r1), &iid));
+    assert_true(dn_peerid_equal(dn_noise_remote_peer(&r2), &iid));
+    assert_true(dn_pubkey_equal(dn_noise_remote_key(&r1), dn_privkey_public(ik)));
+    assert_true(dn_peerid_equal(dn_noise_remote_peer(&i1), &r1id));
+    assert_true(dn_peerid_equal(dn_noise_remote_peer(&i2), &r2id));
+    assert_string_equal(dn_noise_negotiated_muxer(&r1), "/yamux/1.0.0");
+    /* Transport works on both, with different keys. */
+    dn_noise_session s1i, s1r, s2i, s2r;
+    assert_int_equal(dn_noise_handshake_split(&i1, &s1i, NULL), 0);
+    assert_int_equal(dn_noise_handshake_split(&r1, &s1r, NULL), 0);
+    assert_int_equal(dn_noise_handshake_split(&i2, &s2i, NULL), 0);
+    assert_int_equal(dn_noise_handshake_split(&r2, &s2r, NULL), 0);
+    assert_memory_not_equal(s1i.tx.key, s2i.tx.key, 32);
+    assert_roundtrip(&s1i, &s1r, 50);
+    assert_roundtrip(&s2r, &s2i, 50);
+    dn_noise_session_free(&s1i);
+    dn_noise_session_free(&s1r);
+    dn_noise_session_free(&s2i);
+    dn_noise_session_free(&s2r);
+    dn_noise_handshake_free(&i1);
+    dn_noise_handshake_free(&i2);
+    dn_noise_handshake_free(&r1);
+    dn_noise_handshake_free(&r2);
+    /* The split wiped the handshakes' copies, not the static. */
+    assert_true(st.ready);
+    assert_memory_not_equal(st.priv, ZERO32, 32);
+
+    /* Responder side: rk1's static serves two initiators. */
+    dn_noise_static rst;
+    assert_int_equal(dn_noise_static_init(&rst, rk1), 0);
+    for (int n = 0; n < 2; n++) {
+        assert_int_equal(dn_noise_handshake_init(&i1, true, n ? ik : rk2, &r1id, NULL, 0), 0);
+        assert_int_equal(dn_noise_handshake_init_ex(&r1, false, rk1, &rst, NULL, NULL, NULL, 0), 0);
+        assert_int_equal(pair_run(&i1, &r1, &who), DN_NOISE_DONE);
+        assert_memory_equal(i1.rs, rst.pub, 32);
+        assert_true(dn_peerid_equal(dn_noise_remote_peer(&i1), &r1id));
+        dn_noise_handshake_free(&i1);
+        dn_noise_handshake_free(&r1);
+    }
+    dn_noise_static_wipe(&rst);
+    dn_noise_static_wipe(&st);
+    dn_privkey_free(ik);
+    dn_privkey_free(rk1);
+    dn_privkey_free(rk2);
+}
+
+/* A static signed by identity A used under identity B: the payload claims
+ * B but carries A's signature, so the peer refuses it, on either side. */
+static void test_static_wrong_identity(void **state)
+{
+    dn_privkey *a = new_key(DN_KEY_ED25519), *b = new_key(DN_KEY_ED25519),
+               *peer = new_key(DN_KEY_ED25519);
+    dn_noise_static sa;
+    assert_int_equal(dn_noise_static_init(&sa, a), 0);
+    dn_noise_handshake i, r;
+    char who;
+    /* Initiator misuses it: the responder fails on message 3. */
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, b, &sa, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init(&r, false, peer, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_EBADSIG);
+    assert_int_equal(who, 'r');
+    assert_null(dn_noise_remote_peer(&r));
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+    /* Responder misuses it: the initiator fails on message 2. */
+    assert_int_equal(dn_noise_handshake_init(&i, true, peer, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, b, &sa, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_EBADSIG);
+    assert_int_equal(who, 'i');
+    assert_null(dn_noise_remote_peer(&i));
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+    /* Under its own identity the same static works. */
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, a, &sa, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init(&r, false, peer, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_NOISE_DONE);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+    dn_noise_static_wipe(&sa);
+    dn_privkey_free(a);
+    dn_privkey_free(b);
+    dn_privkey_free(peer);
+}
+
+/* A static key replaced through the set_keys test hook after init_ex:
+ * the host's stored signature is for the old key, so the handshake must
+ * sign the new one instead of sending a signature the peer refuses. */
+static void test_static_replaced_by_set_keys(void **state)
+{
+    dn_privkey *ik = new_key(DN_KEY_ED25519), *rk = new_key(DN_KEY_ED25519);
+    dn_noise_static st;
+    assert_int_equal(dn_noise_static_init(&st, ik), 0);
+    uint8_t s2[32], e2[32];
+    randombytes_buf(s2, 32);
+    randombytes_buf(e2, 32);
+    dn_noise_handshake i, r;
+    char who;
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, ik, &st, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn__noise_handshake_set_keys(&i, s2, e2, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init(&r, false, rk, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_NOISE_DONE);
+    uint8_t pub2[32];
+    crypto_scalarmult_base(pub2, s2);
+    assert_memory_equal(r.rs, pub2, 32);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+    dn_noise_static_wipe(&st);
+    dn_privkey_free(ik);
+    dn_privkey_free(rk);
+}
+
+/* Message 3 from initiator i with payload pl (built by hand), fed to r
+ * after the first two messages went normally. Returns r's result. */
+static int msg3_with_payload(dn_noise_handshake *i, dn_noise_handshake *r, const dn_buf *pl)
+{
+    dn_buf m1 = DN_BUF_INIT, m2 = DN_BUF_INIT, m3 = DN_BUF_INIT, got = DN_BUF_INIT;
+    assert_int_equal(dn_noise_handshake_start(i, &m1), 0);
+    assert_int_equal(feed_all(r, &m1, &m2), DN_NOISE_NEED_MORE);
+    assert_int_equal(dn__noise_read_message(i, m2.data + 2, m2.len - 2, &got), 0);
+    raw_msg(i, pl, &m3);
+    size_t used;
+    int rc = dn_noise_handshake_feed(r, m3.data, m3.len, &used, NULL);
+    dn_buf_free(&m1);
+    dn_buf_free(&m2);
+    dn_buf_free(&m3);
+    dn_buf_free(&got);
+    return rc;
+}
+
+static void test_static_verify_cache(void **state)
+{
+    dn_verify_cache *vc = malloc(sizeof *vc);
+    assert_non_null(vc);
+    dn_verify_cache_init(vc);
+    dn_privkey *ik = new_key(DN_KEY_ED25519), *rk = new_key(DN_KEY_ED25519);
+    dn_peerid iid = id_of(ik);
+    dn_noise_static st;
+    assert_int_equal(dn_noise_static_init(&st, ik), 0);
+    dn_noise_handshake i, r;
+    char who;
+
+    /* First handshake: verified and stored. */
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, ik, &st, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, NULL, vc, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_NOISE_DONE);
+    assert_int_equal(vc->misses, 1);
+    assert_int_equal(vc->hits, 0);
+    assert_int_equal(dn_verify_cache_count(vc), 1);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+
+    /* Same initiator static again: a hit, and the handshake still
+     * completes with the right peer. */
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, ik, &st, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, NULL, vc, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_NOISE_DONE);
+    assert_int_equal(vc->hits, 1);
+    assert_int_equal(vc->misses, 1);
+    assert_int_equal(dn_verify_cache_count(vc), 1);
+    assert_true(dn_peerid_equal(dn_noise_remote_peer(&r), &iid));
+    assert_true(dn_pubkey_equal(dn_noise_remote_key(&r), dn_privkey_public(ik)));
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+
+    /* The cached signature with one bit flipped: checked again, refused,
+     * not stored. */
+    dn_buf pl = DN_BUF_INIT;
+    uint8_t bad[DN_SIG_MAX];
+    memcpy(bad, st.sig, st.siglen);
+    bad[st.siglen / 2] ^= 0x10;
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, ik, &st, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, NULL, vc, NULL, NULL, 0), 0);
+    assert_int_equal(dn__noise_payload_build_signed(ik, bad, st.siglen, NULL, 0, &pl), 0);
+    assert_int_equal(msg3_with_payload(&i, &r, &pl), DN_EBADSIG);
+    assert_null(dn_noise_remote_peer(&r));
+    assert_int_equal(vc->hits, 1);
+    assert_int_equal(vc->misses, 2);
+    assert_int_equal(dn_verify_cache_count(vc), 1);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+
+    /* The genuine cached signature replayed over another static key (the
+     * initiator's own, fresh one): the cached entry is for st.pub only. */
+    dn_buf_reset(&pl);
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, ik, NULL, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, NULL, vc, NULL, NULL, 0), 0);
+    assert_memory_not_equal(i.s_pub, st.pub, 32);
+    assert_int_equal(dn__noise_payload_build_signed(ik, st.sig, st.siglen, NULL, 0, &pl), 0);
+    assert_int_equal(msg3_with_payload(&i, &r, &pl), DN_EBADSIG);
+    assert_int_equal(vc->hits, 1);
+    assert_int_equal(vc->misses, 3);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+
+    /* The cached signature under another claimed identity: the identity
+     * key is part of the entry, so no hit, and refused. */
+    dn_privkey *mallory = new_key(DN_KEY_ED25519);
+    dn_buf_reset(&pl);
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, mallory, &st, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, NULL, vc, NULL, NULL, 0), 0);
+    assert_int_equal(dn__noise_payload_build_signed(mallory, st.sig, st.siglen, NULL, 0, &pl), 0);
+    assert_int_equal(msg3_with_payload(&i, &r, &pl), DN_EBADSIG);
+    assert_int_equal(vc->hits, 1);
+    assert_int_equal(vc->misses, 4);
+    assert_int_equal(dn_verify_cache_count(vc), 1);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+    dn_buf_free(&pl);
+
+    /* The genuine one still hits after all that. */
+    assert_int_equal(dn_noise_handshake_init_ex(&i, true, ik, &st, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, NULL, vc, NULL, NULL, 0), 0);
+    assert_int_equal(pair_run(&i, &r, &who), DN_NOISE_DONE);
+    assert_int_equal(vc->hits, 2);
+    dn_noise_handshake_free(&i);
+    dn_noise_handshake_free(&r);
+
+    /* Initiator side with a cache: the responder's static signature hits
+     * the second time, yet the expected-peer check still runs on a hit. */
+    dn_noise_static rst;
+    assert_int_equal(dn_noise_static_init(&rst, rk), 0);
+    dn_peerid rid = id_of(rk), wrong = id_of(mallory);
+    dn_verify_cache_init(vc);
+    for (int n = 0; n < 3; n++) {
+        assert_int_equal(
+            dn_noise_handshake_init_ex(&i, true, ik, NULL, vc, n == 2 ? &wrong : &rid, NULL, 0), 0);
+        assert_int_equal(dn_noise_handshake_init_ex(&r, false, rk, &rst, NULL, NULL, NULL, 0), 0);
+        int rc = pair_run(&i, &r, &who);
+        assert_int_equal(vc->misses, 1);
+        assert_int_equal(vc->hits, (uint64_t)n);
+        if (n < 2) {
+            assert_int_equal(rc, DN_NOISE_DONE);
+            assert_true(dn_peerid_equal(dn_noise_remote_peer(&i), &rid));
+        } else {
+            assert_int_equal(rc, DN_EPEERID);
+            assert_int_equal(who, 'i');
+        }
+        dn_noise_handshake_free(&i);
+        dn_noise_handshake_free(&r);
+    }
+    dn_noise_static_wipe(&rst);
+    dn_noise_static_wipe(&st);
+    dn_privkey_free(mallory);
+    dn_privkey_free(ik);
+    dn_privkey_free(rk);
+    free(vc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1160,6 +1683,14 @@ int main(void)
         cmocka_unit_test(test_transport_malformed),
         cmocka_unit_test(test_nonce_exhaustion),
         cmocka_unit_test(test_payload_codec),
+        cmocka_unit_test(test_encrypt_parts_roundtrip),
+        cmocka_unit_test(test_encrypt_parts_limits),
+        cmocka_unit_test(test_encrypt_parts_interleaved),
+        cmocka_unit_test(test_static_init),
+        cmocka_unit_test(test_static_reused),
+        cmocka_unit_test(test_static_wrong_identity),
+        cmocka_unit_test(test_static_replaced_by_set_keys),
+        cmocka_unit_test(test_static_verify_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

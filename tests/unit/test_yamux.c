@@ -1050,6 +1050,197 @@ static void test_config(void **state)
     dn_yamux_free(NULL);
 }
 
+/* ---- zero-copy writes (dn_yamux_write_header) ------------------------- */
+
+/* What a caller of write_header does: whatever the engine queued first,
+ * then the header, then exactly n bytes of its own data. */
+static void send_parts(peer *a, peer *b, tracker *t, const uint8_t hdr[12], const uint8_t *data,
+                       size_t n)
+{
+    pump_step(a, b, t, SIZE_MAX);
+    if (t) {
+        track(t, a->side, hdr, 12);
+        track(t, a->side, data, n);
+    }
+    assert_int_equal(dn_yamux_feed(b->y, hdr, 12), 0);
+    if (n)
+        assert_int_equal(dn_yamux_feed(b->y, data, n), 0);
+}
+
+static void test_write_header_window(void **state)
+{
+    peer *c = peer_new(true, NULL), *s = peer_new(false, NULL);
+    tracker *t = tracker_new();
+    s->auto_accept = s->store = true;
+    uint32_t id;
+    assert_int_equal(dn_yamux_open(c->y, &id), 0);
+    pump_all(c, s, t);
+    assert_int_equal(c->acked[id], 1);
+    uint8_t *src = malloc(DN_YAMUX_INITIAL_WINDOW + 64 * KiB);
+    assert_non_null(src);
+    for (size_t i = 0; i < DN_YAMUX_INITIAL_WINDOW + 64 * KiB; i++)
+        src[i] = pattern(i, id);
+    dn_buf *o = dn_yamux_output(c->y);
+    uint8_t hdr[12];
+
+    /* Capped at one 64 KiB frame; Data, no flags (the SYN went with
+     * open), our stream id, the length, all big-endian. */
+    memset(hdr, 0xee, sizeof hdr);
+    assert_int_equal(dn_yamux_write_header(c->y, id, 100000, hdr), 64 * KiB);
+    static const uint8_t want1[12] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0};
+    assert_memory_equal(hdr, want1, 12);
+    assert_int_equal(o->len, 0); /* the header is the caller's to send */
+    assert_int_equal(dn_yamux_send_window(c->y, id), DN_YAMUX_INITIAL_WINDOW - 64 * KiB);
+    size_t sent = 0;
+    send_parts(c, s, t, hdr, src, 64 * KiB);
+    sent += 64 * KiB;
+
+    /* Below the cap: exactly what was asked. */
+    assert_int_equal(dn_yamux_write_header(c->y, id, 1000, hdr), 1000);
+    static const uint8_t want2[12] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x03, 0xe8};
+    assert_memory_equal(hdr, want2, 12);
+    assert_int_equal(dn_yamux_send_window(c->y, id), DN_YAMUX_INITIAL_WINDOW - 64 * KiB - 1000);
+    send_parts(c, s, t, hdr, src + sent, 1000);
+    sent += 1000;
+
+    /* Until the window runs out: min(len, 64 KiB, window) each time. */
+    while (dn_yamux_send_window(c->y, id) > 0) {
+        uint32_t win = dn_yamux_send_window(c->y, id);
+        size_t want = win < 64 * KiB ? win : 64 * KiB;
+        ssize_t r = dn_yamux_write_header(c->y, id, 100000, hdr);
+        assert_int_equal(r, want);
+        assert_int_equal(be32(hdr + 8), want);
+        assert_int_equal(be32(hdr + 4), id);
+        assert_int_equal(dn_yamux_send_window(c->y, id), win - want);
+        send_parts(c, s, t, hdr, src + sent, (size_t)r);
+        sent += (size_t)r;
+    }
+    assert_int_equal(sent, DN_YAMUX_INITIAL_WINDOW);
+    /* Window 0: nothing taken, nothing queued. */
+    assert_int_equal(dn_yamux_write_header(c->y, id, 5, hdr), 0);
+    assert_int_equal(dn_yamux_write_header(c->y, id, 0, hdr), 0);
+    assert_int_equal(o->len, 0);
+    assert_int_equal(dn_yamux_send_window(c->y, id), 0);
+    /* The peer got every byte, in order, and nothing past its window. */
+    assert_int_equal(s->rx[id].len, DN_YAMUX_INITIAL_WINDOW);
+    assert_memory_equal(s->rx[id].data, src, DN_YAMUX_INITIAL_WINDOW);
+    assert_int_equal(t->data_frames[0],
+                     1 + 1 + (DN_YAMUX_INITIAL_WINDOW - 64 * KiB - 1000) / (64 * KiB) + 1);
+
+    /* Consuming reopens the window; write_header works again. */
+    assert_int_equal(dn_yamux_consumed(s->y, id, DN_YAMUX_INITIAL_WINDOW), 0);
+    pump_all(c, s, t);
+    assert_true(dn_yamux_send_window(c->y, id) > 0);
+    assert_int_equal(dn_yamux_write_header(c->y, id, 10, hdr), 10);
+    send_parts(c, s, t, hdr, src + sent, 10);
+    assert_int_equal(s->rx[id].len, DN_YAMUX_INITIAL_WINDOW + 10);
+    assert_memory_equal(s->rx[id].data + sent, src + sent, 10);
+
+    /* After our FIN, and for ids never used. */
+    assert_int_equal(dn_yamux_close_write(c->y, id), 0);
+    assert_int_equal(dn_yamux_write_header(c->y, id, 10, hdr), DN_ECLOSED);
+    assert_int_equal(dn_yamux_write_header(c->y, 101, 10, hdr), DN_ENOTFOUND);
+    pump_all(c, s, t);
+    assert_int_equal(s->fins[id], 1);
+    free(src);
+    free(t);
+    peer_free(c);
+    peer_free(s);
+}
+
+/* write_header must frame data exactly as dn_yamux_write does: two
+ * engines in the same state, one through each call, must put the same
+ * bytes on the wire. The first frame on an inbound stream not yet accepted
+ * carries ACK and accepts it. */
+static void test_write_header_like_write(void **state)
+{
+    peer *s1 = peer_new(false, NULL), *s2 = peer_new(false, NULL), *c = peer_new(true, NULL);
+    c->store = true;
+    uint32_t id;
+    assert_int_equal(dn_yamux_open(c->y, &id), 0);
+    dn_buf *co = dn_yamux_output(c->y);
+    assert_int_equal(co->len, 12);
+    assert_int_equal(dn_yamux_feed(s1->y, co->data, co->len), 0);
+    assert_int_equal(dn_yamux_feed(s2->y, co->data, co->len), 0);
+    dn_buf_reset(co);
+    assert_int_equal(s1->opened[id], 1);
+    assert_int_equal(s2->opened[id], 1);
+    dn_buf *o1 = dn_yamux_output(s1->y), *o2 = dn_yamux_output(s2->y);
+    uint8_t hdr[12];
+
+    /* Zero bytes: nothing sent, so the stream is not accepted by it. */
+    assert_int_equal(dn_yamux_write(s1->y, id, (const uint8_t *)"", 0), 0);
+    assert_int_equal(dn_yamux_write_header(s2->y, id, 0, hdr), 0);
+    assert_int_equal(o1->len, 0);
+    assert_int_equal(o2->len, 0);
+
+    /* First data: Data with ACK (flags 0x0002). */
+    assert_int_equal(dn_yamux_write(s1->y, id, (const uint8_t *)"abc", 3), 3);
+    assert_int_equal(dn_yamux_write_header(s2->y, id, 3, hdr), 3);
+    static const uint8_t ack_data[12] = {0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 3};
+    assert_memory_equal(hdr, ack_data, 12);
+    assert_int_equal(o2->len, 0);
+    assert_int_equal(o1->len, 15);
+    assert_memory_equal(o1->data, hdr, 12);
+    assert_memory_equal(o1->data + 12, "abc", 3);
+    /* Delivered to the opener: ACKed, and the data arrives. */
+    assert_int_equal(dn_yamux_feed(c->y, hdr, 12), 0);
+    assert_int_equal(dn_yamux_feed(c->y, (const uint8_t *)"abc", 3), 0);
+    assert_int_equal(c->acked[id], 1);
+    assert_int_equal(c->rx[id].len, 3);
+    assert_memory_equal(c->rx[id].data, "abc", 3);
+
+    /* Accepted by that frame: the next has no flags, accept sends nothing. */
+    dn_buf_reset(o1);
+    assert_int_equal(dn_yamux_write(s1->y, id, (const uint8_t *)"de", 2), 2);
+    assert_int_equal(dn_yamux_write_header(s2->y, id, 2, hdr), 2);
+    assert_int_equal(hdr[2], 0);
+    assert_int_equal(hdr[3], 0);
+    assert_memory_equal(o1->data, hdr, 12);
+    dn_buf_reset(o1);
+    assert_int_equal(dn_yamux_accept(s1->y, id), 0);
+    assert_int_equal(dn_yamux_accept(s2->y, id), 0);
+    assert_int_equal(o1->len, 0);
+    assert_int_equal(o2->len, 0);
+    assert_int_equal(dn_yamux_send_window(s1->y, id), dn_yamux_send_window(s2->y, id));
+    assert_int_equal(dn_yamux_send_window(s2->y, id), DN_YAMUX_INITIAL_WINDOW - 5);
+
+    /* A large write: dn_yamux_write queues 64 KiB frames; write_header
+     * takes the first frame only, with the same header. */
+    uint8_t *big = calloc(1, 100000);
+    assert_non_null(big);
+    assert_int_equal(dn_yamux_write(s1->y, id, big, 100000), 100000);
+    assert_int_equal(dn_yamux_write_header(s2->y, id, 100000, hdr), 64 * KiB);
+    assert_memory_equal(o1->data, hdr, 12);
+    assert_int_equal(dn_yamux_send_window(s2->y, id), DN_YAMUX_INITIAL_WINDOW - 5 - 64 * KiB);
+    free(big);
+
+    /* After the local FIN both refuse, the same way. */
+    assert_int_equal(dn_yamux_close_write(s1->y, id), 0);
+    assert_int_equal(dn_yamux_close_write(s2->y, id), 0);
+    assert_int_equal(dn_yamux_write(s1->y, id, (const uint8_t *)"x", 1), DN_ECLOSED);
+    assert_int_equal(dn_yamux_write_header(s2->y, id, 1, hdr), DN_ECLOSED);
+    peer_free(s1);
+    peer_free(s2);
+    peer_free(c);
+}
+
+/* After a protocol error the session is dead: write_header refuses like
+ * write, instead of handing out a header for a connection being closed. */
+static void test_write_header_failed_session(void **state)
+{
+    peer *s = peer_new(false, NULL);
+    uint8_t f[12], hdr[12];
+    frame(f, 0, 1, 1, 1, 0);
+    assert_int_equal(dn_yamux_feed(s->y, f, 12), 0);
+    assert_int_equal(dn_yamux_write_header(s->y, 1, 4, hdr), 4);
+    frame(f, 9, 0, 0, 1, 0); /* bad version: protocol error */
+    assert_int_equal(dn_yamux_feed(s->y, f, 12), DN_EPROTO);
+    assert_int_equal(dn_yamux_write_header(s->y, 1, 4, hdr), DN_ECLOSED);
+    assert_int_equal(dn_yamux_write(s->y, 1, (const uint8_t *)"abcd", 4), DN_ECLOSED);
+    peer_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1267,9 @@ int main(void)
         cmocka_unit_test(test_reset_inside_callbacks),
         cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_write_header_window),
+        cmocka_unit_test(test_write_header_like_write),
+        cmocka_unit_test(test_write_header_failed_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
