@@ -40,6 +40,9 @@ static void usage(FILE *f)
 
 static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg)
 {
+    /* Three events per connection: render nothing nobody will read. */
+    if (dn_log_get_level() > DN_LOG_INFO)
+        return;
     char id[DN_PEERID_STR_MAX], addr[DN_MULTIADDR_STR_MAX];
     dn_peerid_to_string(dn_conn_remote_peer(c), id, sizeof id);
     if (dn_multiaddr_to_string(dn_conn_remote_addr(c), addr, sizeof addr) < 0)
