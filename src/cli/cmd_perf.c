@@ -152,7 +152,9 @@ int dn_cmd_perf(int argc, char **argv)
                    streams, (unsigned long long)st.uploaded, (unsigned long long)st.downloaded,
                    (double)st.max_upload_ns / 1e9, (double)down_ns / 1e9, up_g, down_g,
                    st.status ? "false" : "true");
-        } else {
+        } else if (!st.status) {
+            /* On failure the error line below says how far it got; a rate
+             * over bytes the peer may never have taken would mislead. */
             printf("upload:   %llu bytes in %.3f s = %.2f Gbit/s\n",
                    (unsigned long long)st.uploaded, (double)st.max_upload_ns / 1e9, up_g);
             printf("download: %llu bytes in %.3f s = %.2f Gbit/s\n",

@@ -163,8 +163,11 @@ static void stream_negotiate(dn_stream *s, const uint8_t *data, size_t len)
     size_t used = 0;
     dn_buf out = DN_BUF_INIT;
     int rc = dn_mss_feed(s->mss, data, len, &used, &out);
-    if (rc >= 0 && out.len)
-        rc = stream_queue(s, out.data, out.len) ? DN_ENOMEM : rc;
+    /* Answers given before a failure go out too: a dialer that sent data
+     * right behind a refused proposal (lazy selection) then reads "na",
+     * which tells it why, before the reset. */
+    if (out.len && stream_queue(s, out.data, out.len) && rc >= 0)
+        rc = DN_ENOMEM;
     dn_buf_free(&out);
     if (rc == DN_MSS_DONE) {
         stream_negotiated(s, data + used, len - used);
@@ -174,10 +177,20 @@ static void stream_negotiate(dn_stream *s, const uint8_t *data, size_t len)
         char name[16];
         DN_DEBUG("stream", "stream %u with %s: negotiation failed: %s", s->id,
                  dn_peerid_short(&s->conn->remote, name), dn_strerror(rc));
+        dn_conn *c = s->conn;
+        size_t pending = s->sendq.len - s->sendq_off;
+        if (pending && !s->outbound) {
+            /* The reset would drop the queued answers: send them first. */
+            ssize_t n = dn__conn_send_stream_data(c, s->id, s->sendq.data + s->sendq_off, pending);
+            if (n < 0) {
+                dn__conn_fail(c, (int)n);
+                return;
+            }
+        }
         /* The reset reports why to the opener (on_close), not as a generic
          * reset. */
         s->fail_status = rc;
-        dn_yamux_reset(s->conn->yamux, s->id);
+        dn_yamux_reset(c->yamux, s->id);
     }
 }
 

@@ -46,6 +46,17 @@ log "the identity persists across restarts"
 stop_pid "$A_PID" || fail "daemon did not exit 0 on SIGTERM"
 start_dmsnet_daemon a2 --listen /ip4/127.0.0.1/tcp/0 --data-dir "$WORK/a"
 [ "$DMSNET_PEER_ID" = "$A_ID" ] || fail "restarted daemon has a new peer id"
+
+# Stream opens are lazy (data follows the proposal at once), so a refusal
+# must still come back as a refusal, not as a bare reset or a rate.
+log "perf against a daemon without perf: a clear refusal"
+if "$DMSNET" perf "$DMSNET_MA" --upload 1M --download 1M >"$WORK/noperf.out" 2>"$WORK/noperf.err"; then
+    fail "perf against a daemon without --enable-perf succeeded"
+fi
+grep -q "protocol not supported by peer" "$WORK/noperf.err" ||
+    fail "perf refused: unclear error: $(cat "$WORK/noperf.err")"
+[ ! -s "$WORK/noperf.out" ] || fail "perf printed a rate for a refused stream: $(cat "$WORK/noperf.out")"
+"$DMSNET" ping "$DMSNET_MA" -c 1 >/dev/null 2>&1 || fail "the daemon stopped answering after a refused stream"
 stop_pid "$DMSNET_PID" || fail "daemon did not exit 0 on SIGTERM"
 
 # --- a private network
