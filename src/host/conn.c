@@ -385,7 +385,7 @@ static int start_noise(dn_conn *c)
     if (!c->hs)
         return DN_ENOMEM;
     int rc = dn_noise_handshake_init_ex(c->hs, c->outbound, c->host->identity,
-                                        &c->host->noise_static, c->host->vcache,
+                                        &c->host->noise_static, &c->host->vcache,
                                         c->have_expected ? &c->expected : NULL, muxers, 1);
     if (rc)
         return rc;

@@ -6,7 +6,6 @@
 
 #include <sodium.h>
 
-#include "crypto/verify_cache.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "host/host_internal.h"
@@ -66,14 +65,8 @@ int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
         return rc;
     }
     dn__peerstore_init(&h->peers);
-    h->vcache = malloc(sizeof *h->vcache);
-    if (!h->vcache) {
-        free(h);
-        return DN_ENOMEM;
-    }
-    dn_verify_cache_init(h->vcache);
+    dn_verify_cache_init(&h->vcache);
     if ((rc = dn_noise_static_init(&h->noise_static, h->identity))) {
-        free(h->vcache);
         free(h);
         return rc;
     }
@@ -376,7 +369,6 @@ static void host_maybe_done(dn_host *h)
     dn__peerstore_free(&h->peers);
     dn_buf_free(&h->record_addrs);
     dn_buf_free(&h->record);
-    free(h->vcache);
     dn_noise_static_wipe(&h->noise_static);
     sodium_memzero(h->psk, sizeof h->psk);
     free(h);

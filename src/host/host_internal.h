@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crypto/verify_cache.h"
 #include "dmsnet/host.h"
 #include "host/peerstore.h"
 #include "mss/mss.h"
@@ -161,7 +162,7 @@ struct dn_host {
     dn_noise_static noise_static;
     /* Signatures already verified (peers' Noise payloads and signed peer
      * records), so each is checked once (crypto/verify_cache.h). */
-    struct dn_verify_cache *vcache;
+    dn_verify_cache vcache;
 };
 
 /* conn.c */

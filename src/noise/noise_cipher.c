@@ -31,33 +31,23 @@ static void make_nonce(uint8_t iv[12], uint64_t n)
         iv[4 + i] = (uint8_t)(n >> (8 * i));
 }
 
-void *dn__noise_ctx_new(void)
-{
-    return EVP_CIPHER_CTX_new();
-}
-
-void dn__noise_ctx_free(void *ctx)
-{
-    if (ctx)
-        EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
-}
-
-/* Seal head || body as one AEAD message (either part may be empty): the
- * AEAD runs over both parts in sequence, so a muxer header and its payload
- * are sealed together without first being copied next to each other. */
-static int aead_seal_parts(EVP_CIPHER_CTX *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad,
-                           size_t adlen, const uint8_t *head, size_t hlen, const uint8_t *body,
-                           size_t blen, uint8_t *ct)
+/* The transport AEAD: the key is already in ctx (dn__noise_cipher_init),
+ * there is no associated data, and a message only re-arms the nonce.
+ *
+ * Seal head || body as one message (either part may be empty): the AEAD
+ * runs over both parts in sequence, so a muxer header and its payload are
+ * sealed together without first being copied next to each other. ct gets
+ * hlen + blen bytes of ciphertext and the tag. */
+static int transport_seal(EVP_CIPHER_CTX *ctx, uint64_t n, const uint8_t *head, size_t hlen,
+                          const uint8_t *body, size_t blen, uint8_t *ct)
 {
     uint8_t iv[12];
     int outl = 0, fl = 0;
     size_t len = hlen + blen;
-    if (len > DN_NOISE_MAX_MSG || adlen > INT_MAX)
+    if (len > DN_NOISE_MAX_MSG)
         return DN_EINVAL;
     make_nonce(iv, n);
-    if (EVP_EncryptInit_ex(ctx, key ? EVP_chacha20_poly1305() : NULL, NULL, key, iv) != 1)
-        return DN_ECRYPTO;
-    if (adlen && EVP_EncryptUpdate(ctx, NULL, &outl, ad, (int)adlen) != 1)
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1)
         return DN_ECRYPTO;
     if (hlen && EVP_EncryptUpdate(ctx, ct, &outl, head, (int)hlen) != 1)
         return DN_ECRYPTO;
@@ -70,28 +60,22 @@ static int aead_seal_parts(EVP_CIPHER_CTX *ctx, const uint8_t *key, uint64_t n, 
     return 0;
 }
 
-int dn__noise_aead_seal(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
-                        const uint8_t *pt, size_t len, uint8_t *ct)
+/* Open one transport message (ciphertext and tag) into pt, which may be ct
+ * itself. Returns 0, DN_EDECRYPT (pt then holds no plaintext) or
+ * DN_ECRYPTO. */
+static int transport_open(EVP_CIPHER_CTX *ctx, uint64_t n, const uint8_t *ct, size_t ctlen,
+                          uint8_t *pt)
 {
-    return aead_seal_parts(vctx, key, n, ad, adlen, pt, len, NULL, 0, ct);
-}
-
-int dn__noise_aead_open(void *vctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
-                        const uint8_t *ct, size_t ctlen, uint8_t *pt)
-{
-    EVP_CIPHER_CTX *ctx = vctx;
     uint8_t iv[12], tag[DN_NOISE_TAGLEN];
     int outl = 0, fl = 0;
     if (ctlen < DN_NOISE_TAGLEN)
         return DN_EDECRYPT;
-    if (ctlen > DN_NOISE_MAX_MSG || adlen > INT_MAX)
+    if (ctlen > DN_NOISE_MAX_MSG)
         return DN_EINVAL;
     size_t len = ctlen - DN_NOISE_TAGLEN;
     make_nonce(iv, n);
     memcpy(tag, ct + len, DN_NOISE_TAGLEN); /* the ctrl wants a mutable pointer */
-    if (EVP_DecryptInit_ex(ctx, key ? EVP_chacha20_poly1305() : NULL, NULL, key, iv) != 1)
-        return DN_ECRYPTO;
-    if (adlen && EVP_DecryptUpdate(ctx, NULL, &outl, ad, (int)adlen) != 1)
+    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1)
         return DN_ECRYPTO;
     if (len && EVP_DecryptUpdate(ctx, pt, &outl, ct, (int)len) != 1)
         return DN_ECRYPTO;
@@ -153,7 +137,8 @@ int dn__noise_cipher_init(dn_noise_cipher *c, const uint8_t key[32], bool encryp
 
 void dn__noise_cipher_clear(dn_noise_cipher *c)
 {
-    dn__noise_ctx_free(c->ctx);
+    if (c->ctx)
+        EVP_CIPHER_CTX_free(c->ctx); /* cleanses the key schedule */
     c->ctx = NULL;
     sodium_memzero(c->key, sizeof c->key);
     c->nonce = 0;
@@ -184,7 +169,7 @@ int dn_noise_encrypt(dn_noise_session *s, const uint8_t *pt, size_t len, dn_buf 
         size_t mlen = chunk + DN_NOISE_TAGLEN;
         p[0] = (uint8_t)(mlen >> 8);
         p[1] = (uint8_t)mlen;
-        rc = dn__noise_aead_seal(s->tx.ctx, NULL, s->tx.nonce, NULL, 0, chunk ? pt + off : pt,
+        rc = transport_seal(s->tx.ctx, s->tx.nonce, NULL, 0, chunk ? pt + off : pt,
                                  chunk, p + 2);
         if (rc) {
             /* The frames sealed so far used nonces the peer will never see
@@ -219,7 +204,7 @@ int dn_noise_encrypt_parts(dn_noise_session *s, const uint8_t *head, size_t hlen
     uint8_t *p = out->data + out->len;
     p[0] = (uint8_t)(mlen >> 8);
     p[1] = (uint8_t)mlen;
-    rc = aead_seal_parts(s->tx.ctx, NULL, s->tx.nonce, NULL, 0, head, hlen, body, blen, p + 2);
+    rc = transport_seal(s->tx.ctx, s->tx.nonce, head, hlen, body, blen, p + 2);
     if (rc) {
         dn__noise_cipher_clear(&s->tx); /* as in dn_noise_encrypt */
         return rc;
@@ -263,7 +248,7 @@ int dn_noise_decrypt(dn_noise_session *s, const uint8_t *in, size_t len, size_t 
         /* Tag-only messages may leave out->data NULL (nothing reserved). */
         uint8_t none, *dst = out->data ? out->data + out->len : &none;
         int rc =
-            dn__noise_aead_open(s->rx.ctx, NULL, s->rx.nonce, NULL, 0, in + pos + 2, mlen, dst);
+            transport_open(s->rx.ctx, s->rx.nonce, in + pos + 2, mlen, dst);
         if (rc) {
             /* A forged, replayed, reordered or corrupted message: the
              * session cannot continue (Noise spec 5.1: a failed decrypt
@@ -304,7 +289,7 @@ int dn_noise_decrypt_inplace(dn_noise_session *s, uint8_t *in, size_t len, size_
         return DN_ELIMIT;
     }
     /* ChaCha20 is a stream cipher: OpenSSL decrypts with out == in. */
-    int rc = dn__noise_aead_open(s->rx.ctx, NULL, s->rx.nonce, NULL, 0, in + 2, mlen, in + 2);
+    int rc = transport_open(s->rx.ctx, s->rx.nonce, in + 2, mlen, in + 2);
     if (rc) {
         dn__noise_cipher_clear(&s->rx);
         return rc;

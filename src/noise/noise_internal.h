@@ -34,25 +34,18 @@
 
 /* --- AEAD (noise_cipher.c) ---------------------------------------------
  * ChaChaPoly per Noise spec 12.3: 96-bit nonce = 4 zero bytes followed by
- * the 64-bit counter, little-endian. ctx is an EVP_CIPHER_CTX. With key ==
- * NULL the key already loaded in ctx is reused (the transport path); with a
- * key the context is (re)initialised first. ct/pt may not overlap
- * partially. Returns 0, DN_EDECRYPT (open) or DN_ECRYPTO. */
-int dn__noise_aead_seal(void *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
-                        const uint8_t *pt, size_t len, uint8_t *ct);
-int dn__noise_aead_open(void *ctx, const uint8_t *key, uint64_t n, const uint8_t *ad, size_t adlen,
-                        const uint8_t *ct, size_t ctlen, uint8_t *pt);
-/* The same for a key used for a few messages only (the handshake's
- * CipherState, rekeyed by every MixKey): libsodium's one-shot IETF
- * ChaCha20-Poly1305 (the same RFC 8439 AEAD), which costs no context set-up
- * per key; OpenSSL's EVP context pays off only for the long-lived transport
- * keys. */
+ * the 64-bit counter, little-endian.
+ *
+ * For a key used for a few messages only (the handshake's CipherState,
+ * rekeyed by every MixKey): libsodium's one-shot IETF ChaCha20-Poly1305 (the
+ * same RFC 8439 AEAD), which costs no context set-up per key. ct/pt may be
+ * the same buffer, not partially overlapping. Returns 0, DN_EDECRYPT (open;
+ * nothing written), DN_EINVAL or DN_ECRYPTO. The transport keys instead get
+ * one OpenSSL context per direction for the whole session. */
 int dn__noise_aead_seal_once(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t adlen,
                              const uint8_t *pt, size_t len, uint8_t *ct);
 int dn__noise_aead_open_once(const uint8_t key[32], uint64_t n, const uint8_t *ad, size_t adlen,
                              const uint8_t *ct, size_t ctlen, uint8_t *pt);
-void *dn__noise_ctx_new(void);
-void dn__noise_ctx_free(void *ctx);
 /* Load key into a fresh per-direction context (c->ctx), nonce 0. */
 int dn__noise_cipher_init(dn_noise_cipher *c, const uint8_t key[32], bool encrypt);
 /* Free the context and wipe key and nonce. */

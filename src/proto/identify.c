@@ -197,7 +197,7 @@ static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
             break;
         }
         case 8: {
-            int vrc = dn__peer_record_open_cached(f.bytes, f.len, h->vcache, &rec);
+            int vrc = dn__peer_record_open_cached(f.bytes, f.len, &h->vcache, &rec);
             if (vrc == 0 && dn_peerid_equal(&rec.peer, &c->remote)) {
                 have_record = true;
             } else {
