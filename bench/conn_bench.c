@@ -71,7 +71,7 @@ static dn_host *new_host(uint32_t max_conns)
         exit(1);
     }
     /* The key must outlive the host; the process exits right after. */
-    dn_host_config cfg = {.identity = k,
+    dn_host_config cfg = {.size = sizeof(dn_host_config), .identity = k,
                           .psk = psk,
                           .max_conns = max_conns,
                           .max_streams = 65536,

@@ -50,6 +50,11 @@ int dn_base58_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 int dn_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 int dn_base64url_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 
+/* Render peer-supplied text for printing: control bytes, DEL, backslash
+ * and invalid UTF-8 become \xNN (\\); out is always NUL-terminated (cut
+ * when short). Returns the length written. */
+size_t dn_escape_text(const char *in, size_t len, char *out, size_t outlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,6 +31,25 @@ void dn_log_write(dn_log_level level, const char *module, const char *fmt, ...)
         if ((level) >= dn_log_get_level())                           \
             dn_log_write((level), (module), __VA_ARGS__);            \
     } while (0)
+/* Rate limiting for lines a peer can cause (refusals, failed handshakes):
+ * at most DN_LOG_BURST lines per second from one call site; the first
+ * line after a quiet second says how many were suppressed. */
+#define DN_LOG_BURST 5
+typedef struct dn_log_limit {
+    unsigned long long window_ms;
+    unsigned count;
+    unsigned long long suppressed;
+} dn_log_limit;
+/* Whether the call site may log now (counts the line either way). */
+int dn_log_allow(dn_log_limit *l, const char *module);
+#define DN_LOG_LIMITED(level, module, ...)                           \
+    do {                                                             \
+        static dn_log_limit dn_log_limit_;                           \
+        if ((level) >= dn_log_get_level() &&                         \
+            dn_log_allow(&dn_log_limit_, (module)))                  \
+            dn_log_write((level), (module), __VA_ARGS__);            \
+    } while (0)
+
 #define DN_TRACE(m, ...) DN_LOG(DN_LOG_TRACE, m, __VA_ARGS__)
 #define DN_DEBUG(m, ...) DN_LOG(DN_LOG_DEBUG, m, __VA_ARGS__)
 #define DN_INFO(m, ...) DN_LOG(DN_LOG_INFO, m, __VA_ARGS__)

@@ -1,5 +1,6 @@
-/* dmsnet — clients of the built-in protocols: ping and perf. (The host
- * serves ping and identify always, perf when enabled.) */
+/* dmsnet — the basic services: identify, ping and perf. Each attaches to a
+ * host through the host's public API (the host knows none of them); its
+ * state lives as long as the host. The node (or a tool) composes them. */
 #ifndef DMSNET_PROTOCOLS_H
 #define DMSNET_PROTOCOLS_H
 
@@ -11,7 +12,14 @@
 extern "C" {
 #endif
 
+/* identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0):
+ * answers identify requests, identifies every new connection (reporting
+ * DN_CONN_EV_IDENTIFIED to the host's observers), and pushes our
+ * addresses and protocols to connected peers when they change. */
+int dn_identify_attach(dn_host *h);
+
 /* ping (/ipfs/ping/1.0.0): 32 random bytes, echoed back. */
+int dn_ping_attach(dn_host *h);
 #define DN_PING_SIZE 32
 /* on_reply runs once per answered ping; on_done once at the end with 0
  * when all `count` pings were answered, else the error. */
@@ -32,6 +40,10 @@ typedef struct dn_perf_result {
     uint64_t total_ns;    /* from stream open to EOF */
 } dn_perf_result;
 typedef void (*dn_perf_done_cb)(void *arg, int status, const dn_perf_result *r);
+/* Serve perf. A request for more than max_download bytes back is refused
+ * (stream reset); 0 means the default, 64 GiB. */
+int dn_perf_attach(dn_host *h, uint64_t max_download);
+#define DN_PERF_DEFAULT_MAX_DOWNLOAD (64ull << 30)
 int dn_perf_run(dn_conn *c, uint64_t upload, uint64_t download, dn_perf_done_cb cb, void *arg);
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "dmsnet/error.h"
+#include "dmsnet/protocols.h"
 #include "dmsnet/multiaddr.h"
 #include "pnet/pnet.h"
 
@@ -184,6 +185,16 @@ dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsign
     return w.conn;
 }
 
+int dn_cli_attach_services(dn_host *h, bool perf)
+{
+    int rc = dn_identify_attach(h);
+    if (!rc)
+        rc = dn_ping_attach(h);
+    if (!rc && perf)
+        rc = dn_perf_attach(h, 0);
+    return rc;
+}
+
 void dn_cli_shutdown(dn_host *h)
 {
     uv_loop_t *loop = dn_host_loop(h);
@@ -223,6 +234,11 @@ int dn_cli_client_start(const char *cmd, const char *identity_path, const char *
         dn_cli_error(cmd, "cannot start: %s", dn_strerror(rc));
         uv_loop_close(&cl->loop);
         dn_privkey_free(cl->key);
+        return 1;
+    }
+    if ((rc = dn_cli_attach_services(cl->host, false))) {
+        dn_cli_error(cmd, "cannot start: %s", dn_strerror(rc));
+        dn_cli_client_stop(cl);
         return 1;
     }
     return 0;

@@ -2,6 +2,7 @@
 #ifndef DN_CLI_COMMON_H
 #define DN_CLI_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,9 @@ int dn_cli_parse_peer_addr(const char *cmd, const char *s, dn_multiaddr *ma, dn_
 /* Dial synchronously-looking: runs the loop until the dial finishes or the
  * timeout passes. Returns the connection or NULL (error printed). */
 dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsigned timeout_ms);
+/* The services every dmsnet node runs: identify and ping, and perf when
+ * asked. Returns 0 or the error. */
+int dn_cli_attach_services(dn_host *h, bool perf);
 /* Close the host and run the loop until everything is released. */
 void dn_cli_shutdown(dn_host *h);
 

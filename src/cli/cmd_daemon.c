@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 
@@ -41,7 +42,7 @@ static void usage(FILE *f)
 static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg)
 {
     /* Three events per connection: render nothing nobody will read. */
-    if (dn_log_get_level() > DN_LOG_INFO)
+    if (dn_log_get_level() > DN_LOG_INFO || !c)
         return;
     char id[DN_PEERID_STR_MAX], addr[DN_MULTIADDR_STR_MAX];
     dn_peerid_to_string(dn_conn_remote_peer(c), id, sizeof id);
@@ -54,12 +55,17 @@ static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, 
         break;
     case DN_CONN_EV_IDENTIFIED: {
         const dn_peer_info *p = dn_host_peer(h, dn_conn_remote_peer(c));
-        DN_INFO("daemon", "identified %s: agent '%s', %zu protocols", id,
-                p ? p->agent_version : "", p ? p->nprotocols : 0);
+        char agent[4 * 256];
+        dn_escape_text(p ? p->agent_version : "", p ? strlen(p->agent_version) : 0, agent,
+                       sizeof agent); /* peer-supplied: no forged log lines */
+        DN_INFO("daemon", "identified %s: agent '%s', %zu protocols", id, agent,
+                p ? p->nprotocols : 0);
         break;
     }
     case DN_CONN_EV_CLOSED:
         DN_INFO("daemon", "disconnected %s (%s)", id, status ? dn_strerror(status) : "closed");
+        break;
+    default:
         break;
     }
 }
@@ -168,22 +174,27 @@ int dn_cmd_daemon(int argc, char **argv)
 
     uv_loop_t loop;
     uv_loop_init(&loop);
-    dn_host_config cfg = {.identity = key,
-                          .psk = swarm_key ? psk : NULL,
-                          .enable_perf = perf,
-                          .max_conns = (uint32_t)max_conns,
-                          .handshake_timeout_ms = (uint32_t)handshake_timeout * 1000};
+    dn_host_config cfg = DN_HOST_CONFIG_INIT;
+    cfg.identity = key;
+    cfg.psk = swarm_key ? psk : NULL;
+    cfg.max_conns = (uint32_t)max_conns;
+    cfg.handshake_timeout_ms = (uint32_t)handshake_timeout * 1000;
     dn_host *h;
     int rc = dn_host_new(&loop, &cfg, &h);
     sodium_memzero(psk, sizeof psk);
     if (rc) {
         dn_cli_error("daemon", "cannot start: %s", dn_strerror(rc));
+        uv_loop_close(&loop);
         dn_privkey_free(key);
         return 1;
     }
-    dn_host_set_conn_observer(h, on_conn_event, NULL);
     int status = 0;
-    for (size_t i = 0; i < nlisten; i++) {
+    if ((rc = dn_host_add_observer(h, on_conn_event, NULL)) ||
+        (rc = dn_cli_attach_services(h, perf))) {
+        dn_cli_error("daemon", "cannot start: %s", dn_strerror(rc));
+        status = 1;
+    }
+    for (size_t i = 0; i < nlisten && status == 0; i++) {
         rc = dn_host_listen(h, &addrs[i]);
         if (rc) {
             dn_cli_error("daemon", "cannot listen on %s: %s", listen[i], dn_strerror(rc));

@@ -45,10 +45,11 @@ static void print_info(const dn_peer_info *p)
                                                                : "DOES NOT match the peer id");
     for (size_t i = 0; i < p->nprotocols; i++)
         printf("protocol: %s\n", p->protocols[i]);
+    dn_multiaddr ma;
     for (size_t i = 0; i < p->naddrs; i++)
-        if (dn_multiaddr_to_string(&p->listen_addrs[i], text, sizeof text) >= 0)
+        if (dn_peer_info_addr(p, i, &ma) == 0 && dn_multiaddr_to_string(&ma, text, sizeof text) >= 0)
             printf("listen: %s\n", text);
-    if (p->observed_addr.len && dn_multiaddr_to_string(&p->observed_addr, text, sizeof text) >= 0)
+    if (dn_peer_info_observed(p, &ma) == 0 && dn_multiaddr_to_string(&ma, text, sizeof text) >= 0)
         printf("observed: %s\n", text);
 }
 
@@ -86,14 +87,14 @@ int dn_cmd_identify(int argc, char **argv)
     if (dn_cli_parse_peer_addr("identify", argv[optind], &ma, &target))
         return 2;
     unsigned timeout_ms = (unsigned)timeout * 1000;
-    dn_host_config cfg = {.handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
+    dn_host_config cfg = {.size = sizeof(dn_host_config), .handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
     dn_cli_client cl;
     if (dn_cli_client_start("identify", NULL, swarm_key, &cfg, &cl))
         return 1;
     uv_loop_t *loop = &cl.loop;
     dn_host *h = cl.host;
     id_wait w = {0};
-    dn_host_set_conn_observer(h, on_event, &w);
+    dn_host_add_observer(h, on_event, &w);
     uv_timer_t deadline;
     uv_timer_init(loop, &deadline);
     deadline.data = &w;

@@ -114,7 +114,7 @@ int dn_cmd_perf(int argc, char **argv)
     dn_peerid target;
     if (dn_cli_parse_peer_addr("perf", argv[optind], &ma, &target))
         return 2;
-    dn_host_config cfg = {.max_streams = 4096};
+    dn_host_config cfg = {.size = sizeof(dn_host_config), .max_streams = 4096};
     dn_cli_client cl;
     if (dn_cli_client_start("perf", identity, swarm_key, &cfg, &cl))
         return 1;

@@ -125,7 +125,7 @@ int dn_cmd_ping(int argc, char **argv)
         return 2;
 
     unsigned timeout_ms = (unsigned)(timeout * 1000);
-    dn_host_config cfg = {.handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
+    dn_host_config cfg = {.size = sizeof(dn_host_config), .handshake_timeout_ms = timeout_ms, .dial_timeout_ms = timeout_ms};
     dn_cli_client cl;
     if (dn_cli_client_start("ping", identity, swarm_key, &cfg, &cl))
         return 1;

@@ -53,3 +53,24 @@ void dn_log_write(dn_log_level level, const char *module, const char *fmt, ...)
     line[total++] = '\n';
     fwrite(line, 1, total, stderr);
 }
+
+int dn_log_allow(dn_log_limit *l, const char *module)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long long now = (unsigned long long)ts.tv_sec * 1000u + (unsigned long long)ts.tv_nsec / 1000000u;
+    if (now - l->window_ms >= 1000) {
+        if (l->suppressed)
+            dn_log_write(DN_LOG_WARN, module, "%llu similar lines suppressed in the last %llu ms",
+                         l->suppressed, now - l->window_ms);
+        l->window_ms = now;
+        l->count = 0;
+        l->suppressed = 0;
+    }
+    if (l->count < DN_LOG_BURST) {
+        l->count++;
+        return 1;
+    }
+    l->suppressed++;
+    return 0;
+}

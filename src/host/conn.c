@@ -57,7 +57,7 @@ static void on_handle_closed(uv_handle_t *handle)
     dn__conn_close_streams(c, c->close_status);
     dn__conn_notify_waiters(c, c->close_status ? c->close_status : DN_ECLOSED);
     if (c->opened_event)
-        dn__host_emit(c->host, c, DN_CONN_EV_CLOSED, c->close_status);
+        dn_host_emit(c->host, c, DN_CONN_EV_CLOSED, c->close_status);
     if (c->yamux)
         dn_yamux_free(c->yamux);
     if (c->hs) {
@@ -85,7 +85,11 @@ void dn__conn_fail(dn_conn *c, int status)
     char name[64];
     c->failed = true;
     c->close_status = status;
-    if (status && status != DN_ECLOSED)
+    if (status && status != DN_ECLOSED && c->phase < PH_OPEN)
+        /* Unauthenticated: anyone can cause these lines, so they are rate-limited. */
+        DN_LOG_LIMITED(DN_LOG_INFO, "conn", "closing connection %s %s: %s",
+                       c->outbound ? "to" : "from", conn_name(c, name), dn_strerror(status));
+    else if (status && status != DN_ECLOSED)
         DN_INFO("conn", "closing connection %s %s: %s", c->outbound ? "to" : "from",
                 conn_name(c, name), dn_strerror(status));
     else
@@ -306,6 +310,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         dn__conn_fail(c, status);
         return;
     }
+    c->last_progress_ms = uv_now(c->host->loop);
     uint8_t *fresh = c->rx.data + c->rx.len;
     size_t n = (size_t)nread;
     if (c->use_pnet) {
@@ -343,8 +348,7 @@ static int start_yamux(dn_conn *c)
     char name[64];
     DN_DEBUG("conn", "connection %s %s open", c->outbound ? "to" : "from",
              dn_peerid_short(&c->remote, name));
-    dn__host_conn_opened(c->host, c);
-    return 0;
+    return dn__host_conn_opened(c->host, c);
 }
 
 static int finish_noise(dn_conn *c)
@@ -542,14 +546,13 @@ int dn__conn_new(dn_host *h, bool outbound, dn_conn **out)
     return 0;
 }
 
-/* TCP is up (either direction): write the first bytes and start reading. */
-static int conn_begin(dn_conn *c)
+void dn__conn_remote_from_socket(dn_conn *c)
 {
-    uv_tcp_nodelay(&c->tcp, 1);
+    if (c->remote_addr.len)
+        return;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        char ip[64];
         uint8_t bin[16];
         uint16_t port;
         if (ss.ss_family == AF_INET) {
@@ -565,8 +568,14 @@ static int conn_begin(dn_conn *c)
         }
         uint8_t p[2] = {(uint8_t)(port >> 8), (uint8_t)port};
         dn_multiaddr_append(&c->remote_addr, DN_MA_TCP, p, 2);
-        (void)ip;
     }
+}
+
+/* TCP is up (either direction): write the first bytes and start reading. */
+static int conn_begin(dn_conn *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    dn__conn_remote_from_socket(c);
     int rc = uv_timer_start(&c->timer, on_timeout, c->host->cfg.handshake_timeout_ms, 0);
     if (rc)
         return rc;

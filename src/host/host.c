@@ -2,13 +2,15 @@
  * once-per-loop-turn write flush. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/resource.h>
 
 #include <sodium.h>
 
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "host/host_internal.h"
+
+static void host_maybe_done(dn_host *h);
 
 /* Writes queued anywhere during this loop turn go out in one batch per
  * connection, just before libuv blocks for I/O. */
@@ -33,47 +35,82 @@ static void on_prepare(uv_prepare_t *p)
         uv_idle_stop(&h->kick);
 }
 
+void dn_host_config_init(dn_host_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+}
+
+/* Connections cost one descriptor each: never promise more than the
+ * process may open (with room for listeners, files and the API). */
+static uint32_t fd_bounded(uint32_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    uint64_t room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2;
+    if (room < want) {
+        DN_WARN("host", "max connections lowered from %u to %llu by the file descriptor "
+                        "limit (%llu; raise it with ulimit -n)",
+                want, (unsigned long long)room, (unsigned long long)rl.rlim_cur);
+        return (uint32_t)room;
+    }
+    return want;
+}
+
+#define DEFAULT(field, value)                                                                  \
+    do {                                                                                       \
+        if (!h->cfg.field)                                                                     \
+            h->cfg.field = (value);                                                            \
+    } while (0)
+
 int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
 {
-    if (!loop || !cfg || !cfg->identity)
+    if (!loop || !cfg || !cfg->identity || cfg->size == 0)
         return DN_EINVAL;
     dn_host *h = calloc(1, sizeof *h);
     if (!h)
         return DN_ENOMEM;
     h->loop = loop;
-    h->cfg = *cfg;
+    /* A caller built against an older header passes a shorter struct:
+     * the fields it does not know stay zero, i.e. default. */
+    memcpy(&h->cfg, cfg, cfg->size < sizeof h->cfg ? cfg->size : sizeof h->cfg);
+    h->cfg.size = sizeof h->cfg;
     h->identity = cfg->identity;
-    if (!h->cfg.max_conns)
-        h->cfg.max_conns = 4096;
-    if (!h->cfg.max_streams)
-        h->cfg.max_streams = 1024;
-    if (!h->cfg.handshake_timeout_ms)
-        h->cfg.handshake_timeout_ms = 10000;
-    if (!h->cfg.dial_timeout_ms)
-        h->cfg.dial_timeout_ms = 10000;
+    DEFAULT(max_conns, 4096);
+    DEFAULT(max_streams, 1024);
+    DEFAULT(handshake_timeout_ms, 10000);
+    DEFAULT(dial_timeout_ms, 10000);
+    DEFAULT(max_handshakes, 256);
+    DEFAULT(max_handshakes_per_ip, 64);
+    DEFAULT(max_conns_per_peer, 8);
+    DEFAULT(max_streams_per_peer, 4096);
+    DEFAULT(max_negotiating_streams, 256);
+    DEFAULT(max_negotiating_total, 8192);
+    DEFAULT(stream_negotiation_timeout_ms, 10000);
+    DEFAULT(conn_queue_budget, 8u << 20);
+    DEFAULT(node_queue_budget, 64u << 20);
+    h->cfg.max_conns = fd_bounded(h->cfg.max_conns);
     snprintf(h->agent_version, sizeof h->agent_version, "%s",
-             cfg->agent_version ? cfg->agent_version : "dmsnet/" DN_VERSION);
+             h->cfg.agent_version ? h->cfg.agent_version : "dmsnet/" DN_VERSION);
     h->cfg.agent_version = h->agent_version;
-    if (cfg->psk) {
-        memcpy(h->psk, cfg->psk, DN_PSK_LEN);
+    if (h->cfg.psk) {
+        memcpy(h->psk, h->cfg.psk, DN_PSK_LEN);
         h->use_pnet = true;
         h->cfg.psk = h->psk;
     }
+    /* Everything that can fail comes before the first libuv handle, so a
+     * failure is reported here and leaves nothing behind. */
     int rc = dn_peerid_from_pubkey(dn_privkey_public(cfg->identity), &h->self);
+    if (!rc)
+        rc = dn_noise_static_init(&h->noise_static, h->identity);
     if (rc) {
+        sodium_memzero(h->psk, sizeof h->psk);
         free(h);
         return rc;
     }
     dn__peerstore_init(&h->peers);
     dn_verify_cache_init(&h->vcache);
-    if ((rc = dn_noise_static_init(&h->noise_static, h->identity))) {
-        free(h);
-        return rc;
-    }
-    /* Peer record sequence numbers must grow across restarts: use the clock. */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    h->identify_seq = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     uv_prepare_init(loop, &h->flusher);
     h->flusher.data = h;
     uv_prepare_start(&h->flusher, on_prepare);
@@ -81,29 +118,75 @@ int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
     uv_idle_init(loop, &h->kick);
     h->kick.data = h;
     uv_unref((uv_handle_t *)&h->kick);
-
-    if ((rc = dn__ping_register(h)) || (rc = dn__identify_register(h)) ||
-        (cfg->enable_perf && (rc = dn__perf_register(h)))) {
-        dn_host_close(h, NULL, NULL);
-        return rc;
-    }
+    uv_timer_init(loop, &h->defer_timer);
+    h->defer_timer.data = h;
+    uv_timer_init(loop, &h->neg_timer);
+    h->neg_timer.data = h;
+    uv_unref((uv_handle_t *)&h->neg_timer); /* streams keep the loop alive, not their deadlines */
     *out = h;
     return 0;
 }
 
 uv_loop_t *dn_host_loop(dn_host *h) { return h->loop; }
 const dn_peerid *dn_host_peerid(const dn_host *h) { return &h->self; }
+const dn_privkey *dn_host_identity(const dn_host *h) { return h->identity; }
+const char *dn_host_agent_version(const dn_host *h) { return h->agent_version; }
+uint64_t dn__host_now_ms(const dn_host *h) { return uv_now(h->loop); }
 
-void dn_host_set_conn_observer(dn_host *h, dn_conn_event_cb cb, void *arg)
+int dn_host_add_observer(dn_host *h, dn_conn_event_cb cb, void *arg)
 {
-    h->observer = cb;
-    h->observer_arg = arg;
+    if (!cb)
+        return DN_EINVAL;
+    host_observer *o = realloc(h->observers, (h->nobservers + 1) * sizeof *o);
+    if (!o)
+        return DN_ENOMEM;
+    h->observers = o;
+    o[h->nobservers++] = (host_observer){cb, arg};
+    return 0;
 }
 
-void dn__host_emit(dn_host *h, dn_conn *c, dn_conn_event ev, int status)
+void dn_host_remove_observer(dn_host *h, dn_conn_event_cb cb, void *arg)
 {
-    if (h->observer)
-        h->observer(h, c, ev, status, h->observer_arg);
+    for (size_t i = 0; i < h->nobservers; i++) {
+        if (h->observers[i].cb == cb && h->observers[i].arg == arg) {
+            memmove(&h->observers[i], &h->observers[i + 1],
+                    (h->nobservers - i - 1) * sizeof h->observers[0]);
+            h->nobservers--;
+            return;
+        }
+    }
+}
+
+int dn_host_add_cleanup(dn_host *h, void (*fn)(void *arg), void *arg)
+{
+    if (!fn)
+        return DN_EINVAL;
+    host_cleanup *c = realloc(h->cleanups, (h->ncleanups + 1) * sizeof *c);
+    if (!c)
+        return DN_ENOMEM;
+    h->cleanups = c;
+    c[h->ncleanups++] = (host_cleanup){fn, arg};
+    return 0;
+}
+
+void dn_host_emit(dn_host *h, dn_conn *c, dn_conn_event ev, int status)
+{
+    for (size_t i = 0; i < h->nobservers; i++)
+        h->observers[i].cb(h, c, ev, status, h->observers[i].arg);
+}
+
+static bool conn_usable(const dn_conn *c)
+{
+    return c->phase == PH_OPEN && !c->failed && !c->close_after_flush;
+}
+
+void dn_host_foreach_conn(dn_host *h, void (*fn)(dn_conn *c, void *arg), void *arg)
+{
+    for (dn_conn *c = h->conns, *next; c; c = next) {
+        next = c->next; /* fn may close c (it is unlinked only later) */
+        if (conn_usable(c))
+            fn(c, arg);
+    }
 }
 
 int dn_host_set_handler(dn_host *h, const char *protocol, dn_stream_handler fn, void *arg)
@@ -122,23 +205,56 @@ int dn_host_set_handler(dn_host *h, const char *protocol, dn_stream_handler fn, 
     char *p = strdup(protocol);
     if (!p)
         return DN_ENOMEM;
-    h->handlers[h->nhandlers] = (dn_handler_entry){p, fn, arg};
+    h->handlers[h->nhandlers] = (dn_handler_entry){.protocol = p, .fn = fn, .arg = arg};
     h->protocol_list[h->nhandlers] = p;
     h->nhandlers++;
+    dn_host_emit(h, NULL, DN_HOST_EV_PROTOCOLS_CHANGED, 0);
+    return 0;
+}
+
+static dn_handler_entry *find_handler(dn_host *h, const char *protocol)
+{
+    for (size_t i = 0; i < h->nhandlers; i++)
+        if (strcmp(h->handlers[i].protocol, protocol) == 0)
+            return &h->handlers[i];
+    return NULL;
+}
+
+int dn_host_remove_handler(dn_host *h, const char *protocol)
+{
+    dn_handler_entry *e = protocol ? find_handler(h, protocol) : NULL;
+    if (!e)
+        return DN_ENOTFOUND;
+    /* Streams still negotiating hold pointers into protocol_list (their
+     * mss listener): keep the name alive by leaving the entry in place
+     * with no handler until the host is freed. Negotiation then agrees on
+     * it and the stream is reset, as for an unknown protocol. */
+    e->fn = NULL;
+    e->arg = NULL;
+    dn_host_emit(h, NULL, DN_HOST_EV_PROTOCOLS_CHANGED, 0);
+    return 0;
+}
+
+int dn_host_set_protocol_limit(dn_host *h, const char *protocol, uint32_t max_inbound_streams)
+{
+    dn_handler_entry *e = protocol ? find_handler(h, protocol) : NULL;
+    if (!e)
+        return DN_ENOTFOUND;
+    e->max_streams = max_inbound_streams;
     return 0;
 }
 
 size_t dn_host_protocols(const dn_host *h, const char **out, size_t max)
 {
-    size_t n = h->nhandlers < max ? h->nhandlers : max;
-    for (size_t i = 0; i < n; i++)
-        out[i] = h->handlers[i].protocol;
-    return h->nhandlers;
-}
-
-const dn_peer_info *dn_host_peer(const dn_host *h, const dn_peerid *id)
-{
-    return dn__peerstore_get((dn_peerstore *)&h->peers, id, false);
+    size_t n = 0;
+    for (size_t i = 0; i < h->nhandlers; i++) {
+        if (!h->handlers[i].fn)
+            continue; /* removed */
+        if (n < max)
+            out[n] = h->handlers[i].protocol;
+        n++;
+    }
+    return n;
 }
 
 /* ---- listening ---- */
@@ -206,42 +322,133 @@ static int multiaddr_from_sockaddr(const struct sockaddr *sa, dn_multiaddr *ma)
     return dn_multiaddr_append(ma, DN_MA_TCP, p, 2);
 }
 
+/* Whether two socket addresses (/ip4|ip6/<ip>/tcp/<port>) share the IP. */
+static bool same_ip(const dn_multiaddr *a, const dn_multiaddr *b)
+{
+    size_t oa = 0, ob = 0;
+    dn_ma_component ca, cb;
+    if (dn_multiaddr_next(a, &oa, &ca) != 1 || dn_multiaddr_next(b, &ob, &cb) != 1)
+        return false;
+    return ca.code == cb.code && ca.value_len == cb.value_len &&
+           memcmp(ca.value, cb.value, ca.value_len) == 0;
+}
+
+/* The inbound connection still upgrading that has gone longest without
+ * sending us anything, among those from ip (NULL: from anywhere). A peer
+ * mid-handshake answers within round trips; one that stalls is the first
+ * to make room, so idle connections cannot hold every slot. */
+static dn_conn *stalest_handshake(dn_host *h, const dn_multiaddr *ip_of)
+{
+    dn_conn *worst = NULL;
+    for (dn_conn *c = h->conns; c; c = c->next) {
+        if (!c->counted_handshake || c->failed)
+            continue;
+        if (ip_of && !same_ip(&c->remote_addr, ip_of))
+            continue;
+        if (!worst || c->last_progress_ms < worst->last_progress_ms)
+            worst = c;
+    }
+    return worst;
+}
+
+static size_t handshakes_from(dn_host *h, const dn_multiaddr *ip_of)
+{
+    size_t n = 0;
+    for (dn_conn *c = h->conns; c; c = c->next)
+        if (c->counted_handshake && !c->failed && same_ip(&c->remote_addr, ip_of))
+            n++;
+    return n;
+}
+
+static void evict(dn_conn *c, const char *why)
+{
+    char name[DN_MULTIADDR_STR_MAX];
+    if (dn_multiaddr_to_string(&c->remote_addr, name, sizeof name) < 0)
+        strcpy(name, "(unknown)");
+    DN_LOG_LIMITED(DN_LOG_INFO, "host", "dropping stalled handshake from %s: %s", name, why);
+    dn__conn_fail(c, DN_ELIMIT);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     dn_listener *l = server->data;
     dn_host *h = l->host;
     if (status < 0) {
-        DN_WARN("host", "accept failed: %s", uv_strerror(status));
+        DN_LOG_LIMITED(DN_LOG_WARN, "host", "accept failed: %s", uv_strerror(status));
         return;
     }
     dn_conn *c;
-    if (dn__conn_new(h, false, &c))
+    if (dn__conn_new(h, false, &c)) {
+        /* Take the pending connection off the backlog anyway, or libuv
+         * reports it again and again. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (t && uv_tcp_init(h->loop, t) == 0) {
+            if (uv_accept(server, (uv_stream_t *)t) == 0)
+                uv_close((uv_handle_t *)t, (uv_close_cb)free);
+            else
+                uv_close((uv_handle_t *)t, (uv_close_cb)free);
+        } else {
+            free(t);
+        }
         return;
+    }
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         dn__conn_fail(c, DN_EIO);
         return;
     }
     if (h->closing || h->nconns > h->cfg.max_conns) {
-        DN_WARN("host", "connection limit (%u) reached: refusing inbound connection",
-                h->cfg.max_conns);
+        DN_LOG_LIMITED(DN_LOG_WARN, "host",
+                       "connection limit (%u) reached: refusing inbound connection",
+                       h->cfg.max_conns);
         dn__conn_fail(c, DN_ELIMIT);
         return;
     }
+    dn__conn_remote_from_socket(c);
+    c->last_progress_ms = dn__host_now_ms(h);
+    /* Budgets for connections that are not authenticated yet: in total and
+     * per source address. At the limit the stalest one makes room. */
+    if (handshakes_from(h, &c->remote_addr) >= h->cfg.max_handshakes_per_ip) {
+        dn_conn *old = stalest_handshake(h, &c->remote_addr);
+        if (old)
+            evict(old, "too many handshakes from one address");
+    }
+    if (h->nhandshakes >= h->cfg.max_handshakes) {
+        dn_conn *old = stalest_handshake(h, NULL);
+        if (old)
+            evict(old, "too many handshakes at once");
+    }
+    c->counted_handshake = true;
+    h->nhandshakes++;
     dn__conn_start_inbound(c);
+}
+
+static void on_listener_freed(uv_handle_t *handle)
+{
+    dn_listener *l = handle->data;
+    dn_host *h = l->host;
+    free(l);
+    h->pending_closes--;
+    host_maybe_done(h);
 }
 
 int dn_host_listen(dn_host *h, const dn_multiaddr *ma)
 {
+    if (h->closing)
+        return DN_ECLOSED;
     if (h->nlisteners == DN_HOST_MAX_LISTENERS)
         return DN_ELIMIT;
     struct sockaddr_storage ss;
     int rc = sockaddr_from_multiaddr(ma, &ss, NULL, NULL);
     if (rc)
         return rc;
-    dn_listener *l = &h->listeners[h->nlisteners];
-    memset(l, 0, sizeof *l);
+    dn_listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return DN_ENOMEM;
     l->host = h;
-    uv_tcp_init(h->loop, &l->tcp);
+    if ((rc = uv_tcp_init(h->loop, &l->tcp))) {
+        free(l);
+        return rc;
+    }
     l->tcp.data = l;
     unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, flags);
@@ -255,58 +462,110 @@ int dn_host_listen(dn_host *h, const dn_multiaddr *ma)
             rc = multiaddr_from_sockaddr((struct sockaddr *)&bound, &l->addr);
     }
     if (rc) {
-        uv_close((uv_handle_t *)&l->tcp, NULL);
-        /* The slot is reused only after the close completes: run the loop
-         * once so the handle is released before we return. */
-        uv_run(h->loop, UV_RUN_NOWAIT);
+        /* Freed in its close callback; the host waits for it on close. */
+        h->pending_closes++;
+        uv_close((uv_handle_t *)&l->tcp, on_listener_freed);
         return rc;
     }
     l->active = true;
+    l->next = h->listeners;
+    h->listeners = l;
     h->nlisteners++;
-    if (h->nconns)
-        dn_host_identify_push(h);
+    dn_host_emit(h, NULL, DN_HOST_EV_ADDRS_CHANGED, 0);
     return 0;
 }
 
 size_t dn_host_listen_addrs(const dn_host *h, dn_multiaddr *out, size_t max)
 {
+    /* The list is newest first; report in the order they were added. */
+    const dn_listener *ls[DN_HOST_MAX_LISTENERS];
     size_t n = 0;
-    for (size_t i = 0; i < h->nlisteners && n < max; i++)
-        if (h->listeners[i].active)
-            out[n++] = h->listeners[i].addr;
+    for (const dn_listener *l = h->listeners; l && n < DN_HOST_MAX_LISTENERS; l = l->next)
+        if (l->active)
+            ls[n++] = l;
+    size_t k = 0;
+    for (size_t i = n; i > 0 && k < max; i--)
+        out[k++] = ls[i - 1]->addr;
     return n;
 }
 
 /* ---- dialing ---- */
 
-typedef struct reuse_call {
-    uv_timer_t timer;
-    dn_host *h;
-    dn_conn *c;
-    dn_dial_cb cb;
-    void *arg;
-} reuse_call;
-
-static void reuse_closed(uv_handle_t *t) { free(t->data); }
-
-static void reuse_fire(uv_timer_t *t)
+static void on_defer(uv_timer_t *t)
 {
-    reuse_call *r = t->data;
-    /* The connection may have closed meanwhile: check it is still listed. */
-    dn_conn *c = r->h->conns;
-    while (c && c != r->c)
-        c = c->next;
-    if (c && c->phase == PH_OPEN && !c->failed && !c->close_after_flush)
-        r->cb(r->h, c, 0, r->arg);
+    dn_host *h = t->data;
+    /* Take the whole queue: callbacks may queue more (next turn). */
+    deferred_dial *list = h->defer_head;
+    h->defer_head = h->defer_tail = NULL;
+    while (list) {
+        deferred_dial *d = list;
+        list = d->next;
+        dn_conn *c = d->conn;
+        int status = d->status;
+        if (c && !conn_usable(c)) {
+            c = NULL;
+            status = DN_ECLOSED;
+        }
+        d->cb(h, c, status, d->arg);
+        free(d);
+    }
+    host_maybe_done(h);
+}
+
+/* Deliver a dial result on a later loop turn. */
+static int defer_dial(dn_host *h, dn_conn *c, int status, dn_dial_cb cb, void *arg)
+{
+    deferred_dial *d = calloc(1, sizeof *d);
+    if (!d)
+        return DN_ENOMEM;
+    *d = (deferred_dial){.cb = cb, .arg = arg, .conn = c, .status = status};
+    if (h->defer_tail)
+        h->defer_tail->next = d;
     else
-        r->cb(r->h, NULL, DN_ECLOSED, r->arg);
-    uv_close((uv_handle_t *)&r->timer, reuse_closed);
+        h->defer_head = d;
+    h->defer_tail = d;
+    if (!uv_is_active((uv_handle_t *)&h->defer_timer))
+        uv_timer_start(&h->defer_timer, on_defer, 0, 0);
+    return 0;
+}
+
+/* An open or still-upgrading outbound connection to peer, to reuse or join. */
+static dn_conn *find_conn_to(dn_host *h, const dn_peerid *peer, bool *open)
+{
+    dn_conn *joinable = NULL;
+    for (dn_conn *c = h->conns; c; c = c->next) {
+        if (c->failed || c->close_after_flush)
+            continue;
+        if (c->phase == PH_OPEN && dn_peerid_equal(&c->remote, peer)) {
+            *open = true;
+            return c;
+        }
+        if (c->phase != PH_OPEN && c->outbound && c->have_expected &&
+            dn_peerid_equal(&c->expected, peer))
+            joinable = c;
+    }
+    *open = false;
+    return joinable;
+}
+
+static int join_dial(dn_conn *c, dn_dial_cb cb, void *arg)
+{
+    dial_waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return DN_ENOMEM;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = c->waiters;
+    c->waiters = w;
+    return 0;
 }
 
 int dn_host_dial(dn_host *h, const dn_multiaddr *ma, dn_dial_cb cb, void *arg)
 {
     if (h->closing)
         return DN_ECLOSED;
+    if (!cb)
+        return DN_EINVAL;
     struct sockaddr_storage ss;
     dn_peerid peer;
     bool have_peer;
@@ -316,59 +575,181 @@ int dn_host_dial(dn_host *h, const dn_multiaddr *ma, dn_dial_cb cb, void *arg)
     if (have_peer) {
         if (dn_peerid_equal(&peer, &h->self))
             return DN_EPEERID;
-        for (dn_conn *c = h->conns; c; c = c->next) {
-            if (c->failed || c->close_after_flush || !dn_peerid_equal(&c->remote, &peer))
-                continue;
-            if (c->phase == PH_OPEN) {
-                /* Reuse: answer on the next loop turn, never re-entrantly. */
-                reuse_call *r = calloc(1, sizeof *r);
-                if (!r)
-                    return DN_ENOMEM;
-                *r = (reuse_call){.h = h, .c = c, .cb = cb, .arg = arg};
-                uv_timer_init(h->loop, &r->timer);
-                r->timer.data = r;
-                uv_timer_start(&r->timer, reuse_fire, 0, 0);
-                return 0;
-            }
-        }
+        bool open;
+        dn_conn *c = find_conn_to(h, &peer, &open);
+        if (c && open)
+            return defer_dial(h, c, 0, cb, arg);
+        if (c)
+            return join_dial(c, cb, arg);
     }
     if (h->nconns >= h->cfg.max_conns)
         return DN_ELIMIT;
     return dn__conn_dial(h, (struct sockaddr *)&ss, have_peer ? &peer : NULL, cb, arg);
 }
 
-void dn__host_conn_opened(dn_host *h, dn_conn *c)
+/* Dial by peer id: each known address in turn until one connects. */
+typedef struct peer_dial {
+    dn_host *h;
+    dn_peerid peer;
+    dn_multiaddr addrs[DN_PEER_MAX_ADDRS];
+    size_t naddrs, next;
+    int last_error;
+    dn_dial_cb cb;
+    void *arg;
+} peer_dial;
+
+static void peer_dial_step(peer_dial *pd);
+
+static void peer_dial_done(dn_host *h, dn_conn *c, int status, void *arg)
 {
+    peer_dial *pd = arg;
+    if (status == 0) {
+        pd->cb(h, c, 0, pd->arg);
+        free(pd);
+        return;
+    }
+    pd->last_error = status;
+    peer_dial_step(pd);
+}
+
+static void peer_dial_step(peer_dial *pd)
+{
+    while (pd->next < pd->naddrs) {
+        const dn_multiaddr *ma = &pd->addrs[pd->next++];
+        if (dn_host_dial(pd->h, ma, peer_dial_done, pd) == 0)
+            return;
+    }
+    /* Out of addresses: report the last failure (or that none was known). */
+    int status = pd->last_error ? pd->last_error : DN_ENOTFOUND;
+    if (defer_dial(pd->h, NULL, status, pd->cb, pd->arg) != 0)
+        pd->cb(pd->h, NULL, status, pd->arg); /* out of memory: report now rather than never */
+    free(pd);
+}
+
+int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *arg)
+{
+    if (h->closing)
+        return DN_ECLOSED;
+    if (!cb || !peer)
+        return DN_EINVAL;
+    if (dn_peerid_equal(peer, &h->self))
+        return DN_EPEERID;
+    bool open;
+    dn_conn *c = find_conn_to(h, peer, &open);
+    if (c && open)
+        return defer_dial(h, c, 0, cb, arg);
+    if (c)
+        return join_dial(c, cb, arg);
+    const dn_peer_info *p = dn__peerstore_get(&h->peers, peer, false);
+    peer_dial *pd = calloc(1, sizeof *pd);
+    if (!pd)
+        return DN_ENOMEM;
+    pd->h = h;
+    pd->peer = *peer;
+    pd->cb = cb;
+    pd->arg = arg;
+    for (size_t i = 0; p && i < p->naddrs && pd->naddrs < DN_PEER_MAX_ADDRS; i++) {
+        dn_multiaddr *ma = &pd->addrs[pd->naddrs];
+        struct sockaddr_storage ss;
+        if (dn_peer_info_addr(p, i, ma) != 0 || sockaddr_from_multiaddr(ma, &ss, NULL, NULL))
+            continue; /* not an address we can dial (yet) */
+        if (dn_multiaddr_append(ma, DN_MA_P2P, peer->bytes, peer->len) == 0)
+            pd->naddrs++;
+    }
+    if (pd->naddrs == 0) {
+        free(pd);
+        return defer_dial(h, NULL, DN_ENOTFOUND, cb, arg);
+    }
+    peer_dial_step(pd);
+    return 0;
+}
+
+int dn__host_conn_opened(dn_host *h, dn_conn *c)
+{
+    if (c->counted_handshake) {
+        c->counted_handshake = false;
+        h->nhandshakes--;
+    }
     dn_peer_info *p = dn__peerstore_get(&h->peers, &c->remote, true);
+    if (p && p->connections >= h->cfg.max_conns_per_peer) {
+        char name[16];
+        DN_LOG_LIMITED(DN_LOG_INFO, "host", "refusing connection %s %s: %u already open",
+                       c->outbound ? "to" : "from", dn_peerid_short(&c->remote, name),
+                       p->connections);
+        return DN_ELIMIT;
+    }
     if (p) {
         p->connections++;
+        p->last_seen_ms = dn__host_now_ms(h);
         if (c->remote_key)
             dn__peer_set_key(p, c->remote_key);
     }
     c->opened_event = true;
-    dn__host_emit(h, c, DN_CONN_EV_OPENED, 0);
-    dn__conn_notify_waiters(c, 0);
+    dn_host_emit(h, c, DN_CONN_EV_OPENED, 0);
     if (!c->failed)
-        dn__identify_start(h, c);
+        dn__conn_notify_waiters(c, 0);
+    return 0;
 }
 
+dn_host *dn_conn_host(const dn_conn *c) { return c->host; }
 const dn_peerid *dn_conn_remote_peer(const dn_conn *c) { return &c->remote; }
+const dn_pubkey *dn_conn_remote_pubkey(const dn_conn *c) { return c->remote_key; }
 const dn_multiaddr *dn_conn_remote_addr(const dn_conn *c) { return &c->remote_addr; }
 bool dn_conn_is_outbound(const dn_conn *c) { return c->outbound; }
 
+/* ---- the peerstore, as services write it ---- */
+
+const dn_peer_info *dn_host_peer(const dn_host *h, const dn_peerid *id)
+{
+    return dn__peerstore_get((dn_peerstore *)&h->peers, id, false);
+}
+
+int dn_host_peer_update(dn_host *h, const dn_peerid *peer, const dn_peer_update *u)
+{
+    dn_peer_info *p = dn__peerstore_get(&h->peers, peer, true);
+    if (!p)
+        return DN_ENOMEM;
+    int rc = 0;
+    if (u->public_key && !p->public_key) {
+        if (!dn_peerid_matches_pubkey(peer, u->public_key))
+            return DN_EPEERID;
+        if ((rc = dn__peer_set_key(p, u->public_key)))
+            return rc;
+    }
+    if (u->set_protocols &&
+        (rc = dn__peer_set_strings(&p->protocols, &p->nprotocols, u->protocols,
+                                   u->nprotocols < DN_PEER_MAX_PROTOCOLS ? u->nprotocols
+                                                                         : DN_PEER_MAX_PROTOCOLS)))
+        return rc;
+    if (u->set_addrs && (rc = dn__peer_set_addrs(p, u->addrs, u->naddrs)))
+        return rc;
+    if (u->observed_addr && (rc = dn__peer_set_observed(p, u->observed_addr)))
+        return rc;
+    if (u->agent_version && (rc = dn__peer_set_text(&p->agent_version, u->agent_version)))
+        return rc;
+    if (u->protocol_version &&
+        (rc = dn__peer_set_text(&p->protocol_version, u->protocol_version)))
+        return rc;
+    if (u->identified)
+        p->identified = true;
+    return 0;
+}
+
 /* ---- shutdown ---- */
 
-static void host_maybe_done(dn_host *h)
+static void host_free(dn_host *h)
 {
-    if (!h->closing || h->pending_closes > 0 || h->conns)
-        return;
     void (*cb)(void *) = h->close_cb;
     void *arg = h->close_arg;
+    /* Services go first (last attached, first freed): they may still look
+     * at the host's state. */
+    for (size_t i = h->ncleanups; i > 0; i--)
+        h->cleanups[i - 1].fn(h->cleanups[i - 1].arg);
+    free(h->cleanups);
+    free(h->observers);
     for (size_t i = 0; i < h->nhandlers; i++)
         free(h->handlers[i].protocol);
     dn__peerstore_free(&h->peers);
-    dn_buf_free(&h->record_addrs);
-    dn_buf_free(&h->record);
     dn_noise_static_wipe(&h->noise_static);
     sodium_memzero(h->psk, sizeof h->psk);
     free(h);
@@ -376,12 +757,45 @@ static void host_maybe_done(dn_host *h)
         cb(arg);
 }
 
+static void on_host_handle_closed(uv_handle_t *handle)
+{
+    dn_host *h = handle->data;
+    h->pending_closes--;
+    host_maybe_done(h);
+}
+
+static void host_maybe_done(dn_host *h)
+{
+    if (!h->closing || h->conns || h->defer_head)
+        return;
+    if (!h->handles_closing) {
+        /* Every connection is gone and every dial answered: now the
+         * host's own handles can go. */
+        h->handles_closing = true;
+        h->pending_closes += 4;
+        uv_close((uv_handle_t *)&h->flusher, on_host_handle_closed);
+        uv_close((uv_handle_t *)&h->kick, on_host_handle_closed);
+        uv_close((uv_handle_t *)&h->defer_timer, on_host_handle_closed);
+        uv_close((uv_handle_t *)&h->neg_timer, on_host_handle_closed);
+        return;
+    }
+    if (h->pending_closes > 0)
+        return;
+    host_free(h);
+}
+
 void dn__host_conn_released(dn_host *h, dn_conn *c)
 {
+    if (c->counted_handshake) {
+        c->counted_handshake = false;
+        h->nhandshakes--;
+    }
     if (c->opened_event) {
         dn_peer_info *p = dn__peerstore_get(&h->peers, &c->remote, false);
         if (p && p->connections)
             p->connections--;
+        if (p)
+            p->last_seen_ms = dn__host_now_ms(h);
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -397,21 +811,13 @@ void dn__host_conn_released(dn_host *h, dn_conn *c)
             break;
         }
     }
-    host_maybe_done(h);
-}
-
-static void on_listener_closed(uv_handle_t *handle)
-{
-    dn_listener *l = handle->data;
-    dn_host *host = l->host;
-    host->pending_closes--;
-    host_maybe_done(host);
-}
-
-static void on_flusher_closed(uv_handle_t *handle)
-{
-    dn_host *h = handle->data;
-    h->pending_closes--;
+    /* Dial results queued for it will report DN_ECLOSED. */
+    for (deferred_dial *d = h->defer_head; d; d = d->next) {
+        if (d->conn == c) {
+            d->conn = NULL;
+            d->status = DN_ECLOSED;
+        }
+    }
     host_maybe_done(h);
 }
 
@@ -422,16 +828,14 @@ void dn_host_close(dn_host *h, void (*cb)(void *arg), void *arg)
     h->closing = true;
     h->close_cb = cb;
     h->close_arg = arg;
-    for (size_t i = 0; i < h->nlisteners; i++) {
-        if (h->listeners[i].active) {
-            h->listeners[i].active = false;
-            h->pending_closes++;
-            uv_close((uv_handle_t *)&h->listeners[i].tcp, on_listener_closed);
-        }
+    for (dn_listener *l = h->listeners, *next; l; l = next) {
+        next = l->next;
+        l->active = false;
+        h->pending_closes++;
+        uv_close((uv_handle_t *)&l->tcp, on_listener_freed);
     }
-    h->pending_closes += 2;
-    uv_close((uv_handle_t *)&h->flusher, on_flusher_closed);
-    uv_close((uv_handle_t *)&h->kick, on_flusher_closed);
+    h->listeners = NULL;
+    h->nlisteners = 0;
     for (dn_conn *c = h->conns; c; c = c->next) {
         if (c->phase == PH_OPEN && !c->failed) {
             /* Best effort: tell the peer, then close. */
@@ -450,4 +854,7 @@ void dn_host_close(dn_host *h, void (*cb)(void *arg), void *arg)
         }
         dn__conn_fail(c, DN_ECLOSED);
     }
+    /* Dial results still queued are delivered by the defer timer (it stays
+     * open until they are); host_maybe_done frees once all is released. */
+    host_maybe_done(h);
 }

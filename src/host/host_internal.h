@@ -1,5 +1,5 @@
-/* Internal structures of the host (src/host). Only the host sources and the
- * built-in protocols (src/proto) include this. */
+/* Internal structures of the host (src/host). Only the host sources
+ * include this: services above the host use include/dmsnet/host.h. */
 #ifndef DN_HOST_INTERNAL_H
 #define DN_HOST_INTERNAL_H
 
@@ -38,6 +38,14 @@ typedef struct dial_waiter {
     struct dial_waiter *next;
 } dial_waiter;
 
+/* An outbound open waiting for room in yamux's SYN backlog. */
+typedef struct pending_open {
+    char *protocol;
+    dn_stream_open_cb cb;
+    void *arg;
+    struct pending_open *next;
+} pending_open;
+
 struct dn_stream {
     dn_conn *conn;
     uint32_t id;
@@ -51,6 +59,14 @@ struct dn_stream {
     bool in_sendq;        /* linked in conn->sendq_head */
     bool above_low;       /* queue crossed the low mark since last on_writable */
     bool open_pending;    /* outbound: open_cb not yet called (the pump calls it) */
+    bool budget_blocked;  /* a write was refused for a queue budget: on_writable owed */
+    bool paused;          /* dn_stream_pause_read: hold what arrives */
+    bool held_eof;        /* EOF arrived while paused (or behind held bytes) */
+    bool in_deliver;      /* linked in conn->deliver_head */
+    bool counted_proto;   /* counted against its handler's stream limit */
+    uint64_t neg_deadline;/* loop time (ms) by which negotiation must finish */
+    dn_stream *neg_prev, *neg_next; /* host->neg_head list, by deadline */
+    dn_buf held;          /* received while paused, not yet consumed */
     int fail_status;      /* why we reset it, for on_close (0: the reset's own) */
     unsigned busy;        /* callbacks in progress (deferred free) */
     dn_mss *mss;          /* only while negotiating */
@@ -64,6 +80,7 @@ struct dn_stream {
     void *open_arg;
     dn_stream *prev, *next;   /* conn->streams list */
     dn_stream *sendq_next;    /* conn->sendq_head list */
+    dn_stream *deliver_next;  /* conn->deliver_head list */
 };
 
 struct dn_conn {
@@ -80,8 +97,9 @@ struct dn_conn {
     bool writing;         /* a uv_write is in flight */
     bool dirty;           /* linked in host->dirty_head */
     bool opened_event;    /* DN_CONN_EV_OPENED was delivered */
-    bool identified;
     bool goaway_received; /* the peer said goodbye: its reset is no error */
+    bool counted_handshake; /* counted in host->nhandshakes */
+    uint64_t last_progress_ms; /* loop time of the last bytes received (eviction order) */
     int close_status;
 
     bool use_pnet;
@@ -109,23 +127,53 @@ struct dn_conn {
     dial_waiter *waiters;
     dn_stream *streams;   /* all streams */
     size_t nstreams;
+    size_t nnegotiating;  /* inbound streams still in multistream-select */
+    size_t nblocked;      /* streams with budget_blocked set */
+    size_t queued;        /* bytes in all its streams' send queues */
+    pending_open *opens_head, *opens_tail; /* waiting for yamux backlog room */
+    size_t nopens;
     dn_stream *sendq_head;/* streams with queued output */
+    dn_stream *deliver_head; /* resumed streams with held input to deliver */
     dn_conn *prev, *next; /* host->conns */
     dn_conn *dirty_next;
 };
 
+/* Listeners live on the heap: a failed or closed one is freed in its close
+ * callback, never reused while libuv still holds it. */
 typedef struct dn_listener {
     dn_host *host;
     uv_tcp_t tcp;
     dn_multiaddr addr; /* bound address */
     bool active;
+    struct dn_listener *next;
 } dn_listener;
 
 typedef struct dn_handler_entry {
     char *protocol;
     dn_stream_handler fn;
     void *arg;
+    uint32_t max_streams; /* inbound streams at once, 0: no limit */
+    uint32_t nstreams;
 } dn_handler_entry;
+
+typedef struct host_observer {
+    dn_conn_event_cb cb;
+    void *arg;
+} host_observer;
+
+typedef struct host_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+} host_cleanup;
+
+/* A dial result delivered on a later loop turn (never re-entrantly). */
+typedef struct deferred_dial {
+    dn_dial_cb cb;
+    void *arg;
+    dn_conn *conn; /* NULL with an error status */
+    int status;
+    struct deferred_dial *next;
+} deferred_dial;
 
 struct dn_host {
     uv_loop_t *loop;
@@ -135,33 +183,39 @@ struct dn_host {
     dn_peerid self;
     uint8_t psk[DN_PSK_LEN];
     bool use_pnet;
-    dn_listener listeners[DN_HOST_MAX_LISTENERS];
-    size_t nlisteners;
+    dn_listener *listeners;
+    size_t nlisteners; /* active ones */
     dn_handler_entry handlers[DN_HOST_MAX_PROTOCOLS];
     const char *protocol_list[DN_HOST_MAX_PROTOCOLS]; /* for mss listeners */
     size_t nhandlers;
     dn_conn *conns;
     size_t nconns;
+    size_t nhandshakes;   /* inbound connections still upgrading */
+    size_t queued;        /* bytes in every stream send queue of the host */
+    bool budget_blocked;  /* some write was refused for the node budget */
     dn_conn *dirty_head;
     uv_prepare_t flusher; /* writes everything queued during a loop turn */
     uv_idle_t kick;       /* keeps the loop from blocking while conns are dirty */
+    uv_timer_t defer_timer; /* delivers deferred dial results */
+    deferred_dial *defer_head, *defer_tail;
+    uv_timer_t neg_timer; /* per-stream negotiation deadlines */
+    size_t nnegotiating;  /* inbound streams negotiating, all connections */
+    dn_stream *neg_head, *neg_tail;
     dn_peerstore peers;
-    dn_conn_event_cb observer;
-    void *observer_arg;
+    host_observer *observers;
+    size_t nobservers;
+    host_cleanup *cleanups;
+    size_t ncleanups;
     bool closing;
+    bool handles_closing; /* the host's own handles are closing (last step) */
     int pending_closes;
     void (*close_cb)(void *arg);
     void *close_arg;
-    uint64_t identify_seq; /* signed peer record sequence number */
-    /* The signed peer record is signed once per address set, not per
-     * connection: the addresses it covers and the sealed envelope. */
-    dn_buf record_addrs;
-    dn_buf record;
     /* One Noise static key for every handshake, signed once (noise spec,
      * "Static Key Authentication"); wiped when the host is freed. */
     dn_noise_static noise_static;
-    /* Signatures already verified (peers' Noise payloads and signed peer
-     * records), so each is checked once (crypto/verify_cache.h). */
+    /* Signatures already verified (peers' Noise payloads), so each is
+     * checked once (crypto/verify_cache.h). */
     dn_verify_cache vcache;
 };
 
@@ -171,6 +225,8 @@ void dn__conn_start_inbound(dn_conn *c);
 int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expected,
                   dn_dial_cb cb, void *arg);
 void dn__conn_fail(dn_conn *c, int status);
+/* Fill c->remote_addr from the socket's peer address. */
+void dn__conn_remote_from_socket(dn_conn *c);
 void dn__conn_mark_dirty(dn_conn *c);
 void dn__conn_flush(dn_conn *c);
 void dn__conn_notify_waiters(dn_conn *c, int status);
@@ -179,18 +235,17 @@ void dn__conn_notify_waiters(dn_conn *c, int status);
  * bytes wait for the socket, or an error that must fail the connection. */
 ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t *data, size_t len);
 void dn__host_conn_released(dn_host *h, dn_conn *c);
-void dn__host_conn_opened(dn_host *h, dn_conn *c);
-void dn__host_emit(dn_host *h, dn_conn *c, dn_conn_event ev, int status);
+/* The upgrade finished: returns 0, or an error that must fail c (a limit). */
+int dn__host_conn_opened(dn_host *h, dn_conn *c);
+uint64_t dn__host_now_ms(const dn_host *h);
 
 /* stream.c */
 void dn__stream_on_yamux_event(dn_conn *c, const dn_yamux_event *ev);
 void dn__conn_pump_streams(dn_conn *c);
 void dn__conn_close_streams(dn_conn *c, int status);
-
-/* built-in protocols (src/proto) */
-int dn__ping_register(dn_host *h);
-int dn__identify_register(dn_host *h);
-void dn__identify_start(dn_host *h, dn_conn *c);
-int dn__perf_register(dn_host *h);
+/* Fail streams whose negotiation deadline passed; re-arm the timer. */
+void dn__host_check_negotiations(dn_host *h);
+/* The node budget has room again: wake streams blocked on it. */
+void dn__host_budget_relieved(dn_host *h);
 
 #endif

@@ -7,6 +7,15 @@
 
 void dn__peerstore_init(dn_peerstore *ps) { memset(ps, 0, sizeof *ps); }
 
+static const char empty[] = "";
+
+static void text_free(const char **field)
+{
+    if (*field && *field != empty)
+        free((char *)*field);
+    *field = empty;
+}
+
 void dn__peer_clear_lists(dn_peer_info *p)
 {
     for (size_t i = 0; i < p->nprotocols; i++)
@@ -14,9 +23,92 @@ void dn__peer_clear_lists(dn_peer_info *p)
     free(p->protocols);
     p->protocols = NULL;
     p->nprotocols = 0;
-    free(p->listen_addrs);
-    p->listen_addrs = NULL;
+    free(p->addr_bytes);
+    p->addr_bytes = NULL;
+    p->addr_bytes_len = 0;
     p->naddrs = 0;
+    free(p->observed_bytes);
+    p->observed_bytes = NULL;
+    p->observed_len = 0;
+    text_free(&p->agent_version);
+    text_free(&p->protocol_version);
+}
+
+int dn__peer_set_text(const char **field, const char *text)
+{
+    size_t n = strnlen(text, DN_PEER_MAX_STRING - 1);
+    if (*field && strlen(*field) == n && memcmp(*field, text, n) == 0)
+        return 0;
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return DN_ENOMEM;
+    memcpy(copy, text, n);
+    copy[n] = 0;
+    text_free(field);
+    *field = copy;
+    return 0;
+}
+
+int dn__peer_set_addrs(dn_peer_info *p, const dn_multiaddr *addrs, size_t n)
+{
+    if (n > DN_PEER_MAX_ADDRS)
+        n = DN_PEER_MAX_ADDRS;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 2 + addrs[i].len;
+    uint8_t *b = malloc(total ? total : 1);
+    if (!b)
+        return DN_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        b[off] = (uint8_t)(addrs[i].len >> 8);
+        b[off + 1] = (uint8_t)addrs[i].len;
+        memcpy(b + off + 2, addrs[i].bytes, addrs[i].len);
+        off += 2 + addrs[i].len;
+    }
+    free(p->addr_bytes);
+    p->addr_bytes = b;
+    p->addr_bytes_len = total;
+    p->naddrs = n;
+    return 0;
+}
+
+int dn__peer_set_observed(dn_peer_info *p, const dn_multiaddr *ma)
+{
+    uint8_t *b = malloc(ma->len ? ma->len : 1);
+    if (!b)
+        return DN_ENOMEM;
+    memcpy(b, ma->bytes, ma->len);
+    free(p->observed_bytes);
+    p->observed_bytes = b;
+    p->observed_len = ma->len;
+    return 0;
+}
+
+int dn_peer_info_addr(const dn_peer_info *p, size_t i, dn_multiaddr *out)
+{
+    size_t off = 0;
+    for (size_t k = 0; k < p->naddrs && off + 2 <= p->addr_bytes_len; k++) {
+        size_t len = (size_t)p->addr_bytes[off] << 8 | p->addr_bytes[off + 1];
+        if (k == i) {
+            if (len > DN_MULTIADDR_MAX || off + 2 + len > p->addr_bytes_len)
+                return DN_EMALFORMED;
+            memcpy(out->bytes, p->addr_bytes + off + 2, len);
+            out->len = len;
+            return 0;
+        }
+        off += 2 + len;
+    }
+    return DN_ENOTFOUND;
+}
+
+int dn_peer_info_observed(const dn_peer_info *p, dn_multiaddr *out)
+{
+    if (!p->observed_bytes || p->observed_len > DN_MULTIADDR_MAX)
+        return DN_ENOTFOUND;
+    memcpy(out->bytes, p->observed_bytes, p->observed_len);
+    out->len = p->observed_len;
+    return 0;
 }
 
 void dn__peerstore_free(dn_peerstore *ps)
@@ -61,6 +153,8 @@ dn_peer_info *dn__peerstore_get(dn_peerstore *ps, const dn_peerid *id, bool crea
     if (!p)
         return NULL;
     p->id = *id;
+    p->agent_version = empty;
+    p->protocol_version = empty;
     ps->entries[ps->n++] = p;
     return p;
 }

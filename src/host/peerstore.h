@@ -1,5 +1,7 @@
 /* What the host knows about other peers: keys, addresses, protocols and
- * agent version (filled by the handshake and identify). In memory. */
+ * agent version (filled by the handshake and by services such as
+ * identify). In memory, stored compactly: a peer that sends the most we
+ * keep costs a few KiB, not a 1 KiB struct per address. */
 #ifndef DN_HOST_PEERSTORE_H
 #define DN_HOST_PEERSTORE_H
 
@@ -26,6 +28,11 @@ dn_peer_info *dn__peerstore_get(dn_peerstore *ps, const dn_peerid *id, bool crea
 /* Replace fields (each may be NULL to keep the old value). */
 int dn__peer_set_key(dn_peer_info *p, const dn_pubkey *key_to_copy_pb);
 int dn__peer_set_strings(char ***list, size_t *n, const char *const *items, size_t count);
+/* Listen addresses, packed (at most DN_PEER_MAX_ADDRS are kept). */
+int dn__peer_set_addrs(dn_peer_info *p, const dn_multiaddr *addrs, size_t n);
+int dn__peer_set_observed(dn_peer_info *p, const dn_multiaddr *ma);
+/* A string field (agent, protocol version), cut at DN_PEER_MAX_STRING - 1. */
+int dn__peer_set_text(const char **field, const char *text);
 void dn__peer_clear_lists(dn_peer_info *p);
 
 #endif

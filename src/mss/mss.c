@@ -96,6 +96,17 @@ int dn_mss_start(dn_mss *m, dn_buf *out)
 static int read_msg(dn_mss *m, const uint8_t *in, size_t len, size_t *pos, const uint8_t **msg,
                     size_t *mlen)
 {
+    if (!m->header_seen) {
+        /* The first message can only be the header: check each byte as it
+         * comes, so a peer speaking something else (or a pnet peer with
+         * another key, whose bytes decrypt to noise) fails at once instead
+         * of holding the connection until the handshake deadline. */
+        static const char header[] = "\x13" DN_MSS_PROTOCOL "\n";
+        size_t hlen = sizeof header - 1;
+        for (size_t k = 0; m->partial_len + k < hlen && *pos + k < len; k++)
+            if (in[*pos + k] != (uint8_t)header[m->partial_len + k])
+                return DN_EPROTO;
+    }
     /* DN_MSS_MAX_MSG < 2^14, so a valid length takes one or two varint bytes. */
     while (m->partial_len == 0 || (m->partial_len == 1 && (m->partial[0] & 0x80))) {
         if (*pos >= len)

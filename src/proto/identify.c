@@ -2,28 +2,51 @@
  * identify spec. Messages are uvarint-length-prefixed Identify protobufs:
  * publicKey 1, listenAddrs 2, protocols 3, observedAddr 4,
  * protocolVersion 5, agentVersion 6, signedPeerRecord 8. The reader takes
- * every message until EOF and merges them (go-libp2p may send two). */
+ * every message until EOF and merges them (go-libp2p may send two).
+ *
+ * A service on the host's public API: it identifies each new connection,
+ * writes what it learns into the host's peerstore (dn_host_peer_update),
+ * and pushes our addresses and protocols when the host reports a change. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/pb.h"
+#include "crypto/verify_cache.h"
 #include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
-#include "host/host_internal.h"
+#include "dmsnet/protocols.h"
 #include "proto/peer_record.h"
 
 #define IDENTIFY_PROTOCOL_VERSION "ipfs/0.1.0"
 /* Bound on all identify bytes from one peer on one stream. */
 #define IDENTIFY_MAX_BYTES (64u * 1024u)
 #define MAX_ADVERTISED 32
+#define MAX_LISTEN 16
+#define MAX_PROTOCOLS 128
+#define MAX_STRING 256
+
+typedef struct identify_svc {
+    dn_host *h;
+    uint64_t seq; /* signed peer record sequence number */
+    /* The signed peer record is signed once per address set, not per
+     * connection: the addresses it covers and the sealed envelope. */
+    dn_buf record_addrs;
+    dn_buf record;
+    /* Peer records already verified (each peer's is the same on every
+     * connection until its addresses change). */
+    dn_verify_cache vcache;
+} identify_svc;
 
 /* Our listen addresses as others can use them: an unspecified bind
  * address (0.0.0.0, ::) becomes one address per local interface. */
 static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
 {
-    dn_multiaddr bound[DN_HOST_MAX_LISTENERS];
-    size_t nb = dn_host_listen_addrs(h, bound, DN_HOST_MAX_LISTENERS), n = 0;
+    dn_multiaddr bound[MAX_LISTEN];
+    size_t nb = dn_host_listen_addrs(h, bound, MAX_LISTEN), n = 0;
+    if (nb > MAX_LISTEN)
+        nb = MAX_LISTEN;
     uv_interface_address_t *ifs = NULL;
     int nifs = -1; /* listed on first need: it costs a netlink dump */
     for (size_t i = 0; i < nb && n < max; i++) {
@@ -64,7 +87,8 @@ static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
 
 /* Our signed peer record for these addresses, from the cache when they are
  * unchanged (signing costs more than the rest of identify). */
-static int sealed_record(dn_host *h, const dn_multiaddr *addrs, size_t naddrs, const dn_buf **out)
+static int sealed_record(identify_svc *svc, const dn_multiaddr *addrs, size_t naddrs,
+                         const dn_buf **out)
 {
     dn_buf key = DN_BUF_INIT;
     int rc = 0;
@@ -73,47 +97,54 @@ static int sealed_record(dn_host *h, const dn_multiaddr *addrs, size_t naddrs, c
         if (!rc)
             rc = dn_buf_append(&key, addrs[i].bytes, addrs[i].len);
     }
-    bool same = !rc && h->record.len && key.len == h->record_addrs.len &&
-                (key.len == 0 || memcmp(key.data, h->record_addrs.data, key.len) == 0);
+    bool same = !rc && svc->record.len && key.len == svc->record_addrs.len &&
+                (key.len == 0 || memcmp(key.data, svc->record_addrs.data, key.len) == 0);
     if (!rc && !same) {
-        if (h->record.len)
-            h->identify_seq++; /* new content needs a new sequence number */
-        dn_buf_reset(&h->record);
-        rc = dn__peer_record_seal(h->identity, h->identify_seq, addrs, naddrs, &h->record);
+        if (svc->record.len)
+            svc->seq++; /* new content needs a new sequence number */
+        dn_buf_reset(&svc->record);
+        rc = dn__peer_record_seal(dn_host_identity(svc->h), svc->seq, addrs, naddrs,
+                                  &svc->record);
         if (!rc) {
-            dn_buf t = h->record_addrs;
-            h->record_addrs = key;
+            dn_buf t = svc->record_addrs;
+            svc->record_addrs = key;
             key = t;
         } else {
-            dn_buf_reset(&h->record);
+            dn_buf_reset(&svc->record);
         }
     }
     dn_buf_free(&key);
-    *out = &h->record;
+    *out = &svc->record;
     return rc;
 }
 
-static int build_identify(dn_host *h, dn_conn *c, dn_buf *out)
+static int build_identify(identify_svc *svc, dn_conn *c, dn_buf *out)
 {
+    dn_host *h = svc->h;
     dn_buf msg = DN_BUF_INIT, pub = DN_BUF_INIT;
     const dn_buf *rec = NULL;
     dn_multiaddr addrs[MAX_ADVERTISED];
     size_t naddrs = advertised_addrs(h, addrs, MAX_ADVERTISED);
-    int rc = dn_pubkey_to_protobuf(dn_privkey_public(h->identity), &pub);
+    const char *protos[MAX_PROTOCOLS];
+    size_t nprotos = dn_host_protocols(h, protos, MAX_PROTOCOLS);
+    if (nprotos > MAX_PROTOCOLS)
+        nprotos = MAX_PROTOCOLS;
+    const dn_multiaddr *observed = dn_conn_remote_addr(c);
+    int rc = dn_pubkey_to_protobuf(dn_privkey_public(dn_host_identity(h)), &pub);
     if (!rc)
         rc = dn_pb_put_bytes(&msg, 1, pub.data, pub.len);
     for (size_t i = 0; !rc && i < naddrs; i++)
         rc = dn_pb_put_bytes(&msg, 2, addrs[i].bytes, addrs[i].len);
-    for (size_t i = 0; !rc && i < h->nhandlers; i++)
-        rc = dn_pb_put_string(&msg, 3, h->handlers[i].protocol);
-    if (!rc && c->remote_addr.len)
-        rc = dn_pb_put_bytes(&msg, 4, c->remote_addr.bytes, c->remote_addr.len);
+    for (size_t i = 0; !rc && i < nprotos; i++)
+        rc = dn_pb_put_string(&msg, 3, protos[i]);
+    if (!rc && observed->len)
+        rc = dn_pb_put_bytes(&msg, 4, observed->bytes, observed->len);
     if (!rc)
         rc = dn_pb_put_string(&msg, 5, IDENTIFY_PROTOCOL_VERSION);
     if (!rc)
-        rc = dn_pb_put_string(&msg, 6, h->agent_version);
+        rc = dn_pb_put_string(&msg, 6, dn_host_agent_version(h));
     if (!rc)
-        rc = sealed_record(h, addrs, naddrs, &rec);
+        rc = sealed_record(svc, addrs, naddrs, &rec);
     if (!rc)
         rc = dn_pb_put_bytes(&msg, 8, rec->data, rec->len);
     if (!rc)
@@ -126,26 +157,23 @@ static int build_identify(dn_host *h, dn_conn *c, dn_buf *out)
 }
 
 /* Merge one Identify message into the peerstore entry of the remote. */
-static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
+static int apply_identify(identify_svc *svc, dn_conn *c, const uint8_t *p, size_t len)
 {
     dn_pb_reader r;
     dn_pb_field f;
     int rc;
-    const char *protos[DN_PEER_MAX_PROTOCOLS];
-    char *proto_copies[DN_PEER_MAX_PROTOCOLS];
+    const dn_peerid *remote = dn_conn_remote_peer(c);
+    const char *protos[MAX_PROTOCOLS];
+    char *proto_copies[MAX_PROTOCOLS];
     size_t nprotos = 0;
-    dn_multiaddr addrs[DN_PEER_MAX_ADDRS];
+    dn_multiaddr addrs[DN_PEER_RECORD_MAX_ADDRS];
     size_t naddrs = 0;
-    bool have_protos = false, have_addrs = false;
-    char agent[DN_PEER_MAX_STRING] = "", pver[DN_PEER_MAX_STRING] = "";
-    bool have_agent = false, have_pver = false;
+    char agent[MAX_STRING] = "", pver[MAX_STRING] = "";
     dn_multiaddr observed = {0};
     dn_peer_record rec;
     bool have_record = false;
+    dn_peer_update u = {.public_key = dn_conn_remote_pubkey(c)};
 
-    dn_peer_info *info = dn__peerstore_get(&h->peers, &c->remote, true);
-    if (!info)
-        return DN_ENOMEM;
     dn_pb_reader_init(&r, p, len);
     while ((rc = dn_pb_next(&r, &f)) == 1) {
         if (f.wire_type != DN_PB_LEN)
@@ -156,7 +184,7 @@ static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
             rc = dn_pubkey_from_protobuf(f.bytes, f.len, &k);
             if (rc)
                 goto out;
-            bool ok = dn_peerid_matches_pubkey(&c->remote, k);
+            bool ok = dn_peerid_matches_pubkey(remote, k);
             dn_pubkey_free(k);
             if (!ok) {
                 rc = DN_EPEERID; /* identify must not contradict the handshake */
@@ -165,46 +193,53 @@ static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
             break;
         }
         case 2:
-            have_addrs = true;
-            if (naddrs < DN_PEER_MAX_ADDRS &&
+            u.set_addrs = true;
+            if (naddrs < DN_PEER_RECORD_MAX_ADDRS &&
                 dn_multiaddr_from_bytes(f.bytes, f.len, &addrs[naddrs]) == 0)
                 naddrs++;
             break;
         case 3:
-            have_protos = true;
-            if (nprotos < DN_PEER_MAX_PROTOCOLS && f.len > 0 && f.len < DN_PEER_MAX_STRING) {
-                char *s = malloc(f.len + 1);
-                if (!s) {
+            u.set_protocols = true;
+            if (nprotos < MAX_PROTOCOLS && f.len > 0 && f.len < MAX_STRING) {
+                char *str = malloc(f.len + 1);
+                if (!str) {
                     rc = DN_ENOMEM;
                     goto out;
                 }
-                memcpy(s, f.bytes, f.len);
-                s[f.len] = 0;
-                proto_copies[nprotos] = s;
-                protos[nprotos++] = s;
+                memcpy(str, f.bytes, f.len);
+                str[f.len] = 0;
+                proto_copies[nprotos] = str;
+                protos[nprotos++] = str;
             }
             break;
         case 4:
-            dn_multiaddr_from_bytes(f.bytes, f.len, &observed);
+            if (dn_multiaddr_from_bytes(f.bytes, f.len, &observed) == 0)
+                u.observed_addr = &observed;
             break;
         case 5:
         case 6: {
             char *dst = f.number == 5 ? pver : agent;
-            size_t n = f.len < DN_PEER_MAX_STRING - 1 ? f.len : DN_PEER_MAX_STRING - 1;
+            size_t n = f.len < MAX_STRING - 1 ? f.len : MAX_STRING - 1;
             memcpy(dst, f.bytes, n);
             dst[n] = 0;
-            *(f.number == 5 ? &have_pver : &have_agent) = true;
+            if (f.number == 5)
+                u.protocol_version = pver;
+            else
+                u.agent_version = agent;
             break;
         }
         case 8: {
-            int vrc = dn__peer_record_open_cached(f.bytes, f.len, &h->vcache, &rec);
-            if (vrc == 0 && dn_peerid_equal(&rec.peer, &c->remote)) {
+            if (have_record) {
+                rc = DN_EPROTO; /* one record per message: each costs a verification */
+                goto out;
+            }
+            int vrc = dn__peer_record_open_cached(f.bytes, f.len, &svc->vcache, &rec);
+            if (vrc == 0 && dn_peerid_equal(&rec.peer, remote)) {
                 have_record = true;
             } else {
                 char name[16];
                 DN_WARN("identify", "ignoring invalid signed peer record from %s: %s",
-                        dn_peerid_short(&c->remote, name),
-                        dn_strerror(vrc ? vrc : DN_EPEERID));
+                        dn_peerid_short(remote, name), dn_strerror(vrc ? vrc : DN_EPEERID));
             }
             break;
         }
@@ -214,35 +249,17 @@ static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
     }
     if (rc < 0)
         goto out;
-    rc = 0;
-    if (have_protos && (rc = dn__peer_set_strings(&info->protocols, &info->nprotocols, protos,
-                                                  nprotos)))
-        goto out;
     /* A verified record is the authoritative address list. */
     if (have_record) {
-        have_addrs = true;
-        naddrs = rec.naddrs < DN_PEER_MAX_ADDRS ? rec.naddrs : DN_PEER_MAX_ADDRS;
+        u.set_addrs = true;
+        naddrs = rec.naddrs < DN_PEER_RECORD_MAX_ADDRS ? rec.naddrs : DN_PEER_RECORD_MAX_ADDRS;
         memcpy(addrs, rec.addrs, naddrs * sizeof addrs[0]);
     }
-    if (have_addrs) {
-        dn_multiaddr *copy = malloc((naddrs ? naddrs : 1) * sizeof *copy);
-        if (!copy) {
-            rc = DN_ENOMEM;
-            goto out;
-        }
-        memcpy(copy, addrs, naddrs * sizeof *copy);
-        free(info->listen_addrs);
-        info->listen_addrs = copy;
-        info->naddrs = naddrs;
-    }
-    if (have_agent)
-        memcpy(info->agent_version, agent, sizeof agent);
-    if (have_pver)
-        memcpy(info->protocol_version, pver, sizeof pver);
-    if (observed.len)
-        info->observed_addr = observed;
-    if (c->remote_key)
-        dn__peer_set_key(info, c->remote_key);
+    u.protocols = protos;
+    u.nprotocols = nprotos;
+    u.addrs = addrs;
+    u.naddrs = naddrs;
+    rc = dn_host_peer_update(svc->h, remote, &u);
 out:
     for (size_t i = 0; i < nprotos; i++)
         free(proto_copies[i]);
@@ -252,7 +269,7 @@ out:
 /* ---- reading identify messages (client side and push handler) ---- */
 
 typedef struct id_reader {
-    dn_host *h;
+    identify_svc *svc;
     dn_conn *c;
     dn_buf buf;
     bool push;
@@ -264,7 +281,7 @@ static void reader_data(dn_stream *s, const uint8_t *data, size_t len, void *arg
     if (r->buf.len + len > IDENTIFY_MAX_BYTES || dn_buf_append(&r->buf, data, len)) {
         char name[16];
         DN_WARN("identify", "identify from %s exceeds %u bytes: resetting",
-                dn_peerid_short(&r->c->remote, name), IDENTIFY_MAX_BYTES);
+                dn_peerid_short(dn_conn_remote_peer(r->c), name), IDENTIFY_MAX_BYTES);
         dn_stream_reset(s);
     }
 }
@@ -282,30 +299,34 @@ static void reader_eof(dn_stream *s, void *arg)
             break;
         }
         off += (size_t)n;
-        rc = apply_identify(r->h, r->c, r->buf.data + off, (size_t)mlen);
+        rc = apply_identify(r->svc, r->c, r->buf.data + off, (size_t)mlen);
         if (rc)
             break;
         off += (size_t)mlen;
     }
     char name[16];
+    dn_host *h = r->svc->h;
+    const dn_peerid *remote = dn_conn_remote_peer(r->c);
     if (rc) {
-        DN_WARN("identify", "bad identify from %s: %s", dn_peerid_short(&r->c->remote, name),
+        DN_WARN("identify", "bad identify from %s: %s", dn_peerid_short(remote, name),
                 dn_strerror(rc));
         dn_stream_reset(s);
         return;
     }
-    dn_peer_info *info = dn__peerstore_get(&r->h->peers, &r->c->remote, false);
-    if (info)
-        info->identified = true;
-    DN_DEBUG("identify", "%s %s: agent '%s', %zu protocols, %zu addresses",
-             r->push ? "push from" : "identified", dn_peerid_short(&r->c->remote, name),
-             info ? info->agent_version : "", info ? info->nprotocols : 0,
-             info ? info->naddrs : 0);
-    dn_stream_close_write(s);
-    if (!r->push && !r->c->identified) {
-        r->c->identified = true;
-        dn__host_emit(r->h, r->c, DN_CONN_EV_IDENTIFIED, 0);
+    dn_peer_update mark = {.identified = true};
+    dn_host_peer_update(h, remote, &mark);
+    const dn_peer_info *info = dn_host_peer(h, remote);
+    if (dn_log_get_level() <= DN_LOG_DEBUG) {
+        char agent[4 * MAX_STRING];
+        dn_escape_text(info ? info->agent_version : "", info ? strlen(info->agent_version) : 0, agent, sizeof agent);
+        DN_DEBUG("identify", "%s %s: agent '%s', %zu protocols, %zu addresses",
+                 r->push ? "push from" : "identified", dn_peerid_short(remote, name), agent,
+                 info ? info->nprotocols : 0, info ? info->naddrs : 0);
     }
+    dn_stream_close_write(s);
+    /* One identify stream per connection (push streams report nothing). */
+    if (!r->push)
+        dn_host_emit(h, r->c, DN_CONN_EV_IDENTIFIED, 0);
 }
 
 static void reader_close(dn_stream *s, int status, void *arg)
@@ -318,11 +339,11 @@ static void reader_close(dn_stream *s, int status, void *arg)
 static const dn_stream_callbacks reader_cbs = {
     .on_data = reader_data, .on_eof = reader_eof, .on_close = reader_close};
 
-static id_reader *reader_new(dn_host *h, dn_conn *c, bool push)
+static id_reader *reader_new(identify_svc *svc, dn_conn *c, bool push)
 {
     id_reader *r = calloc(1, sizeof *r);
     if (r) {
-        r->h = h;
+        r->svc = svc;
         r->c = c;
         r->push = push;
     }
@@ -334,8 +355,8 @@ static void identify_opened(dn_stream *s, int status, void *arg)
     id_reader *r = arg;
     if (status) {
         char name[16];
-        DN_DEBUG("identify", "cannot identify %s: %s", dn_peerid_short(&r->c->remote, name),
-                 dn_strerror(status));
+        DN_DEBUG("identify", "cannot identify %s: %s",
+                 dn_peerid_short(dn_conn_remote_peer(r->c), name), dn_strerror(status));
         free(r);
         return;
     }
@@ -344,9 +365,9 @@ static void identify_opened(dn_stream *s, int status, void *arg)
     dn_stream_close_write(s);
 }
 
-void dn__identify_start(dn_host *h, dn_conn *c)
+static void identify_start(identify_svc *svc, dn_conn *c)
 {
-    id_reader *r = reader_new(h, c, false);
+    id_reader *r = reader_new(svc, c, false);
     if (!r)
         return;
     if (dn_conn_open_stream(c, DN_IDENTIFY_PROTOCOL, identify_opened, r) < 0)
@@ -358,7 +379,7 @@ void dn__identify_start(dn_host *h, dn_conn *c)
 static void serve_identify(dn_host *h, dn_stream *s, void *arg)
 {
     dn_buf out = DN_BUF_INIT;
-    int rc = build_identify(h, dn_stream_conn(s), &out);
+    int rc = build_identify(arg, dn_stream_conn(s), &out);
     if (!rc)
         rc = dn_stream_write(s, out.data, out.len);
     dn_buf_free(&out);
@@ -374,18 +395,12 @@ static void serve_identify(dn_host *h, dn_stream *s, void *arg)
 
 static void serve_push(dn_host *h, dn_stream *s, void *arg)
 {
-    id_reader *r = reader_new(h, dn_stream_conn(s), true);
+    id_reader *r = reader_new(arg, dn_stream_conn(s), true);
     if (!r) {
         dn_stream_reset(s);
         return;
     }
     dn_stream_set_callbacks(s, &reader_cbs, r);
-}
-
-int dn__identify_register(dn_host *h)
-{
-    int rc = dn_host_set_handler(h, DN_IDENTIFY_PROTOCOL, serve_identify, NULL);
-    return rc ? rc : dn_host_set_handler(h, DN_IDENTIFY_PUSH_PROTOCOL, serve_push, NULL);
 }
 
 /* ---- push: tell connected peers that our addresses or protocols changed ---- */
@@ -395,8 +410,7 @@ static void push_opened(dn_stream *s, int status, void *arg)
     if (status)
         return;
     dn_buf out = DN_BUF_INIT;
-    dn_conn *c = dn_stream_conn(s);
-    int rc = build_identify(c->host, c, &out);
+    int rc = build_identify(arg, dn_stream_conn(s), &out);
     if (!rc)
         rc = dn_stream_write(s, out.data, out.len);
     dn_buf_free(&out);
@@ -409,19 +423,61 @@ static void push_opened(dn_stream *s, int status, void *arg)
     dn_stream_close_write(s);
 }
 
-void dn_host_identify_push(dn_host *h)
+static void push_to(dn_conn *c, void *arg)
 {
-    dn_buf_reset(&h->record); /* re-sign with a new sequence number */
-    h->identify_seq++;
-    for (dn_conn *c = h->conns; c; c = c->next) {
-        if (c->phase != PH_OPEN || c->failed)
-            continue;
-        dn_peer_info *info = dn__peerstore_get(&h->peers, &c->remote, false);
-        bool supports = false;
-        for (size_t i = 0; info && i < info->nprotocols; i++)
-            if (strcmp(info->protocols[i], DN_IDENTIFY_PUSH_PROTOCOL) == 0)
-                supports = true;
-        if (supports)
-            dn_conn_open_stream(c, DN_IDENTIFY_PUSH_PROTOCOL, push_opened, NULL);
+    identify_svc *svc = arg;
+    const dn_peer_info *info = dn_host_peer(svc->h, dn_conn_remote_peer(c));
+    for (size_t i = 0; info && i < info->nprotocols; i++) {
+        if (strcmp(info->protocols[i], DN_IDENTIFY_PUSH_PROTOCOL) == 0) {
+            dn_conn_open_stream(c, DN_IDENTIFY_PUSH_PROTOCOL, push_opened, svc);
+            return;
+        }
     }
+}
+
+static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg)
+{
+    identify_svc *svc = arg;
+    switch (ev) {
+    case DN_CONN_EV_OPENED:
+        identify_start(svc, c);
+        return;
+    case DN_HOST_EV_ADDRS_CHANGED:
+    case DN_HOST_EV_PROTOCOLS_CHANGED:
+        dn_host_foreach_conn(h, push_to, svc);
+        return;
+    default:
+        return;
+    }
+}
+
+static void identify_free(void *arg)
+{
+    identify_svc *svc = arg;
+    dn_buf_free(&svc->record_addrs);
+    dn_buf_free(&svc->record);
+    free(svc);
+}
+
+int dn_identify_attach(dn_host *h)
+{
+    identify_svc *svc = calloc(1, sizeof *svc);
+    if (!svc)
+        return DN_ENOMEM;
+    svc->h = h;
+    dn_verify_cache_init(&svc->vcache);
+    /* Peer record sequence numbers must grow across restarts: use the clock. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    svc->seq = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    int rc = dn_host_add_cleanup(h, identify_free, svc);
+    if (rc) {
+        identify_free(svc);
+        return rc;
+    }
+    if ((rc = dn_host_add_observer(h, on_host_event, svc)) ||
+        (rc = dn_host_set_handler(h, DN_IDENTIFY_PROTOCOL, serve_identify, svc)) ||
+        (rc = dn_host_set_handler(h, DN_IDENTIFY_PUSH_PROTOCOL, serve_push, svc)))
+        return rc;
+    return 0;
 }

@@ -9,7 +9,6 @@
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "dmsnet/protocols.h"
-#include "host/host_internal.h"
 
 #define PERF_CHUNK (64u * 1024u)
 static const uint8_t zeros[PERF_CHUNK];
@@ -26,6 +25,8 @@ static int perf_fill(dn_stream *s, uint64_t *left, size_t mark)
     while (*left > 0 && dn_stream_queued(s) + PERF_CHUNK <= mark) {
         size_t n = *left < PERF_CHUNK ? (size_t)*left : PERF_CHUNK;
         int rc = dn_stream_write(s, zeros, n);
+        if (rc == DN_ELIMIT)
+            return 0; /* over a queue budget: on_writable says when to go on */
         if (rc)
             return rc;
         *left -= n;
@@ -36,6 +37,7 @@ static int perf_fill(dn_stream *s, uint64_t *left, size_t mark)
 /* ---- server ---- */
 
 typedef struct perf_server {
+    uint64_t max_download;
     uint8_t header[8];
     size_t have;
     uint64_t to_send;
@@ -78,6 +80,14 @@ static void server_eof(dn_stream *s, void *arg)
     p->to_send = 0;
     for (int i = 0; i < 8; i++)
         p->to_send = p->to_send << 8 | p->header[i];
+    if (p->to_send > p->max_download) {
+        char name[16];
+        DN_INFO("perf", "refusing a perf request from %s for %llu bytes (limit %llu)",
+                dn_peerid_short(dn_conn_remote_peer(dn_stream_conn(s)), name),
+                (unsigned long long)p->to_send, (unsigned long long)p->max_download);
+        dn_stream_reset(s);
+        return;
+    }
     p->sending = true;
     server_writable(s, p);
 }
@@ -91,6 +101,7 @@ static void perf_handler(dn_host *h, dn_stream *s, void *arg)
         dn_stream_reset(s);
         return;
     }
+    p->max_download = *(const uint64_t *)arg;
     static const dn_stream_callbacks cbs = {.on_data = server_data,
                                             .on_eof = server_eof,
                                             .on_writable = server_writable,
@@ -98,7 +109,19 @@ static void perf_handler(dn_host *h, dn_stream *s, void *arg)
     dn_stream_set_callbacks(s, &cbs, p);
 }
 
-int dn__perf_register(dn_host *h) { return dn_host_set_handler(h, DN_PERF_PROTOCOL, perf_handler, NULL); }
+int dn_perf_attach(dn_host *h, uint64_t max_download)
+{
+    uint64_t *limit = malloc(sizeof *limit);
+    if (!limit)
+        return DN_ENOMEM;
+    *limit = max_download ? max_download : DN_PERF_DEFAULT_MAX_DOWNLOAD;
+    int rc = dn_host_add_cleanup(h, free, limit);
+    if (rc) {
+        free(limit);
+        return rc;
+    }
+    return dn_host_set_handler(h, DN_PERF_PROTOCOL, perf_handler, limit);
+}
 
 /* ---- client ---- */
 

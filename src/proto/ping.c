@@ -8,7 +8,6 @@
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "dmsnet/protocols.h"
-#include "host/host_internal.h"
 
 /* ---- server ---- */
 
@@ -54,7 +53,7 @@ static void ping_handler(dn_host *h, dn_stream *s, void *arg)
     dn_stream_set_callbacks(s, &cbs, e);
 }
 
-int dn__ping_register(dn_host *h) { return dn_host_set_handler(h, DN_PING_PROTOCOL, ping_handler, NULL); }
+int dn_ping_attach(dn_host *h) { return dn_host_set_handler(h, DN_PING_PROTOCOL, ping_handler, NULL); }
 
 /* ---- client ---- */
 
@@ -176,7 +175,7 @@ int dn_ping_run(dn_conn *c, unsigned count, unsigned interval_ms, const dn_ping_
     p->interval_ms = interval_ms;
     p->cbs = *cbs;
     p->arg = arg;
-    uv_timer_init(c->host->loop, &p->timer);
+    uv_timer_init(dn_host_loop(dn_conn_host(c)), &p->timer);
     p->timer.data = p;
     int rc = dn_conn_open_stream(c, DN_PING_PROTOCOL, ping_opened, p);
     if (rc) {

@@ -334,12 +334,16 @@ static void test_malformed(void **state)
     expect_listener_err(HDR "\x00", HDR_LEN + 1, DN_EPROTO);
     /* bad varints: non-minimal, too many bytes */
     expect_listener_err("\x93\x00/multistream/1.0.0\n", 21, DN_EPROTO);
-    expect_listener_err("\x80\x80\x80\x01", 4, DN_ETOOBIG);
-    expect_listener_err("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10, DN_ETOOBIG);
+    /* Before the header, any byte that is not the header's next one is a
+     * protocol violation at once (long lengths included). */
+    expect_listener_err("\x80\x80\x80\x01", 4, DN_EPROTO);
+    expect_listener_err("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10, DN_EPROTO);
+    expect_listener_err("\x13/multistream/1.0.1\n", HDR_LEN, DN_EPROTO);
     /* too long: 1025 = 0x81 0x08; also a huge announced length */
-    expect_listener_err("\x81\x08", 2, DN_ETOOBIG);
+    expect_listener_err("\x81\x08", 2, DN_EPROTO);
     expect_listener_err(HDR "\x81\x08", HDR_LEN + 2, DN_ETOOBIG);
-    expect_listener_err("\xff\x7f", 2, DN_ETOOBIG);
+    expect_listener_err(HDR "\x80\x80\x80\x01", HDR_LEN + 4, DN_ETOOBIG);
+    expect_listener_err(HDR "\xff\x7f", HDR_LEN + 2, DN_ETOOBIG);
 }
 
 /* Exactly DN_MSS_MAX_MSG is accepted, one more is refused. */
