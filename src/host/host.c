@@ -1,5 +1,6 @@
 /* The host: listeners, dialing, connection reuse, protocol handlers and the
  * once-per-loop-turn write flush. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -122,6 +123,9 @@ int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
     h->defer_timer.data = h;
     uv_timer_init(loop, &h->neg_timer);
     h->neg_timer.data = h;
+    uv_timer_init(loop, &h->trim_timer);
+    h->trim_timer.data = h;
+    uv_unref((uv_handle_t *)&h->trim_timer);
     uv_unref((uv_handle_t *)&h->neg_timer); /* streams keep the loop alive, not their deadlines */
     *out = h;
     return 0;
@@ -132,6 +136,22 @@ const dn_peerid *dn_host_peerid(const dn_host *h) { return &h->self; }
 const dn_privkey *dn_host_identity(const dn_host *h) { return h->identity; }
 const char *dn_host_agent_version(const dn_host *h) { return h->agent_version; }
 uint64_t dn__host_now_ms(const dn_host *h) { return uv_now(h->loop); }
+
+/* After an attack of many connections or streams, glibc keeps the freed
+ * memory in its arenas: resident memory would stay at the peak. One trim
+ * a second after a burst of releases hands it back (it walks the heap, so
+ * not once per close). */
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    malloc_trim(0);
+}
+
+void dn__host_note_release(dn_host *h)
+{
+    if (!h->handles_closing && !uv_is_active((uv_handle_t *)&h->trim_timer))
+        uv_timer_start(&h->trim_timer, on_trim, 1000, 0);
+}
 
 int dn_host_add_observer(dn_host *h, dn_conn_event_cb cb, void *arg)
 {
@@ -772,7 +792,8 @@ static void host_maybe_done(dn_host *h)
         /* Every connection is gone and every dial answered: now the
          * host's own handles can go. */
         h->handles_closing = true;
-        h->pending_closes += 4;
+        h->pending_closes += 5;
+        uv_close((uv_handle_t *)&h->trim_timer, on_host_handle_closed);
         uv_close((uv_handle_t *)&h->flusher, on_host_handle_closed);
         uv_close((uv_handle_t *)&h->kick, on_host_handle_closed);
         uv_close((uv_handle_t *)&h->defer_timer, on_host_handle_closed);
@@ -804,6 +825,7 @@ void dn__host_conn_released(dn_host *h, dn_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     h->nconns--;
+    dn__host_note_release(h);
     /* It may still be on the dirty list (marked before failing). */
     for (dn_conn **pp = &h->dirty_head; *pp; pp = &(*pp)->dirty_next) {
         if (*pp == c) {

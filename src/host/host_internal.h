@@ -198,6 +198,7 @@ struct dn_host {
     uv_idle_t kick;       /* keeps the loop from blocking while conns are dirty */
     uv_timer_t defer_timer; /* delivers deferred dial results */
     deferred_dial *defer_head, *defer_tail;
+    uv_timer_t trim_timer; /* gives freed memory back to the OS after a burst of closes */
     uv_timer_t neg_timer; /* per-stream negotiation deadlines */
     size_t nnegotiating;  /* inbound streams negotiating, all connections */
     dn_stream *neg_head, *neg_tail;
@@ -238,6 +239,8 @@ void dn__host_conn_released(dn_host *h, dn_conn *c);
 /* The upgrade finished: returns 0, or an error that must fail c (a limit). */
 int dn__host_conn_opened(dn_host *h, dn_conn *c);
 uint64_t dn__host_now_ms(const dn_host *h);
+/* Much was freed (connections, streams): trim the heap soon. */
+void dn__host_note_release(dn_host *h);
 
 /* stream.c */
 void dn__stream_on_yamux_event(dn_conn *c, const dn_yamux_event *ev);

@@ -114,6 +114,7 @@ static void neg_expire(dn_stream *s, const char *why)
     s->fail_status = DN_ETIMEOUT;
     dn_yamux_reset(s->conn->yamux, s->id); /* STREAM_GONE finishes it */
     dn__conn_mark_dirty(s->conn);
+    dn__host_note_release(s->conn->host);
 }
 
 void dn__host_check_negotiations(dn_host *h)
