@@ -704,6 +704,7 @@ int dn__host_conn_opened(dn_host *h, dn_conn *c)
         if (c->remote_key)
             dn__peer_set_key(p, c->remote_key);
     }
+    c->peer = p;
     c->opened_event = true;
     dn_host_emit(h, c, DN_CONN_EV_OPENED, 0);
     if (!c->failed)
@@ -811,12 +812,11 @@ void dn__host_conn_released(dn_host *h, dn_conn *c)
         c->counted_handshake = false;
         h->nhandshakes--;
     }
-    if (c->opened_event) {
-        dn_peer_info *p = dn__peerstore_get(&h->peers, &c->remote, false);
-        if (p && p->connections)
-            p->connections--;
-        if (p)
-            p->last_seen_ms = dn__host_now_ms(h);
+    if (c->peer) {
+        if (c->peer->connections)
+            c->peer->connections--;
+        c->peer->last_seen_ms = dn__host_now_ms(h);
+        c->peer = NULL;
     }
     if (c->prev)
         c->prev->next = c->next;

@@ -114,6 +114,9 @@ struct dn_conn {
     bool have_expected;
     dn_peerid expected;
     dn_peerid remote;
+    /* The remote's peerstore entry, from open to release: entries with
+     * connections are never evicted, so the pointer stays valid. */
+    dn_peer_info *peer;
     dn_pubkey *remote_key;
     dn_multiaddr remote_addr;
 

@@ -187,9 +187,8 @@ static void stream_unlink(dn_stream *s)
         queued_sub(s, pending);
     dn_buf_reset(&s->sendq);
     s->sendq_off = 0;
-    dn_peer_info *p = dn__peerstore_get(&c->host->peers, &c->remote, false);
-    if (p && p->streams)
-        p->streams--;
+    if (c->peer && c->peer->streams)
+        c->peer->streams--;
     if (s->counted_proto) {
         for (size_t i = 0; i < c->host->nhandlers; i++) {
             dn_handler_entry *e = &c->host->handlers[i];
@@ -232,7 +231,7 @@ static void stream_finish(dn_stream *s, int status)
  * out of memory or over that limit (*why says which). */
 static dn_stream *stream_new(dn_conn *c, uint32_t id, bool outbound, int *why)
 {
-    dn_peer_info *p = dn__peerstore_get(&c->host->peers, &c->remote, false);
+    dn_peer_info *p = c->peer;
     if (p && p->streams >= c->host->cfg.max_streams_per_peer) {
         *why = DN_ELIMIT;
         return NULL;
