@@ -1,10 +1,11 @@
 /* hostile_peer — a misbehaving libp2p peer for tests/interop/hostile.test.sh.
  *
- *   hostile_peer MODE <ip> <port> <peer id> [--swarm-key FILE] [--hold S] [--streams N]
+ *   hostile_peer MODE <ip> <port> <peer id> [options]
  *
- * It dials a dmsnet daemon over plain blocking POSIX sockets (every blocking
- * call is bounded by SO_RCVTIMEO / SO_SNDTIMEO or poll) and breaks the
- * protocol in one of these ways:
+ * It dials a dmsnet daemon over plain POSIX sockets (every blocking call is
+ * bounded by SO_RCVTIMEO / SO_SNDTIMEO or poll), speaking through our own
+ * engines (mss, Noise, pnet) where it behaves, and breaks the protocol in
+ * one of these ways. One connection:
  *
  *   junk          64 KiB of random bytes instead of multistream-select
  *   truncated     mss for /noise, then half of Noise message 1, then stall
@@ -20,6 +21,38 @@
  *                 them, default 1) asking for 4 GiB with 1 GiB of extra
  *                 window granted, then not reading from the socket for
  *                 --hold S (default 10)
+ *   identify      a proper session that answers the node's identify with
+ *                 --agent STR as agent version (say, with a newline in it)
+ *   rsa-push      identify pushes (/ipfs/id/push/1.0.0) each carrying
+ *                 --records N (default 52, as many as fit 64 KiB) signed
+ *                 peer records under an RSA-3072 key with a 3071-bit public
+ *                 exponent (built with OpenSSL; signatures random), at
+ *                 --rate R per second (default 3) for --duration S (10)
+ *
+ * Many connections (RLIMIT_NOFILE raised to its hard limit; --src IP binds
+ * them to another loopback address than the good peer's):
+ *
+ *   slots         --conns N (default 5000) TCP connections that send
+ *                 nothing, held --hold S (default 10)
+ *   slots-reconnect  the same, reopening each one the node closes, for
+ *                 --duration S (default 30)
+ *   pnet-wrong    --conns N connections sending a pnet nonce and a first
+ *                 flight under a wrong key, held (reconnecting when
+ *                 --duration S is given)
+ *   mss-stall     --conns N (100) sessions, each opening --streams M (1024)
+ *                 streams whose multistream-select header never completes
+ *   id-push       --conns N (20) sessions, each opening --streams M (1024)
+ *                 identify push streams holding --size B (65536) bytes
+ *                 without a FIN
+ *   rsa-noise     rounds of --conns N (52) Noise handshakes whose message 3
+ *                 carries the RSA key above (random signature), all N sent
+ *                 at once, for --duration S (10)
+ *   peerstore     --peers N (2000) peers with fresh identities that connect,
+ *                 answer identify with --addrs A (32) addresses and
+ *                 --protos P (128) protocol names of 255 bytes, and leave
+ *                 (--src-spread K: from K consecutive source addresses)
+ *   burst         --conns N (500) sessions, each sending --size B (1 MiB)
+ *                 of ping bytes whose echo it reads, then idling --hold S
  *
  * It prints one line saying what happened and exits 0 when it managed to
  * misbehave (the test script judges how the node reacted), 2 when it could
@@ -126,6 +159,10 @@ static void result(const char *fmt, ...)
 /* --src: the address attack connections come from (any 127.x.y.z works on
  * Linux loopback), so a node can tell them from the good peer on 127.0.0.1. */
 static const char *src_ip;
+/* --src-spread N: connection k comes from --src plus k mod N (IPv4, carried
+ * into the higher octets): peers that come and go from many addresses. */
+static unsigned src_spread;
+static unsigned src_next;
 
 static struct addrinfo *resolve(const char *ip, const char *port)
 {
@@ -149,6 +186,10 @@ static int new_socket(const struct addrinfo *ai, bool nonblock)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (src_ip) {
         struct addrinfo *sa = resolve(src_ip, "0");
+        if (src_spread > 1 && sa->ai_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)sa->ai_addr;
+            sin->sin_addr.s_addr = htonl(ntohl(sin->sin_addr.s_addr) + src_next++ % src_spread);
+        }
         /* Many connections from one address: let the kernel pick the port at connect. */
 #ifdef IP_BIND_ADDRESS_NO_PORT
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -1360,6 +1401,105 @@ static void mode_rsa_push(const opts *o)
     dn_buf_free(&f);
 }
 
+/* Connect and run Noise XX up to message 3, whose payload claims the RSA
+ * identity key rsa_pb with a random signature; message 3 (framed) is left
+ * in m3 for the caller to send. NULL (reason in last_error) on failure. */
+static peer *rsa_noise_start(const opts *o, const dn_privkey *id, const dn_buf *rsa_pb, dn_buf *m3)
+{
+    peer *volatile p = calloc(1, sizeof *p);
+    if (!p)
+        die("out of memory");
+    p->fd = -1;
+    dn_buf_init(&p->rx);
+    dn_buf_init(&p->plain);
+    jmp_buf jb;
+    soft_fail = &jb;
+    if (setjmp(jb)) {
+        soft_fail = NULL;
+        peer_free(p);
+        return NULL;
+    }
+    p->fd = connect_to(o->ip, o->port, 0);
+    if (o->keyfile)
+        pnet_setup(p, o->keyfile);
+    mss_select(p, DN_NOISE_PROTOCOL);
+    static const char *const mux[] = {DN_YAMUX_PROTOCOL};
+    dn_noise_handshake hs;
+    dn_buf out = DN_BUF_INIT, pl = DN_BUF_INIT;
+    if (dn_noise_handshake_init(&hs, true, id, &o->expected, mux, 1) ||
+        dn_noise_handshake_start(&hs, &out) || send_raw(p, out.data, out.len, NULL))
+        die("noise: message 1 failed");
+    read_hs_frame(p, &out);
+    int rc = dn__noise_read_message(&hs, out.data, out.len, &pl);
+    if (rc)
+        die("noise: reading message 2: %s", dn_strerror(rc));
+    /* NoiseHandshakePayload (noise spec): identity_key 1, identity_sig 2. */
+    uint8_t sig[384];
+    randombytes_buf(sig, sizeof sig);
+    sig[0] = 0x01; /* below the modulus, whose top bit is set */
+    dn_buf_reset(&pl);
+    if (dn_pb_put_bytes(&pl, 1, rsa_pb->data, rsa_pb->len) ||
+        dn_pb_put_bytes(&pl, 2, sig, sizeof sig))
+        die("out of memory");
+    dn_buf_reset(&out);
+    rc = dn__noise_write_message(&hs, pl.data, pl.len, &out);
+    if (rc)
+        die("noise: writing message 3: %s", dn_strerror(rc));
+    uint8_t hdr[2] = {(uint8_t)(out.len >> 8), (uint8_t)out.len};
+    dn_buf_reset(m3);
+    if (dn_buf_append(m3, hdr, 2) || dn_buf_append(m3, out.data, out.len))
+        die("out of memory");
+    dn_noise_handshake_free(&hs);
+    dn_buf_free(&out);
+    dn_buf_free(&pl);
+    soft_fail = NULL;
+    return p;
+}
+
+/* Rounds of --conns N (default 52) Noise handshakes whose message 3
+ * carries the RSA-3072 key with a 3071-bit exponent: all N messages 3 go
+ * out at once, so the node has N verifications to do in a row; for
+ * --duration S. */
+static void mode_rsa_noise(const opts *o)
+{
+    unsigned batch = o->conns ? o->conns : 52;
+    double dur = o->duration > 0 ? o->duration : 10;
+    raise_nofile();
+    dn_buf rsa = DN_BUF_INIT;
+    rsa_huge_exponent_key(3072, &rsa);
+    dn_privkey *id;
+    if (dn_privkey_generate(DN_KEY_ED25519, &id))
+        die("keygen failed");
+    peer **ps = calloc(batch, sizeof *ps);
+    dn_buf *m3 = calloc(batch, sizeof *m3);
+    if (!ps || !m3)
+        die("out of memory");
+    size_t sent = 0, failed = 0, rounds = 0;
+    double t0 = now_s(), end = t0 + dur;
+    while (now_s() < end) {
+        for (unsigned i = 0; i < batch; i++)
+            if (!(ps[i] = rsa_noise_start(o, id, &rsa, &m3[i])))
+                failed++;
+        for (unsigned i = 0; i < batch; i++)
+            if (ps[i] && send_raw(ps[i], m3[i].data, m3[i].len, NULL) == 0)
+                sent++;
+        for (unsigned i = 0; i < batch; i++) {
+            peer_free(ps[i]);
+            ps[i] = NULL;
+            dn_buf_free(&m3[i]);
+        }
+        rounds++;
+    }
+    result("%zu Noise handshakes with an RSA-3072 identity key (3071-bit exponent) in %zu rounds "
+           "of %u in %.1f s, %zu failed before message 3",
+           sent, rounds, batch, now_s() - t0, failed);
+    printf("sent=%zu rounds=%zu failed=%zu\n", sent, rounds, failed);
+    free(ps);
+    free(m3);
+    dn_privkey_free(id);
+    dn_buf_free(&rsa);
+}
+
 /* ---- identify as a listener (the node identifies every inbound peer) ---- */
 
 /* Wait for the node's identify stream (a SYN on an even stream id), answer
@@ -1491,8 +1631,9 @@ static void usage(void)
             "usage: hostile_peer MODE <ip> <port> <peer id> [--swarm-key FILE] [--hold S]\n"
             "         [--streams N] [--conns N] [--duration S] [--size BYTES] [--records N]\n"
             "         [--rate R] [--peers N] [--addrs N] [--protos N] [--agent STR] [--src IP]\n"
+            "         [--src-spread N]\n"
             "modes: junk truncated forged oversized stream-flood no-read slots slots-reconnect\n"
-            "       pnet-wrong mss-stall id-push rsa-push peerstore burst identify\n");
+            "       pnet-wrong mss-stall id-push rsa-push rsa-noise peerstore burst identify\n");
     exit(2);
 }
 
@@ -1533,6 +1674,8 @@ int main(int argc, char **argv)
             o.agent = v;
         else if (strcmp(a, "--src") == 0)
             src_ip = v;
+        else if (strcmp(a, "--src-spread") == 0)
+            src_spread = (unsigned)strtoul(v, NULL, 10);
         else
             usage();
     }
@@ -1564,6 +1707,8 @@ int main(int argc, char **argv)
         mode_burst(&o);
     else if (strcmp(mode, "rsa-push") == 0)
         mode_rsa_push(&o);
+    else if (strcmp(mode, "rsa-noise") == 0)
+        mode_rsa_noise(&o);
     else if (strcmp(mode, "peerstore") == 0)
         mode_peerstore(&o);
     else if (strcmp(mode, "identify") == 0)
