@@ -359,6 +359,12 @@ probe_start() {
 }
 
 probe_stop() {
+    local i
+    # A short attack still gets three tries of the good peer (they start before it ends).
+    for ((i = 0; i < 100; i++)); do
+        [ "$(wc -l <"$A_PROBE")" -ge 3 ] && break
+        sleep 0.1
+    done
     touch "$A_PROBE.stop"
     wait "$A_PROBE_PID" 2>/dev/null
     forget_pid "$A_PROBE_PID"

@@ -116,6 +116,11 @@ typedef struct peer {
     dn_buf plain;   /* decrypted Noise plaintext, not yet consumed */
     double t0;      /* when the misbehaviour started */
     dn_privkey *id; /* our identity for this connection (after handshake) */
+    /* What a handshake holds while it runs, owned here so that a connection
+     * given up half-way (soft_fail) frees everything with the peer. */
+    bool have_hs;
+    dn_noise_handshake hs;
+    dn_buf s_mss, s_hs, s_pl; /* scratch: mss replies, handshake messages, payloads */
 } peer;
 
 static const char *mode_name = "?";
@@ -367,20 +372,21 @@ static void mss_select(peer *p, const char *proto)
     const char *protos[1] = {proto};
     dn_mss m;
     dn_mss_init_dialer(&m, protos, 1);
-    dn_buf out = DN_BUF_INIT;
-    int rc = dn_mss_start(&m, &out);
-    if (rc || send_app(p, out.data, out.len, NULL))
+    dn_buf *out = &p->s_mss;
+    dn_buf_reset(out);
+    int rc = dn_mss_start(&m, out);
+    if (rc || send_app(p, out->data, out->len, NULL))
         die("mss: sending the proposal failed");
     for (;;) {
         dn_buf *in = p->have_session ? &p->plain : &p->rx;
         if (in->len) {
             size_t used = 0;
-            dn_buf_reset(&out);
-            rc = dn_mss_feed(&m, in->data, in->len, &used, &out);
+            dn_buf_reset(out);
+            rc = dn_mss_feed(&m, in->data, in->len, &used, out);
             dn_buf_consume(in, used);
             if (rc < 0)
                 die("mss for %s: %s", proto, dn_strerror(rc));
-            if (out.len && send_app(p, out.data, out.len, NULL))
+            if (out->len && send_app(p, out->data, out->len, NULL))
                 die("mss: send failed");
             if (rc == DN_MSS_DONE)
                 break;
@@ -389,7 +395,6 @@ static void mss_select(peer *p, const char *proto)
         if (k <= 0)
             die("mss for %s: %s", proto, k == 0 ? "peer closed" : strerror(-k));
     }
-    dn_buf_free(&out);
 }
 
 /* Read one framed Noise handshake message (2-byte length + body) from p->rx. */
@@ -448,38 +453,40 @@ static void forged_msg3(peer *p, dn_noise_handshake *hs, const dn_privkey *id)
  * signature in message 3, then return), then yamux (inline extension or mss). */
 static void handshake(peer *p, const dn_peerid *expected, bool forged)
 {
-    dn_privkey *id;
-    int rc = dn_privkey_generate(DN_KEY_ED25519, &id);
+    dn_privkey_free(p->id);
+    p->id = NULL;
+    int rc = dn_privkey_generate(DN_KEY_ED25519, &p->id);
     if (rc)
         die("keygen: %s", dn_strerror(rc));
     mss_select(p, DN_NOISE_PROTOCOL);
 
     static const char *const mux[] = {DN_YAMUX_PROTOCOL};
-    dn_noise_handshake hs;
-    rc = dn_noise_handshake_init(&hs, true, id, expected, mux, 1);
-    dn_buf out = DN_BUF_INIT;
+    dn_noise_handshake *hs = &p->hs;
+    rc = dn_noise_handshake_init(hs, true, p->id, expected, mux, 1);
+    p->have_hs = rc == 0;
+    dn_buf *out = &p->s_hs;
+    dn_buf_reset(out);
     if (!rc)
-        rc = dn_noise_handshake_start(&hs, &out);
+        rc = dn_noise_handshake_start(hs, out);
     if (rc)
         die("noise start: %s", dn_strerror(rc));
-    if (send_raw(p, out.data, out.len, NULL))
+    if (send_raw(p, out->data, out->len, NULL))
         die("noise: sending message 1 failed");
     if (forged) {
-        forged_msg3(p, &hs, id);
-        dn_noise_handshake_free(&hs);
-        dn_buf_free(&out);
-        dn_privkey_free(id);
+        forged_msg3(p, hs, p->id);
+        dn_noise_handshake_free(hs);
+        p->have_hs = false;
         return;
     }
     for (;;) {
         if (p->rx.len) {
             size_t used = 0;
-            dn_buf_reset(&out);
-            rc = dn_noise_handshake_feed(&hs, p->rx.data, p->rx.len, &used, &out);
+            dn_buf_reset(out);
+            rc = dn_noise_handshake_feed(hs, p->rx.data, p->rx.len, &used, out);
             dn_buf_consume(&p->rx, used);
             if (rc < 0)
                 die("noise handshake: %s", dn_strerror(rc));
-            if (out.len && send_raw(p, out.data, out.len, NULL))
+            if (out->len && send_raw(p, out->data, out->len, NULL))
                 die("noise: sending message 3 failed");
             if (rc == DN_NOISE_DONE)
                 break;
@@ -488,9 +495,10 @@ static void handshake(peer *p, const dn_peerid *expected, bool forged)
         if (k <= 0)
             die("noise handshake: %s", k == 0 ? "peer closed" : strerror(-k));
     }
-    bool inline_yamux = dn_noise_negotiated_muxer(&hs) != NULL;
-    rc = dn_noise_handshake_split(&hs, &p->ns, NULL);
-    dn_noise_handshake_free(&hs);
+    bool inline_yamux = dn_noise_negotiated_muxer(hs) != NULL;
+    rc = dn_noise_handshake_split(hs, &p->ns, NULL);
+    dn_noise_handshake_free(hs);
+    p->have_hs = false;
     if (rc)
         die("noise split: %s", dn_strerror(rc));
     p->have_session = true;
@@ -504,8 +512,6 @@ static void handshake(peer *p, const dn_peerid *expected, bool forged)
     }
     if (!inline_yamux)
         mss_select(p, DN_YAMUX_PROTOCOL);
-    dn_buf_free(&out);
-    p->id = id; /* identify needs our public key */
 }
 
 /* ---- yamux frames, written by hand (the engine would refuse to misbehave) */
@@ -776,6 +782,19 @@ static size_t raise_nofile(void)
     return r.rlim_cur > 64 ? (size_t)(r.rlim_cur - 64) : 1;
 }
 
+/* Free what p holds (not p itself). */
+static void peer_clear(peer *p)
+{
+    if (p->have_hs)
+        dn_noise_handshake_free(&p->hs);
+    dn_buf_free(&p->rx);
+    dn_buf_free(&p->plain);
+    dn_buf_free(&p->s_mss);
+    dn_buf_free(&p->s_hs);
+    dn_buf_free(&p->s_pl);
+    dn_privkey_free(p->id);
+}
+
 static void peer_free(peer *p)
 {
     if (!p)
@@ -786,9 +805,7 @@ static void peer_free(peer *p)
         dn_noise_session_free(&p->ns);
     if (p->use_pnet)
         dn_pnet_wipe(&p->pnet);
-    dn_buf_free(&p->rx);
-    dn_buf_free(&p->plain);
-    dn_privkey_free(p->id);
+    peer_clear(p);
     free(p);
 }
 
@@ -1437,34 +1454,35 @@ static peer *rsa_noise_start(const opts *o, const dn_privkey *id, const dn_buf *
         pnet_setup(p, o->keyfile);
     mss_select(p, DN_NOISE_PROTOCOL);
     static const char *const mux[] = {DN_YAMUX_PROTOCOL};
-    dn_noise_handshake hs;
-    dn_buf out = DN_BUF_INIT, pl = DN_BUF_INIT;
-    if (dn_noise_handshake_init(&hs, true, id, &o->expected, mux, 1) ||
-        dn_noise_handshake_start(&hs, &out) || send_raw(p, out.data, out.len, NULL))
+    dn_noise_handshake *hs = &p->hs;
+    dn_buf *out = &p->s_hs, *pl = &p->s_pl;
+    if (dn_noise_handshake_init(hs, true, id, &o->expected, mux, 1))
+        die("noise init failed");
+    p->have_hs = true;
+    if (dn_noise_handshake_start(hs, out) || send_raw(p, out->data, out->len, NULL))
         die("noise: message 1 failed");
-    read_hs_frame(p, &out);
-    int rc = dn__noise_read_message(&hs, out.data, out.len, &pl);
+    read_hs_frame(p, out);
+    int rc = dn__noise_read_message(hs, out->data, out->len, pl);
     if (rc)
         die("noise: reading message 2: %s", dn_strerror(rc));
     /* NoiseHandshakePayload (noise spec): identity_key 1, identity_sig 2. */
     uint8_t sig[384];
     randombytes_buf(sig, sizeof sig);
     sig[0] = 0x01; /* below the modulus, whose top bit is set */
-    dn_buf_reset(&pl);
-    if (dn_pb_put_bytes(&pl, 1, rsa_pb->data, rsa_pb->len) ||
-        dn_pb_put_bytes(&pl, 2, sig, sizeof sig))
+    dn_buf_reset(pl);
+    if (dn_pb_put_bytes(pl, 1, rsa_pb->data, rsa_pb->len) ||
+        dn_pb_put_bytes(pl, 2, sig, sizeof sig))
         die("out of memory");
-    dn_buf_reset(&out);
-    rc = dn__noise_write_message(&hs, pl.data, pl.len, &out);
+    dn_buf_reset(out);
+    rc = dn__noise_write_message(hs, pl->data, pl->len, out);
     if (rc)
         die("noise: writing message 3: %s", dn_strerror(rc));
-    uint8_t hdr[2] = {(uint8_t)(out.len >> 8), (uint8_t)out.len};
+    uint8_t hdr[2] = {(uint8_t)(out->len >> 8), (uint8_t)out->len};
     dn_buf_reset(m3);
-    if (dn_buf_append(m3, hdr, 2) || dn_buf_append(m3, out.data, out.len))
+    if (dn_buf_append(m3, hdr, 2) || dn_buf_append(m3, out->data, out->len))
         die("out of memory");
-    dn_noise_handshake_free(&hs);
-    dn_buf_free(&out);
-    dn_buf_free(&pl);
+    dn_noise_handshake_free(hs);
+    p->have_hs = false;
     soft_fail = NULL;
     return p;
 }
@@ -1765,8 +1783,6 @@ single:;
         dn_noise_session_free(&p.ns);
     if (p.use_pnet)
         dn_pnet_wipe(&p.pnet);
-    dn_buf_free(&p.rx);
-    dn_buf_free(&p.plain);
-    dn_privkey_free(p.id);
+    peer_clear(&p);
     return 0;
 }
