@@ -439,10 +439,8 @@ attack_end() {
     probe_stop
     local peak after="" n_probe fails worst i lines secs
     secs=$((($(now_ms) - A_T0 + 999) / 1000)) # the attack's duration, for its log budget
-    peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$A_PID/status" 2>/dev/null)
     if ! kill -0 "$A_PID" 2>/dev/null; then
         miss "the daemon died"
-        peak=${peak:-0}
     else
         for ((i = 0; i <= SETTLE_S * 4; i++)); do
             after=$(rss_kb "$A_PID")
@@ -450,6 +448,9 @@ attack_end() {
             sleep 0.25
         done
     fi
+    # The peak after the settling too: a node may still be working through what the attack
+    # left in its sockets.
+    peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$A_PID/status" 2>/dev/null)
     # Lines of the attack: since it began, not the good peer's (by id, short id or address).
     lines=$(tail -n +"$((A_LINE0 + 1))" "$A_LOG" |
         grep -c -v -e "$GOOD_ID" -e "${GOOD_ID: -6}" -e "$GOOD_ID2" -e "${GOOD_ID2: -6}" \
