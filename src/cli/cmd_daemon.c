@@ -50,20 +50,23 @@ static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, 
         snprintf(addr, sizeof addr, "?");
     switch (ev) {
     case DN_CONN_EV_OPENED:
-        DN_INFO("daemon", "connected %s %s (%s)", dn_conn_is_outbound(c) ? "to" : "from", id,
-                addr);
+        /* Per-connection lines are rate-limited: a peer that connects
+         * thousands of times must not flood the log. */
+        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "connected %s %s (%s)",
+                       dn_conn_is_outbound(c) ? "to" : "from", id, addr);
         break;
     case DN_CONN_EV_IDENTIFIED: {
         const dn_peer_info *p = dn_host_peer(h, dn_conn_remote_peer(c));
         char agent[4 * 256];
         dn_escape_text(p ? p->agent_version : "", p ? strlen(p->agent_version) : 0, agent,
                        sizeof agent); /* peer-supplied: no forged log lines */
-        DN_INFO("daemon", "identified %s: agent '%s', %zu protocols", id, agent,
-                p ? p->nprotocols : 0);
+        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "identified %s: agent '%s', %zu protocols", id,
+                       agent, p ? p->nprotocols : 0);
         break;
     }
     case DN_CONN_EV_CLOSED:
-        DN_INFO("daemon", "disconnected %s (%s)", id, status ? dn_strerror(status) : "closed");
+        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "disconnected %s (%s)", id,
+                       status ? dn_strerror(status) : "closed");
         break;
     default:
         break;
