@@ -619,13 +619,19 @@ static void stream_open_lazily(dn_stream *s)
 
 /* Streams refused for a budget get on_writable once their connection (and
  * the host) are back under half the budget. */
+static bool budget_has_room(const dn_conn *c)
+{
+    const dn_host *h = c->host;
+    return c->queued < h->cfg.conn_queue_budget / 2 && h->queued < h->cfg.node_queue_budget / 2;
+}
+
 static void wake_blocked(dn_conn *c)
 {
-    dn_host *h = c->host;
-    if (!c->nblocked || c->queued >= h->cfg.conn_queue_budget / 2 ||
-        h->queued >= h->cfg.node_queue_budget / 2)
-        return;
-    for (dn_stream *s = c->streams; s && c->nblocked && !c->failed;) {
+    /* The room is checked again after every callback: a woken writer that
+     * fills the budget blocks itself again, and waking it (or the others)
+     * once more before the queue drains would loop without end. The rest
+     * stay blocked until a later pump finds room. */
+    for (dn_stream *s = c->streams; s && c->nblocked && !c->failed && budget_has_room(c);) {
         if (!s->budget_blocked) {
             s = s->next;
             continue;
@@ -641,8 +647,9 @@ static void wake_blocked(dn_conn *c)
         s->busy--;
         if (s->gone)
             stream_release(s);
-        /* The callback may have closed or reset any stream: rescan (the
-         * flags already cleared make this end). */
+        /* The callback may have closed or reset any stream: rescan. This
+         * ends: each pass clears a flag, and a flag set again means the
+         * budget is full, which stops the loop. */
         s = c->streams;
     }
 }
