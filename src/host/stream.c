@@ -869,9 +869,14 @@ void dn_stream_reset(dn_stream *s)
         return;
     s->reset_seen = true;
     dn_conn *c = s->conn;
-    dn_yamux_reset(c->yamux, s->id); /* STREAM_GONE follows synchronously */
+    /* STREAM_GONE follows synchronously and finishes the stream; called
+     * from outside any of its callbacks, that would free it under us. */
+    s->busy++;
+    dn_yamux_reset(c->yamux, s->id);
     if (!s->gone)
         stream_finish(s, DN_ERESET);
+    s->busy--;
+    stream_release(s);
     dn__conn_mark_dirty(c);
 }
 
