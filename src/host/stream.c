@@ -112,8 +112,11 @@ static void neg_expire(dn_stream *s, const char *why)
     DN_LOG_LIMITED(DN_LOG_INFO, "stream", "stream %u with %s: %s, resetting", s->id,
                    dn_peerid_short(&s->conn->remote, name), why);
     s->fail_status = DN_ETIMEOUT;
-    dn_yamux_reset(s->conn->yamux, s->id); /* STREAM_GONE finishes it */
-    dn__conn_mark_dirty(s->conn);
+    dn_conn *c = s->conn;
+    /* STREAM_GONE finishes the stream, and frees it unless one of its
+     * callbacks is running: s must not be used after this. */
+    dn_yamux_reset(c->yamux, s->id);
+    dn__conn_mark_dirty(c);
 }
 
 void dn__host_check_negotiations(dn_host *h)
