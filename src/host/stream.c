@@ -630,6 +630,7 @@ static bool budget_has_room(const dn_conn *c)
 
 static void wake_blocked(dn_conn *c)
 {
+    dn_host *h = c->host;
     /* The room is checked again after every callback: a woken writer that
      * fills the budget blocks itself again, and waking it (or the others)
      * once more before the queue drains would loop without end. The rest
@@ -655,6 +656,12 @@ static void wake_blocked(dn_conn *c)
          * budget is full, which stops the loop. */
         s = c->streams;
     }
+    /* Streams still blocked for the host's budget wait for the next relief
+     * (dn__host_budget_relieved), which comes only while flagged: other
+     * connections' writers may have refilled the budget without being
+     * refused, and this connection may see no traffic before then. */
+    if (c->nblocked && !c->failed && h->queued >= h->cfg.node_queue_budget / 2)
+        h->budget_blocked = true;
 }
 
 void dn__host_budget_relieved(dn_host *h)
