@@ -1133,6 +1133,93 @@ static void test_negotiating_total(void **state)
     assert_int_equal(t3->close_calls, 0);
 }
 
+/* ---- 14. close with streams in every state ---- */
+
+static void test_close_busy(void **state)
+{
+    fx *f = *state;
+    dn_host_config cfg = DN_HOST_CONFIG_INIT;
+    cfg.conn_queue_budget = 1u << 20;
+    dn_host *a = host_up(f, A, &cfg, false, false);
+    host_up(f, B, NULL, false, true);
+    dn_conn *c = connect_hosts(f, A, B);
+    f->srv_pause = true;
+    /* Streams with bytes held by B, queued at A, and refused for the
+     * budget... */
+    tstream *w[BUDGET_STREAMS];
+    for (size_t i = 0; i < BUDGET_STREAMS; i++)
+        w[i] = open_ts(f, c, TEST_PROTO, 1u << 20);
+    RUN_UNTIL(f, f->nsrv == BUDGET_STREAMS && held_of(f->srv[0]) > 0, 3000);
+    run_for(f, 30);
+    int refused = 0;
+    for (size_t i = 0; i < BUDGET_STREAMS; i++)
+        refused += w[i]->elimit;
+    assert_true(refused > 0);
+    /* ...then opens past the SYN backlog, and close at once. */
+    static tstream *o[MANY];
+    for (size_t i = 0; i < MANY; i++)
+        o[i] = open_ts(f, c, TEST_PROTO, 0);
+    dn_host_close(a, on_host_closed, &f->close_cbs[A]);
+    RUN_UNTIL(f, f->close_cbs[A] == 1, 5000);
+    f->host[A] = NULL;
+    RUN_UNTIL(f, f->obs[B].closed == 1, 5000);
+    run_for(f, 20);
+    for (size_t i = 0; i < MANY; i++) {
+        assert_int_equal(o[i]->open_calls, 1);
+        assert_int_equal(o[i]->open_status, DN_ECLOSED);
+        assert_int_equal(o[i]->close_calls, 0);
+    }
+    for (size_t i = 0; i < BUDGET_STREAMS; i++) {
+        assert_int_equal(w[i]->open_calls, 1);
+        assert_int_equal(w[i]->close_calls, 1);
+        assert_int_equal(w[i]->close_status, DN_ECLOSED);
+        assert_int_equal(f->srv[i]->close_calls, 1);
+        assert_true(f->srv[i]->close_status < 0); /* the connection went, not an orderly end */
+    }
+    assert_int_equal(f->close_cbs[A], 1);
+}
+
+/* ---- 15. the host's queue budget, over several connections ---- */
+
+static void test_node_budget(void **state)
+{
+    fx *f = *state;
+    const size_t budget = 1u << 20, each = 1u << 20;
+    dn_host_config cfg = DN_HOST_CONFIG_INIT;
+    cfg.node_queue_budget = budget;
+    host_up(f, A, &cfg, false, false);
+    host_up(f, B, NULL, false, true);
+    host_up(f, C, NULL, false, true);
+    dn_conn *cb = connect_hosts(f, A, B), *cc = connect_hosts(f, A, C);
+    f->srv_pause = true;
+    f->track_queue = true;
+    for (size_t i = 0; i < BUDGET_STREAMS; i++)
+        f->cli[f->ncli++] = open_ts(f, i % 2 ? cc : cb, TEST_PROTO, each);
+    RUN_UNTIL(f, f->nsrv == BUDGET_STREAMS, 3000);
+    run_for(f, 100);
+    int refused = 0;
+    for (size_t i = 0; i < BUDGET_STREAMS; i++)
+        refused += f->cli[i]->elimit;
+    assert_true(refused > 0);
+    assert_true(f->max_queued_sum < budget + CHUNK);
+    for (size_t i = 0; i < BUDGET_STREAMS; i++) {
+        assert_non_null(f->srv[i]->s);
+        dn_stream_resume_read(f->srv[i]->s);
+    }
+    RUN_UNTIL(f, all_eof(f, BUDGET_STREAMS), 5000);
+    /* (The servers' order is not the clients': two hosts accept them.) */
+    for (size_t i = 0; i < BUDGET_STREAMS; i++) {
+        assert_int_equal(f->cli[i]->written, each);
+        assert_int_equal(f->cli[i]->write_error, 0);
+        if (f->cli[i]->elimit)
+            assert_true(f->cli[i]->writable > 0);
+        assert_int_equal(f->srv[i]->received, each);
+        assert_false(f->srv[i]->pattern_bad);
+        assert_false(f->srv[i]->data_after_eof);
+    }
+    assert_true(f->max_queued_sum < budget + CHUNK);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1150,6 +1237,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conns_per_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peerstore_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_negotiating_total, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
