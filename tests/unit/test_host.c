@@ -71,6 +71,11 @@ struct fx {
     bool expired;
     uv_timer_t aux; /* a timer a test may use */
     bool aux_fired;
+    /* Plain TCP sockets a test may use (a silent peer). */
+    uv_tcp_t raw[3];
+    bool raw_used[3];
+    int raw_connect_status[3];
+    bool raw_connected[3], raw_eof[3];
     dn_privkey *key[NHOSTS];
     dn_host *host[NHOSTS];
     int close_cbs[NHOSTS];
@@ -424,6 +429,89 @@ static int loop_handles(fx *f)
     return n;
 }
 
+/* ---- plain TCP peers that never speak ---- */
+
+static int raw_index(fx *f, uv_handle_t *h)
+{
+    for (int i = 0; i < 3; i++)
+        if ((uv_handle_t *)&f->raw[i] == h)
+            return i;
+    return -1;
+}
+
+static void raw_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char sink[4096];
+    *buf = uv_buf_init(sink, sizeof sink);
+}
+
+static void raw_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    fx *f = st->data;
+    if (nread < 0)
+        f->raw_eof[raw_index(f, (uv_handle_t *)st)] = true;
+}
+
+static void raw_connected(uv_connect_t *req, int status)
+{
+    fx *f = req->handle->data;
+    int i = raw_index(f, (uv_handle_t *)req->handle);
+    f->raw_connect_status[i] = status;
+    f->raw_connected[i] = true;
+    if (status == 0)
+        uv_read_start(req->handle, raw_alloc, raw_read);
+    free(req);
+}
+
+/* Connect plain socket i to host h's first listen address; it reads (to
+ * see the host close it) and never writes. */
+static void raw_connect(fx *f, int i, int host)
+{
+    dn_multiaddr m = addr_of(f, host, false);
+    char s[DN_MULTIADDR_STR_MAX];
+    assert_true(dn_multiaddr_to_string(&m, s, sizeof s) > 0);
+    unsigned port = 0;
+    assert_int_equal(sscanf(s, "/ip4/127.0.0.1/tcp/%u", &port), 1);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", (int)port, &sin);
+    assert_int_equal(uv_tcp_init(&f->loop, &f->raw[i]), 0);
+    f->raw_used[i] = true;
+    f->raw[i].data = f;
+    uv_connect_t *req = malloc(sizeof *req);
+    assert_non_null(req);
+    assert_int_equal(uv_tcp_connect(req, &f->raw[i], (struct sockaddr *)&sin, raw_connected), 0);
+}
+
+static void raw_accept(uv_stream_t *server, int status)
+{
+    fx *f = server->data;
+    if (status < 0 || f->raw_used[1])
+        return;
+    uv_tcp_init(&f->loop, &f->raw[1]);
+    f->raw_used[1] = true;
+    f->raw[1].data = f;
+    if (uv_accept(server, (uv_stream_t *)&f->raw[1]) == 0)
+        uv_read_start((uv_stream_t *)&f->raw[1], raw_alloc, raw_read);
+}
+
+/* A listener (raw[0]) that accepts one connection (raw[1]) and never
+ * answers. Returns its address. */
+static dn_multiaddr raw_listen(fx *f)
+{
+    assert_int_equal(uv_tcp_init(&f->loop, &f->raw[0]), 0);
+    f->raw_used[0] = true;
+    f->raw[0].data = f;
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", 0, &sin);
+    assert_int_equal(uv_tcp_bind(&f->raw[0], (struct sockaddr *)&sin, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->raw[0], 8, raw_accept), 0);
+    int len = sizeof sin;
+    assert_int_equal(uv_tcp_getsockname(&f->raw[0], (struct sockaddr *)&sin, &len), 0);
+    char s[64];
+    snprintf(s, sizeof s, "/ip4/127.0.0.1/tcp/%u", ntohs(sin.sin_port));
+    return ma(s);
+}
+
 /* ---- fixture ---- */
 
 static int setup(void **state)
@@ -468,6 +556,9 @@ static int teardown(void **state)
             rc = -1;
         }
     }
+    for (int i = 0; i < 3; i++)
+        if (f->raw_used[i] && !uv_is_closing((uv_handle_t *)&f->raw[i]))
+            uv_close((uv_handle_t *)&f->raw[i], NULL);
     uv_close((uv_handle_t *)&f->watchdog, NULL);
     uv_close((uv_handle_t *)&f->tick, NULL);
     uv_close((uv_handle_t *)&f->aux, NULL);
@@ -1220,6 +1311,155 @@ static void test_node_budget(void **state)
     assert_true(f->max_queued_sum < budget + CHUNK);
 }
 
+/* ---- 16. private networks ---- */
+
+static void test_pnet(void **state)
+{
+    fx *f = *state;
+    uint8_t psk[32], other[32];
+    for (int i = 0; i < 32; i++) {
+        psk[i] = (uint8_t)(i * 7 + 1);
+        other[i] = (uint8_t)(i * 7 + 2);
+    }
+    dn_host_config ca = DN_HOST_CONFIG_INIT, cb = DN_HOST_CONFIG_INIT, cc = DN_HOST_CONFIG_INIT;
+    ca.psk = psk;
+    cb.psk = psk;
+    cc.psk = other;
+    dn_host *a = host_up(f, A, &ca, false, false);
+    host_up(f, B, &cb, false, true);
+    host_up(f, C, &cc, false, true);
+    memset(psk, 0, sizeof psk); /* the hosts keep copies */
+    dn_conn *c = connect_hosts(f, A, B);
+    tstream *t = open_ts(f, c, TEST_PROTO, 300000);
+    RUN_UNTIL(f, t->close_calls == 1, 5000);
+    assert_int_equal(t->close_status, 0);
+    assert_int_equal(f->srv[0]->received, 300000);
+    assert_false(f->srv[0]->pattern_bad);
+
+    /* Another swarm key: the first bytes inside do not decrypt to the
+     * multistream header, and the dial fails long before the timeout. */
+    dial_rec d = {0};
+    dn_multiaddr mc = addr_of(f, C, true);
+    assert_int_equal(dn_host_dial(a, &mc, on_dial, &d), 0);
+    RUN_UNTIL(f, d.calls > 0, 2000);
+    assert_int_equal(d.calls, 1);
+    assert_true(d.status < 0);
+    assert_int_equal(f->obs[C].opened, 0);
+}
+
+/* ---- 17. unknown and removed protocols ---- */
+
+static void test_protocol_refused(void **state)
+{
+    fx *f = *state;
+    host_up(f, A, NULL, false, false);
+    dn_host *b = host_up(f, B, NULL, false, true);
+    dn_conn *c = connect_hosts(f, A, B);
+    const char *list[8];
+    assert_int_equal(dn_host_protocols(b, list, 8), 1);
+    assert_string_equal(list[0], TEST_PROTO);
+
+    tstream *u = open_ts(f, c, "/not/served", 100);
+    RUN_UNTIL(f, u->close_calls == 1, 3000);
+    assert_int_equal(u->open_status, 0); /* lazy selection */
+    assert_int_equal(u->close_status, DN_ENEGOTIATE);
+
+    assert_int_equal(dn_host_remove_handler(b, "/not/served"), DN_ENOTFOUND);
+    assert_int_equal(dn_host_remove_handler(b, TEST_PROTO), 0);
+    assert_int_equal(dn_host_protocols(b, list, 8), 0);
+    tstream *r = open_ts(f, c, TEST_PROTO, 100);
+    RUN_UNTIL(f, r->close_calls == 1, 3000);
+    assert_int_equal(f->nsrv, 0);
+    /* The name stays agreed (it is kept for streams still negotiating)
+     * and the stream is reset: a plain reset, not DN_ENEGOTIATE. */
+    assert_int_equal(r->close_status, DN_ERESET);
+
+    /* Served again. */
+    assert_int_equal(dn_host_set_handler(b, TEST_PROTO, sink_handler, f), 0);
+    assert_int_equal(dn_host_protocols(b, list, 8), 1);
+    tstream *g = open_ts(f, c, TEST_PROTO, 100);
+    RUN_UNTIL(f, f->nsrv == 1 && f->srv[0]->received == 100, 3000);
+    assert_int_equal(g->close_calls, 0);
+    /* Arguments. */
+    assert_int_equal(dn_conn_open_stream(c, "", ts_opened, g), DN_EINVAL);
+    assert_int_equal(dn_conn_open_stream(c, TEST_PROTO, NULL, g), DN_EINVAL);
+    assert_int_equal(dn_host_set_handler(b, "", sink_handler, f), DN_EINVAL);
+}
+
+/* ---- 18. handshakes: the timeout, and slots for them ---- */
+
+static void test_handshake_timeout(void **state)
+{
+    fx *f = *state;
+    dn_host_config cfg = DN_HOST_CONFIG_INIT;
+    cfg.handshake_timeout_ms = 150;
+    dn_host *a = host_up(f, A, &cfg, false, false);
+    dn_multiaddr silent = raw_listen(f);
+    dial_rec d = {0};
+    uint64_t t0 = uv_now(&f->loop);
+    assert_int_equal(dn_host_dial(a, &silent, on_dial, &d), 0);
+    RUN_UNTIL(f, d.calls > 0, 3000);
+    uint64_t took = uv_now(&f->loop) - t0;
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, DN_ETIMEOUT);
+    assert_null(d.conn);
+    assert_true(took >= 140 && took < 2000);
+    /* The silent side sees the socket closed. */
+    RUN_UNTIL(f, f->raw_eof[1], 2000);
+}
+
+static void test_handshake_slots(void **state)
+{
+    fx *f = *state;
+    host_up(f, A, NULL, false, false);
+    dn_host_config cfg = DN_HOST_CONFIG_INIT;
+    cfg.max_handshakes = 1;
+    host_up(f, B, &cfg, false, true);
+    /* A socket that connects and says nothing holds B's only slot... */
+    raw_connect(f, 2, B);
+    RUN_UNTIL(f, f->raw_connected[2], 2000);
+    assert_int_equal(f->raw_connect_status[2], 0);
+    run_for(f, 20); /* B accepts it */
+    assert_false(f->raw_eof[2]);
+    /* ...until a peer that does speak needs it: the stalest goes. */
+    connect_hosts(f, A, B);
+    RUN_UNTIL(f, f->raw_eof[2], 2000);
+    /* (A is done with the handshake one message before B.) */
+    RUN_UNTIL(f, f->obs[B].opened == 1, 2000);
+}
+
+/* ---- 19. streams per peer ---- */
+
+static void test_streams_per_peer(void **state)
+{
+    fx *f = *state;
+    host_up(f, A, NULL, false, false);
+    dn_host_config cfg = DN_HOST_CONFIG_INIT;
+    cfg.max_streams_per_peer = 3;
+    host_up(f, B, &cfg, false, true);
+    dn_conn *c = connect_hosts(f, A, B);
+    tstream *ts[4];
+    for (int i = 0; i < 4; i++) {
+        ts[i] = open_ts(f, c, TEST_PROTO, 0);
+        RUN_UNTIL(f, f->nsrv == (size_t)i + 1 || ts[i]->close_calls == 1, 3000);
+    }
+    run_for(f, 30);
+    assert_int_equal(f->nsrv, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ts[i]->close_calls, 0);
+    assert_int_equal(ts[3]->close_calls, 1);
+    assert_int_equal(ts[3]->close_status, DN_ERESET);
+    assert_int_equal(peer_of(f, B, A)->streams, 3);
+    /* One ends (both sides closed in order): there is room again. */
+    dn_stream_close_write(ts[0]->s);
+    RUN_UNTIL(f, ts[0]->close_calls == 1, 3000);
+    assert_int_equal(ts[0]->close_status, 0);
+    assert_int_equal(peer_of(f, B, A)->streams, 2);
+    tstream *again = open_ts(f, c, TEST_PROTO, 10);
+    RUN_UNTIL(f, f->nsrv == 4 && f->srv[3]->received == 10, 3000);
+    assert_int_equal(again->close_calls, 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1239,6 +1479,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_negotiating_total, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pnet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streams_per_peer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
