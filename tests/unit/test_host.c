@@ -1,12 +1,14 @@
 /* The host (src/host: host.c, conn.c, stream.c) through its public API:
  * listeners, dialing (reuse, joining a handshake, by peer id), close with
  * work still pending, identify and identify push, stream opens past
- * yamux's SYN backlog, receive backpressure, queue budgets, and the limits
- * per protocol, per peer and of the peerstore.
+ * yamux's SYN backlog, receive backpressure, queue budgets (connection and
+ * host), the limits per protocol, per peer, on negotiating streams and of
+ * the peerstore, private networks, the handshake timeout and its slots.
  *
  * Two or three hosts share one libuv loop and talk over loopback TCP. The
- * loop only runs in RUN_UNTIL / RUN_FOR, each bounded by a watchdog timer,
- * so a hang fails the test instead of the suite. Callbacks only record
+ * loop only runs in RUN_UNTIL / run_for, each bounded by a watchdog timer,
+ * so a hang between callbacks fails the test instead of the suite (a hang
+ * inside one callback is left to ctest's timeout). Callbacks only record
  * what happened; the checks are made in the test bodies, so a failed check
  * never unwinds through libuv. The teardown closes every host, runs the
  * loop until they are gone and requires uv_loop_close to succeed: nothing
