@@ -173,22 +173,30 @@ int dn__peer_set_key(dn_peer_info *p, const dn_pubkey *key)
 
 int dn__peer_set_strings(char ***list, size_t *n, const char *const *items, size_t count)
 {
+    if (count > DN_PEER_MAX_PROTOCOLS)
+        count = DN_PEER_MAX_PROTOCOLS;
     char **out = calloc(count ? count : 1, sizeof *out);
     if (!out)
         return DN_ENOMEM;
+    size_t kept = 0;
     for (size_t i = 0; i < count; i++) {
-        out[i] = strdup(items[i]);
-        if (!out[i]) {
-            for (size_t j = 0; j < i; j++)
+        /* A name past the string bound is dropped, not cut: cut, it would
+         * name another protocol. */
+        if (strnlen(items[i], DN_PEER_MAX_STRING) >= DN_PEER_MAX_STRING)
+            continue;
+        out[kept] = strdup(items[i]);
+        if (!out[kept]) {
+            for (size_t j = 0; j < kept; j++)
                 free(out[j]);
             free(out);
             return DN_ENOMEM;
         }
+        kept++;
     }
     for (size_t i = 0; i < *n; i++)
         free((*list)[i]);
     free(*list);
     *list = out;
-    *n = count;
+    *n = kept;
     return 0;
 }

@@ -27,6 +27,8 @@ void dn__peerstore_free(dn_peerstore *ps);
 dn_peer_info *dn__peerstore_get(dn_peerstore *ps, const dn_peerid *id, bool create);
 /* Replace fields (each may be NULL to keep the old value). */
 int dn__peer_set_key(dn_peer_info *p, const dn_pubkey *key_to_copy_pb);
+/* Replace a list of protocol names: at most DN_PEER_MAX_PROTOCOLS of the
+ * first count items, skipping names of DN_PEER_MAX_STRING bytes or more. */
 int dn__peer_set_strings(char ***list, size_t *n, const char *const *items, size_t count);
 /* Listen addresses, packed (at most DN_PEER_MAX_ADDRS are kept). */
 int dn__peer_set_addrs(dn_peer_info *p, const dn_multiaddr *addrs, size_t n);

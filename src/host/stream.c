@@ -112,9 +112,12 @@ static void neg_expire(dn_stream *s, const char *why)
     DN_LOG_LIMITED(DN_LOG_INFO, "stream", "stream %u with %s: %s, resetting", s->id,
                    dn_peerid_short(&s->conn->remote, name), why);
     s->fail_status = DN_ETIMEOUT;
-    dn_yamux_reset(s->conn->yamux, s->id); /* STREAM_GONE finishes it */
-    dn__conn_mark_dirty(s->conn);
-    dn__host_note_release(s->conn->host);
+    dn_conn *c = s->conn;
+    /* STREAM_GONE finishes the stream, and frees it unless one of its
+     * callbacks is running: s must not be used after this. */
+    dn_yamux_reset(c->yamux, s->id);
+    dn__conn_mark_dirty(c);
+    dn__host_note_release(c->host);
 }
 
 void dn__host_check_negotiations(dn_host *h)
@@ -619,13 +622,20 @@ static void stream_open_lazily(dn_stream *s)
 
 /* Streams refused for a budget get on_writable once their connection (and
  * the host) are back under half the budget. */
+static bool budget_has_room(const dn_conn *c)
+{
+    const dn_host *h = c->host;
+    return c->queued < h->cfg.conn_queue_budget / 2 && h->queued < h->cfg.node_queue_budget / 2;
+}
+
 static void wake_blocked(dn_conn *c)
 {
     dn_host *h = c->host;
-    if (!c->nblocked || c->queued >= h->cfg.conn_queue_budget / 2 ||
-        h->queued >= h->cfg.node_queue_budget / 2)
-        return;
-    for (dn_stream *s = c->streams; s && c->nblocked && !c->failed;) {
+    /* The room is checked again after every callback: a woken writer that
+     * fills the budget blocks itself again, and waking it (or the others)
+     * once more before the queue drains would loop without end. The rest
+     * stay blocked until a later pump finds room. */
+    for (dn_stream *s = c->streams; s && c->nblocked && !c->failed && budget_has_room(c);) {
         if (!s->budget_blocked) {
             s = s->next;
             continue;
@@ -641,10 +651,17 @@ static void wake_blocked(dn_conn *c)
         s->busy--;
         if (s->gone)
             stream_release(s);
-        /* The callback may have closed or reset any stream: rescan (the
-         * flags already cleared make this end). */
+        /* The callback may have closed or reset any stream: rescan. This
+         * ends: each pass clears a flag, and a flag set again means the
+         * budget is full, which stops the loop. */
         s = c->streams;
     }
+    /* Streams still blocked for the host's budget wait for the next relief
+     * (dn__host_budget_relieved), which comes only while flagged: other
+     * connections' writers may have refilled the budget without being
+     * refused, and this connection may see no traffic before then. */
+    if (c->nblocked && !c->failed && h->queued >= h->cfg.node_queue_budget / 2)
+        h->budget_blocked = true;
 }
 
 void dn__host_budget_relieved(dn_host *h)
@@ -862,9 +879,14 @@ void dn_stream_reset(dn_stream *s)
         return;
     s->reset_seen = true;
     dn_conn *c = s->conn;
-    dn_yamux_reset(c->yamux, s->id); /* STREAM_GONE follows synchronously */
+    /* STREAM_GONE follows synchronously and finishes the stream; called
+     * from outside any of its callbacks, that would free it under us. */
+    s->busy++;
+    dn_yamux_reset(c->yamux, s->id);
     if (!s->gone)
         stream_finish(s, DN_ERESET);
+    s->busy--;
+    stream_release(s);
     dn__conn_mark_dirty(c);
 }
 
