@@ -229,7 +229,9 @@ typedef struct dn_peer_update {
     bool identified;              /* mark the peer identified */
 } dn_peer_update;
 /* Store what u says about peer (creating the entry). Bounded: at most 32
- * addresses, 128 protocols and 255-byte strings are kept. */
+ * addresses, 128 protocols (8 KiB of names in all) and 255-byte strings
+ * are kept. Protocols and the observed address are forgotten when the
+ * peer's last connection closes. */
 int dn_host_peer_update(dn_host *h, const dn_peerid *peer, const dn_peer_update *u);
 
 /* The peerstore entry for id, or NULL. Valid until the next loop turn. */

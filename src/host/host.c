@@ -815,6 +815,8 @@ void dn__host_conn_released(dn_host *h, dn_conn *c)
     if (c->peer) {
         if (c->peer->connections)
             c->peer->connections--;
+        if (c->peer->connections == 0)
+            dn__peer_forget_session(c->peer);
         c->peer->last_seen_ms = dn__host_now_ms(h);
         c->peer = NULL;
     }

@@ -111,6 +111,20 @@ int dn_peer_info_observed(const dn_peer_info *p, dn_multiaddr *out)
     return 0;
 }
 
+void dn__peer_forget_session(dn_peer_info *p)
+{
+    for (size_t i = 0; i < p->nprotocols; i++)
+        free(p->protocols[i]);
+    free(p->protocols);
+    p->protocols = NULL;
+    p->nprotocols = 0;
+    free(p->observed_bytes);
+    p->observed_bytes = NULL;
+    p->observed_len = 0;
+    text_free(&p->protocol_version);
+    p->identified = false;
+}
+
 void dn__peerstore_free(dn_peerstore *ps)
 {
     for (size_t i = 0; i < ps->n; i++) {
@@ -178,12 +192,16 @@ int dn__peer_set_strings(char ***list, size_t *n, const char *const *items, size
     char **out = calloc(count ? count : 1, sizeof *out);
     if (!out)
         return DN_ENOMEM;
-    size_t kept = 0;
+    size_t kept = 0, bytes = 0;
     for (size_t i = 0; i < count; i++) {
         /* A name past the string bound is dropped, not cut: cut, it would
          * name another protocol. */
-        if (strnlen(items[i], DN_PEER_MAX_STRING) >= DN_PEER_MAX_STRING)
+        size_t len = strnlen(items[i], DN_PEER_MAX_STRING);
+        if (len >= DN_PEER_MAX_STRING)
             continue;
+        if (bytes + len + 1 > DN_PEER_MAX_PROTOCOL_BYTES)
+            break; /* the rest would pass the peer's byte budget */
+        bytes += len + 1;
         out[kept] = strdup(items[i]);
         if (!out[kept]) {
             for (size_t j = 0; j < kept; j++)

@@ -11,6 +11,8 @@
 #define DN_PEER_MAX_ADDRS 32
 #define DN_PEER_MAX_PROTOCOLS 128
 #define DN_PEER_MAX_STRING 256
+/* All protocol names of one peer together (go and js peers list ~20). */
+#define DN_PEER_MAX_PROTOCOL_BYTES 8192
 /* Entries kept for peers we are not connected to: past this, creating an
  * entry forgets one of them, so peers that come and go with fresh
  * identities cannot grow the store without bound. */
@@ -36,5 +38,9 @@ int dn__peer_set_observed(dn_peer_info *p, const dn_multiaddr *ma);
 /* A string field (agent, protocol version), cut at DN_PEER_MAX_STRING - 1. */
 int dn__peer_set_text(const char **field, const char *text);
 void dn__peer_clear_lists(dn_peer_info *p);
+/* The peer's last connection closed: drop what identify tells again on the
+ * next one (protocols, observed address), keep its key, addresses and
+ * agent. Keeps the entries of peers that come and go small. */
+void dn__peer_forget_session(dn_peer_info *p);
 
 #endif
