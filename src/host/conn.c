@@ -84,6 +84,7 @@ void dn__conn_fail(dn_conn *c, int status)
         return;
     char name[64];
     c->failed = true;
+    c->host->nfailing++;
     c->close_status = status;
     if (status && status != DN_ECLOSED && c->phase < PH_OPEN)
         /* Unauthenticated: anyone can cause these lines, so they are rate-limited. */

@@ -365,7 +365,8 @@ static dn_conn *stalest_handshake(dn_host *h, const dn_multiaddr *ip_of)
             continue;
         if (ip_of && !same_ip(&c->remote_addr, ip_of))
             continue;
-        if (!worst || c->last_progress_ms < worst->last_progress_ms)
+        if (!worst || c->last_progress_ms < worst->last_progress_ms ||
+            (c->last_progress_ms == worst->last_progress_ms && c->accept_seq < worst->accept_seq))
             worst = c;
     }
     return worst;
@@ -416,15 +417,28 @@ static void on_connection(uv_stream_t *server, int status)
         dn__conn_fail(c, DN_EIO);
         return;
     }
-    if (h->closing || h->nconns > h->cfg.max_conns) {
-        DN_LOG_LIMITED(DN_LOG_WARN, "host",
-                       "connection limit (%u) reached: refusing inbound connection",
-                       h->cfg.max_conns);
-        dn__conn_fail(c, DN_ELIMIT);
+    if (h->closing) {
+        dn__conn_fail(c, DN_ECLOSED);
         return;
     }
     dn__conn_remote_from_socket(c);
     c->last_progress_ms = dn__host_now_ms(h);
+    c->accept_seq = ++h->accept_seq;
+    /* Failed connections are on their way out (closed this loop turn):
+     * they hold no slot. At the limit a stalled handshake makes room
+     * before a newcomer is refused. */
+    if (h->nconns - h->nfailing > h->cfg.max_conns) {
+        dn_conn *old = stalest_handshake(h, NULL);
+        if (old && old != c) {
+            evict(old, "connection limit reached");
+        } else {
+            DN_LOG_LIMITED(DN_LOG_WARN, "host",
+                           "connection limit (%u) reached: refusing inbound connection",
+                           h->cfg.max_conns);
+            dn__conn_fail(c, DN_ELIMIT);
+            return;
+        }
+    }
     /* Budgets for connections that are not authenticated yet: in total and
      * per source address. At the limit the stalest one makes room. */
     if (handshakes_from(h, &c->remote_addr) >= h->cfg.max_handshakes_per_ip) {
@@ -602,7 +616,7 @@ int dn_host_dial(dn_host *h, const dn_multiaddr *ma, dn_dial_cb cb, void *arg)
         if (c)
             return join_dial(c, cb, arg);
     }
-    if (h->nconns >= h->cfg.max_conns)
+    if (h->nconns - h->nfailing >= h->cfg.max_conns)
         return DN_ELIMIT;
     return dn__conn_dial(h, (struct sockaddr *)&ss, have_peer ? &peer : NULL, cb, arg);
 }
@@ -827,6 +841,8 @@ void dn__host_conn_released(dn_host *h, dn_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     h->nconns--;
+    if (c->failed)
+        h->nfailing--;
     dn__host_note_release(h);
     /* It may still be on the dirty list (marked before failing). */
     for (dn_conn **pp = &h->dirty_head; *pp; pp = &(*pp)->dirty_next) {

@@ -100,6 +100,7 @@ struct dn_conn {
     bool goaway_received; /* the peer said goodbye: its reset is no error */
     bool counted_handshake; /* counted in host->nhandshakes */
     uint64_t last_progress_ms; /* loop time of the last bytes received (eviction order) */
+    uint64_t accept_seq;  /* order of acceptance: the older of two equally stale goes first */
     int close_status;
 
     bool use_pnet;
@@ -193,6 +194,8 @@ struct dn_host {
     size_t nhandlers;
     dn_conn *conns;
     size_t nconns;
+    size_t nfailing;      /* connections failed, not released yet (they hold no slot) */
+    uint64_t accept_seq;  /* counts accepted connections (eviction tie-break) */
     size_t nhandshakes;   /* inbound connections still upgrading */
     size_t queued;        /* bytes in every stream send queue of the host */
     bool budget_blocked;  /* some write was refused for the node budget */
