@@ -3,6 +3,7 @@
  * publicKey 1, listenAddrs 2, protocols 3, observedAddr 4,
  * protocolVersion 5, agentVersion 6, signedPeerRecord 8. The reader takes
  * every message until EOF and merges them (go-libp2p may send two). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "host/host_internal.h"
+#include "proto/identify_msg.h"
 #include "proto/peer_record.h"
 
 #define IDENTIFY_PROTOCOL_VERSION "ipfs/0.1.0"
@@ -125,105 +127,68 @@ static int build_identify(dn_host *h, dn_conn *c, dn_buf *out)
     return rc;
 }
 
-/* Merge one Identify message into the peerstore entry of the remote. */
+/* Merge one Identify message into the peerstore entry of the remote. The
+ * message is decoded whole first (proto/identify_msg.c, bounded), so a bad
+ * one changes nothing. */
 static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
 {
-    dn_pb_reader r;
-    dn_pb_field f;
-    int rc;
-    const char *protos[DN_PEER_MAX_PROTOCOLS];
-    char *proto_copies[DN_PEER_MAX_PROTOCOLS];
-    size_t nprotos = 0;
-    dn_multiaddr addrs[DN_PEER_MAX_ADDRS];
-    size_t naddrs = 0;
-    bool have_protos = false, have_addrs = false;
-    char agent[DN_PEER_MAX_STRING] = "", pver[DN_PEER_MAX_STRING] = "";
-    bool have_agent = false, have_pver = false;
-    dn_multiaddr observed = {0};
     dn_peer_record rec;
     bool have_record = false;
-
-    dn_peer_info *info = dn__peerstore_get(&h->peers, &c->remote, true);
-    if (!info)
+    /* Heap, not stack: the decoded message holds 32 multiaddrs (~33 KiB). */
+    dn__identify_msg *m = malloc(sizeof *m);
+    if (!m)
         return DN_ENOMEM;
-    dn_pb_reader_init(&r, p, len);
-    while ((rc = dn_pb_next(&r, &f)) == 1) {
-        if (f.wire_type != DN_PB_LEN)
-            continue;
-        switch (f.number) {
-        case 1: {
-            dn_pubkey *k = NULL;
-            rc = dn_pubkey_from_protobuf(f.bytes, f.len, &k);
-            if (rc)
-                goto out;
-            bool ok = dn_peerid_matches_pubkey(&c->remote, k);
-            dn_pubkey_free(k);
-            if (!ok) {
-                rc = DN_EPEERID; /* identify must not contradict the handshake */
-                goto out;
-            }
-            break;
-        }
-        case 2:
-            have_addrs = true;
-            if (naddrs < DN_PEER_MAX_ADDRS &&
-                dn_multiaddr_from_bytes(f.bytes, f.len, &addrs[naddrs]) == 0)
-                naddrs++;
-            break;
-        case 3:
-            have_protos = true;
-            if (nprotos < DN_PEER_MAX_PROTOCOLS && f.len > 0 && f.len < DN_PEER_MAX_STRING) {
-                char *s = malloc(f.len + 1);
-                if (!s) {
-                    rc = DN_ENOMEM;
-                    goto out;
-                }
-                memcpy(s, f.bytes, f.len);
-                s[f.len] = 0;
-                proto_copies[nprotos] = s;
-                protos[nprotos++] = s;
-            }
-            break;
-        case 4:
-            dn_multiaddr_from_bytes(f.bytes, f.len, &observed);
-            break;
-        case 5:
-        case 6: {
-            char *dst = f.number == 5 ? pver : agent;
-            size_t n = f.len < DN_PEER_MAX_STRING - 1 ? f.len : DN_PEER_MAX_STRING - 1;
-            memcpy(dst, f.bytes, n);
-            dst[n] = 0;
-            *(f.number == 5 ? &have_pver : &have_agent) = true;
-            break;
-        }
-        case 8: {
-            int vrc = dn__peer_record_open_cached(f.bytes, f.len, &h->vcache, &rec);
-            if (vrc == 0 && dn_peerid_equal(&rec.peer, &c->remote)) {
-                have_record = true;
-            } else {
-                char name[16];
-                DN_WARN("identify", "ignoring invalid signed peer record from %s: %s",
-                        dn_peerid_short(&c->remote, name),
-                        dn_strerror(vrc ? vrc : DN_EPEERID));
-            }
-            break;
-        }
-        default:
-            break;
+    int rc = dn__identify_decode(p, len, m);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    dn_peer_info *info = dn__peerstore_get(&h->peers, &c->remote, true);
+    if (!info) {
+        rc = DN_ENOMEM;
+        goto out;
+    }
+    if (m->has_public_key) {
+        dn_pubkey *k = NULL;
+        rc = dn_pubkey_from_protobuf(m->public_key, m->public_key_len, &k);
+        if (rc)
+            goto out;
+        bool ok = dn_peerid_matches_pubkey(&c->remote, k);
+        dn_pubkey_free(k);
+        if (!ok) {
+            rc = DN_EPEERID; /* identify must not contradict the handshake */
+            goto out;
         }
     }
-    if (rc < 0)
+    if (m->has_signed_record) {
+        /* Only the remote's own record: its key is checked against the
+         * remote's peer id before any signature work. */
+        int vrc = dn__peer_record_open(m->signed_record, m->signed_record_len, &c->remote,
+                                       &h->vcache, &rec);
+        if (vrc == 0) {
+            have_record = true;
+        } else {
+            char name[16];
+            DN_WARN("identify", "ignoring invalid signed peer record from %s: %s",
+                    dn_peerid_short(&c->remote, name), dn_strerror(vrc));
+        }
+    }
+    if (m->has_protocols &&
+        (rc = dn__peer_set_strings(&info->protocols, &info->nprotocols,
+                                   (const char *const *)m->protocols, m->nprotocols)))
         goto out;
-    rc = 0;
-    if (have_protos && (rc = dn__peer_set_strings(&info->protocols, &info->nprotocols, protos,
-                                                  nprotos)))
-        goto out;
-    /* A verified record is the authoritative address list. */
+    /* A verified record is the authoritative address list (identify spec,
+     * signedPeerRecord). */
+    const dn_multiaddr *addrs = m->listen_addrs;
+    size_t naddrs = m->nlisten_addrs;
+    bool have_addrs = m->has_listen_addrs;
     if (have_record) {
         have_addrs = true;
+        addrs = rec.addrs;
         naddrs = rec.naddrs < DN_PEER_MAX_ADDRS ? rec.naddrs : DN_PEER_MAX_ADDRS;
-        memcpy(addrs, rec.addrs, naddrs * sizeof addrs[0]);
     }
+    if (naddrs > DN_PEER_MAX_ADDRS)
+        naddrs = DN_PEER_MAX_ADDRS;
     if (have_addrs) {
         dn_multiaddr *copy = malloc((naddrs ? naddrs : 1) * sizeof *copy);
         if (!copy) {
@@ -235,17 +200,17 @@ static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
         info->listen_addrs = copy;
         info->naddrs = naddrs;
     }
-    if (have_agent)
-        memcpy(info->agent_version, agent, sizeof agent);
-    if (have_pver)
-        memcpy(info->protocol_version, pver, sizeof pver);
-    if (observed.len)
-        info->observed_addr = observed;
+    if (m->has_agent_version)
+        snprintf(info->agent_version, sizeof info->agent_version, "%s", m->agent_version);
+    if (m->has_protocol_version)
+        snprintf(info->protocol_version, sizeof info->protocol_version, "%s", m->protocol_version);
+    if (m->has_observed_addr)
+        info->observed_addr = m->observed_addr;
     if (c->remote_key)
         dn__peer_set_key(info, c->remote_key);
 out:
-    for (size_t i = 0; i < nprotos; i++)
-        free(proto_copies[i]);
+    dn__identify_msg_free(m);
+    free(m);
     return rc;
 }
 
@@ -297,10 +262,15 @@ static void reader_eof(dn_stream *s, void *arg)
     dn_peer_info *info = dn__peerstore_get(&r->h->peers, &r->c->remote, false);
     if (info)
         info->identified = true;
-    DN_DEBUG("identify", "%s %s: agent '%s', %zu protocols, %zu addresses",
-             r->push ? "push from" : "identified", dn_peerid_short(&r->c->remote, name),
-             info ? info->agent_version : "", info ? info->nprotocols : 0,
-             info ? info->naddrs : 0);
+    if (dn_log_get_level() <= DN_LOG_DEBUG) {
+        /* The agent is the peer's text: escaped, it cannot forge a line. */
+        char agent[DN_ESCAPE_MAX(64)];
+        if (info)
+            dn_escape_text(info->agent_version, strlen(info->agent_version), agent, sizeof agent);
+        DN_DEBUG("identify", "%s %s: agent '%s', %zu protocols, %zu addresses",
+                 r->push ? "push from" : "identified", dn_peerid_short(&r->c->remote, name),
+                 info ? agent : "", info ? info->nprotocols : 0, info ? info->naddrs : 0);
+    }
     dn_stream_close_write(s);
     if (!r->push && !r->c->identified) {
         r->c->identified = true;

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/pb.h"
 #include "crypto/verify_cache.h"
 #include "dmsnet/error.h"
@@ -102,28 +104,56 @@ static int parse_record(const uint8_t *p, size_t len, dn_peer_record *rec)
     return have_id ? 0 : DN_EMALFORMED;
 }
 
-int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec)
+/* The peer id of a key given as its PublicKey protobuf bytes (peer-ids
+ * spec): the identity multihash up to 42 bytes, sha2-256 above. Keys parse
+ * only in canonical form (keys.c), so for any key that parses this is the
+ * id dn_peerid_from_pubkey gives; computed without parsing the key. */
+static void peerid_of_key_bytes(const uint8_t *pb, size_t len, dn_peerid *out)
 {
-    return dn__peer_record_open_cached(env, len, NULL, rec);
+    memset(out, 0, sizeof *out);
+    if (len <= 42) {
+        out->bytes[0] = 0x00; /* identity */
+        out->bytes[1] = (uint8_t)len;
+        memcpy(out->bytes + 2, pb, len);
+        out->len = (uint8_t)(2 + len);
+        return;
+    }
+    out->bytes[0] = 0x12; /* sha2-256 */
+    out->bytes[1] = 32;
+    crypto_hash_sha256(out->bytes + 2, pb, len);
+    out->len = 34;
 }
 
-int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify_cache *vc,
-                                dn_peer_record *rec)
+int dn__peer_record_open(const uint8_t *env, size_t len, const dn_peerid *expected,
+                         struct dn_verify_cache *vc, dn_peer_record *rec)
 {
     dn_pb_reader r;
     dn_pb_field f;
     const uint8_t *pub = NULL, *type = NULL, *payload = NULL, *sig = NULL;
     size_t pub_len = 0, type_len = 0, payload_len = 0, sig_len = 0;
     int rc;
+    memset(rec, 0, sizeof *rec);
     dn_pb_reader_init(&r, env, len);
     while ((rc = dn_pb_next(&r, &f)) == 1) {
         if (f.wire_type != DN_PB_LEN)
             continue;
         switch (f.number) {
-        case 1: pub = f.bytes; pub_len = f.len; break;
-        case 2: type = f.bytes; type_len = f.len; break;
-        case 3: payload = f.bytes; payload_len = f.len; break;
-        case 5: sig = f.bytes; sig_len = f.len; break;
+        case 1:
+            pub = f.bytes;
+            pub_len = f.len;
+            break;
+        case 2:
+            type = f.bytes;
+            type_len = f.len;
+            break;
+        case 3:
+            payload = f.bytes;
+            payload_len = f.len;
+            break;
+        case 5:
+            sig = f.bytes;
+            sig_len = f.len;
+            break;
         default: break;
         }
     }
@@ -133,19 +163,33 @@ int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify
         return DN_EMALFORMED;
     if (type_len != sizeof payload_type || memcmp(type, payload_type, type_len) != 0)
         return DN_EUNSUPPORTED;
+    if (pub_len > DN_PUBKEY_PB_MAX)
+        return DN_ETOOBIG;
+    /* Ownership first, from the bytes: is this the expected peer's key, and
+     * its record? Only then is the key parsed and the signature checked. */
+    if (expected) {
+        dn_peerid signer;
+        peerid_of_key_bytes(pub, pub_len, &signer);
+        if (!dn_peerid_equal(&signer, expected))
+            return DN_EPEERID;
+    }
+    rc = parse_record(payload, payload_len, rec);
+    if (!rc && expected && !dn_peerid_equal(&rec->peer, expected))
+        rc = DN_EPEERID;
     dn_pubkey *key = NULL;
-    rc = dn_pubkey_from_protobuf(pub, pub_len, &key);
-    if (rc)
-        return rc;
-    dn_buf tosign = DN_BUF_INIT;
-    rc = signed_bytes(type, type_len, payload, payload_len, &tosign);
     if (!rc)
-        rc = dn_verify_cached(vc, key, tosign.data, tosign.len, sig, sig_len);
-    if (!rc)
-        rc = parse_record(payload, payload_len, rec);
+        rc = dn_pubkey_from_protobuf(pub, pub_len, &key);
+    /* RFC 0003: the record's peer id is the signer's. */
     if (!rc && !dn_peerid_matches_pubkey(&rec->peer, key))
         rc = DN_EPEERID;
+    dn_buf tosign = DN_BUF_INIT;
+    if (!rc)
+        rc = signed_bytes(type, type_len, payload, payload_len, &tosign);
+    if (!rc)
+        rc = dn_verify_cached(vc, key, tosign.data, tosign.len, sig, sig_len);
     dn_buf_free(&tosign);
     dn_pubkey_free(key);
+    if (rc)
+        memset(rec, 0, sizeof *rec);
     return rc;
 }
