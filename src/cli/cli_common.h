@@ -3,6 +3,7 @@
 #define DN_CLI_COMMON_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "dmsnet/host.h"
@@ -26,6 +27,9 @@ int dn_cli_parse_peer_addr(const char *cmd, const char *s, dn_multiaddr *ma, dn_
 /* Dial synchronously-looking: runs the loop until the dial finishes or the
  * timeout passes. Returns the connection or NULL (error printed). */
 dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsigned timeout_ms);
+/* Print what identify told us about p, one "field: value" per line, every
+ * peer-supplied string escaped (cli/identify_print.c). */
+void dn_cli_print_identify(FILE *f, const dn_peer_info *p);
 /* Close the host and run the loop until everything is released. */
 void dn_cli_shutdown(dn_host *h);
 

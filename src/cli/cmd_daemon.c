@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 
@@ -54,8 +55,12 @@ static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, 
         break;
     case DN_CONN_EV_IDENTIFIED: {
         const dn_peer_info *p = dn_host_peer(h, dn_conn_remote_peer(c));
-        DN_INFO("daemon", "identified %s: agent '%s', %zu protocols", id,
-                p ? p->agent_version : "", p ? p->nprotocols : 0);
+        /* The agent is the peer's text: escaped, it cannot forge a line. */
+        char agent[DN_ESCAPE_MAX(64)] = "";
+        if (p)
+            dn_escape_text(p->agent_version, strlen(p->agent_version), agent, sizeof agent);
+        DN_INFO("daemon", "identified %s: agent '%s', %zu protocols", id, agent,
+                p ? p->nprotocols : 0);
         break;
     }
     case DN_CONN_EV_CLOSED:
