@@ -238,13 +238,15 @@ static int rsa_pubkey_parse(dn_pubkey *k, const uint8_t *data, size_t len)
         rc = DN_EMALFORMED; /* trailing bytes after the DER structure */
     } else if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
         rc = DN_EMALFORMED; /* the type says RSA, the DER says otherwise */
+    } else if ((why = rsa_key_problem(pk, &rc)) != NULL) {
+        /* Before the canonical check: re-encoding costs as much as the
+         * parse (~0.13 ms for RSA-3072 in OpenSSL 3), wasted on a key we
+         * refuse anyway. DEBUG, not INFO: any peer can send such keys as
+         * often as it likes, and the caller reports the error code. */
+        DN_DEBUG("keys", "RSA key of %d bits rejected: %s", EVP_PKEY_get_bits(pk), why);
     } else if ((dlen = i2d_PUBKEY(pk, &der)) < 0 || (size_t)dlen != len || memcmp(der, data, len)) {
         /* Only canonical DER: one key, one encoding, one peer ID. */
         rc = DN_EMALFORMED;
-    } else if ((why = rsa_key_problem(pk, &rc)) != NULL) {
-        /* DEBUG, not INFO: any peer can send such keys as often as it likes,
-         * and the caller reports the error code. */
-        DN_DEBUG("keys", "RSA key of %d bits rejected: %s", EVP_PKEY_get_bits(pk), why);
     }
     OPENSSL_free(der);
     if (rc) {

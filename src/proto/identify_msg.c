@@ -119,6 +119,8 @@ int dn__identify_decode(const uint8_t *p, size_t len, dn__identify_msg *out)
     memset(out, 0, sizeof *out);
     if (len > DN_IDENTIFY_MSG_MAX)
         return DN_ETOOBIG;
+    if (len == 0)
+        return 0; /* the empty message (and no pointer arithmetic on NULL) */
     dn_pb_reader r;
     dn_pb_field f;
     int rc;

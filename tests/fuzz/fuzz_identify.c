@@ -77,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (m2.dropped_addrs || m2.dropped_protocols || m2.nlisten_addrs != m.nlisten_addrs ||
             m2.nprotocols != m.nprotocols)
             abort();
-        if (dn__identify_encode(&m2, &b) || a.len != b.len || memcmp(a.data, b.data, a.len))
+        if (dn__identify_encode(&m2, &b) || a.len != b.len ||
+            (a.len && memcmp(a.data, b.data, a.len)))
             abort();
         dn__identify_msg_free(&m2);
         dn_buf_free(&a);
