@@ -148,17 +148,13 @@ static int apply_identify(dn_host *h, dn_conn *c, const uint8_t *p, size_t len)
         rc = DN_ENOMEM;
         goto out;
     }
-    if (m->has_public_key) {
-        dn_pubkey *k = NULL;
-        rc = dn_pubkey_from_protobuf(m->public_key, m->public_key_len, &k);
-        if (rc)
-            goto out;
-        bool ok = dn_peerid_matches_pubkey(&c->remote, k);
-        dn_pubkey_free(k);
-        if (!ok) {
-            rc = DN_EPEERID; /* identify must not contradict the handshake */
-            goto out;
-        }
+    /* Identify must not contradict the handshake. The handshake verified
+     * the remote's key; matching its peer id from the bytes suffices (no
+     * key parse: that costs ~0.3 ms for RSA, per message). */
+    if (m->has_public_key &&
+        !dn__key_bytes_match_peer(m->public_key, m->public_key_len, &c->remote)) {
+        rc = DN_EPEERID;
+        goto out;
     }
     if (m->has_signed_record) {
         /* Only the remote's own record: its key is checked against the

@@ -104,24 +104,17 @@ static int parse_record(const uint8_t *p, size_t len, dn_peer_record *rec)
     return have_id ? 0 : DN_EMALFORMED;
 }
 
-/* The peer id of a key given as its PublicKey protobuf bytes (peer-ids
- * spec): the identity multihash up to 42 bytes, sha2-256 above. Keys parse
- * only in canonical form (keys.c), so for any key that parses this is the
- * id dn_peerid_from_pubkey gives; computed without parsing the key. */
-static void peerid_of_key_bytes(const uint8_t *pb, size_t len, dn_peerid *out)
+bool dn__key_bytes_match_peer(const uint8_t *pb, size_t len, const dn_peerid *id)
 {
-    memset(out, 0, sizeof *out);
-    if (len <= 42) {
-        out->bytes[0] = 0x00; /* identity */
-        out->bytes[1] = (uint8_t)len;
-        memcpy(out->bytes + 2, pb, len);
-        out->len = (uint8_t)(2 + len);
-        return;
-    }
-    out->bytes[0] = 0x12; /* sha2-256 */
-    out->bytes[1] = 32;
-    crypto_hash_sha256(out->bytes + 2, pb, len);
-    out->len = 34;
+    if (!id || (!pb && len))
+        return false;
+    if (len <= 42) /* identity multihash: the bytes themselves */
+        return id->len == 2 + len && id->bytes[0] == 0x00 && id->bytes[1] == len &&
+               (len == 0 || memcmp(id->bytes + 2, pb, len) == 0);
+    uint8_t digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, pb, len);
+    return id->len == 2 + sizeof digest && id->bytes[0] == 0x12 && id->bytes[1] == sizeof digest &&
+           memcmp(id->bytes + 2, digest, sizeof digest) == 0;
 }
 
 int dn__peer_record_open(const uint8_t *env, size_t len, const dn_peerid *expected,
@@ -167,12 +160,8 @@ int dn__peer_record_open(const uint8_t *env, size_t len, const dn_peerid *expect
         return DN_ETOOBIG;
     /* Ownership first, from the bytes: is this the expected peer's key, and
      * its record? Only then is the key parsed and the signature checked. */
-    if (expected) {
-        dn_peerid signer;
-        peerid_of_key_bytes(pub, pub_len, &signer);
-        if (!dn_peerid_equal(&signer, expected))
-            return DN_EPEERID;
-    }
+    if (expected && !dn__key_bytes_match_peer(pub, pub_len, expected))
+        return DN_EPEERID;
     rc = parse_record(payload, payload_len, rec);
     if (!rc && expected && !dn_peerid_equal(&rec->peer, expected))
         rc = DN_EPEERID;

@@ -217,13 +217,39 @@ static void test_malformed(void **state)
     dn_privkey_free(k);
 }
 
+/* Key bytes against a peer id, without parsing: the same answer as
+ * dn_peerid_matches_pubkey, for both multihash forms. */
+static void test_key_bytes(void **state)
+{
+    (void)state;
+    dn_key_type types[] = {DN_KEY_ED25519, DN_KEY_ECDSA, DN_KEY_SECP256K1};
+    dn_peerid other;
+    dn_privkey *o = key(DN_KEY_ED25519, &other);
+    for (size_t i = 0; i < 3; i++) {
+        dn_peerid id;
+        dn_privkey *k = key(types[i], &id);
+        dn_buf pb = DN_BUF_INIT;
+        assert_int_equal(dn_pubkey_to_protobuf(dn_privkey_public(k), &pb), 0);
+        assert_true(dn__key_bytes_match_peer(pb.data, pb.len, &id));
+        assert_true(dn_peerid_matches_pubkey(&id, dn_privkey_public(k)));
+        assert_false(dn__key_bytes_match_peer(pb.data, pb.len, &other));
+        assert_false(dn__key_bytes_match_peer(pb.data, pb.len - 1, &id));
+        pb.data[pb.len - 1] ^= 1;
+        assert_false(dn__key_bytes_match_peer(pb.data, pb.len, &id));
+        assert_false(dn__key_bytes_match_peer(pb.data, pb.len, NULL));
+        dn_buf_free(&pb);
+        dn_privkey_free(k);
+    }
+    assert_false(dn__key_bytes_match_peer(NULL, 0, &other));
+    dn_privkey_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_ownership_first),
-        cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_ownership_first),
+        cmocka_unit_test(test_cache),     cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_key_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
