@@ -1,4 +1,5 @@
-/* dmsnet — varints and base encodings (multiformats).
+/* dmsnet — varints and base encodings (multiformats), and escaping of
+ * untrusted text for output.
  *
  * Decoders take (input, length) and never read past it; they return the
  * number of bytes written/consumed, or a negative dn_error code. */
@@ -50,10 +51,19 @@ int dn_base58_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 int dn_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 int dn_base64url_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 
-/* Render peer-supplied text for printing: control bytes, DEL, backslash
- * and invalid UTF-8 become \xNN (\\); out is always NUL-terminated (cut
- * when short). Returns the length written. */
+/* Render untrusted bytes (a peer's agent version, protocol names...) as
+ * text safe to print or log: C0 controls (bytes < 0x20), DEL, C1 controls
+ * (U+0080..U+009F) and bytes that are not well-formed UTF-8 become \xNN
+ * escapes (lower-case hex, one per byte), a backslash becomes \\, valid
+ * UTF-8 passes unchanged. A NUL byte in the input is escaped like any
+ * control. out (outlen bytes) is always NUL-terminated when outlen > 0;
+ * truncation drops whole characters or escapes, never half of one.
+ * Returns the length of the full rendering (NUL excluded), as snprintf
+ * does: a result >= outlen means the output was truncated. out may be
+ * NULL when outlen is 0 (to measure). */
 size_t dn_escape_text(const char *in, size_t len, char *out, size_t outlen);
+/* Room for the rendering of n bytes in the worst case, NUL included. */
+#define DN_ESCAPE_MAX(n) (4 * (n) + 1)
 
 #ifdef __cplusplus
 }

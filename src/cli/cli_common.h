@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "dmsnet/host.h"
@@ -30,6 +31,9 @@ dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsign
 /* The services every dmsnet node runs: identify and ping, and perf when
  * asked. Returns 0 or the error. */
 int dn_cli_attach_services(dn_host *h, bool perf);
+/* Print what identify told us about p, one "field: value" per line, every
+ * peer-supplied string escaped (cli/identify_print.c). */
+void dn_cli_print_identify(FILE *f, const dn_peer_info *p);
 /* Close the host and run the loop until everything is released. */
 void dn_cli_shutdown(dn_host *h);
 

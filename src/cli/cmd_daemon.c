@@ -57,9 +57,10 @@ static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, 
         break;
     case DN_CONN_EV_IDENTIFIED: {
         const dn_peer_info *p = dn_host_peer(h, dn_conn_remote_peer(c));
-        char agent[4 * 256];
-        dn_escape_text(p ? p->agent_version : "", p ? strlen(p->agent_version) : 0, agent,
-                       sizeof agent); /* peer-supplied: no forged log lines */
+        /* The agent is the peer's text: escaped, it cannot forge a line. */
+        char agent[DN_ESCAPE_MAX(64)] = "";
+        if (p)
+            dn_escape_text(p->agent_version, strlen(p->agent_version), agent, sizeof agent);
         DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "identified %s: agent '%s', %zu protocols", id,
                        agent, p ? p->nprotocols : 0);
         break;

@@ -32,27 +32,6 @@ static void on_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void 
 
 static void on_deadline(uv_timer_t *t) { ((id_wait *)t->data)->done = true; }
 
-static void print_info(const dn_peer_info *p)
-{
-    char text[DN_MULTIADDR_STR_MAX];
-    dn_peerid_to_string(&p->id, text, sizeof text);
-    printf("peer: %s\n", text);
-    printf("agent: %s\n", p->agent_version);
-    printf("protocol-version: %s\n", p->protocol_version);
-    if (p->public_key)
-        printf("public-key: %s (%s)\n", dn_key_type_name(dn_pubkey_type(p->public_key)),
-               dn_peerid_matches_pubkey(&p->id, p->public_key) ? "matches the peer id"
-                                                               : "DOES NOT match the peer id");
-    for (size_t i = 0; i < p->nprotocols; i++)
-        printf("protocol: %s\n", p->protocols[i]);
-    dn_multiaddr ma;
-    for (size_t i = 0; i < p->naddrs; i++)
-        if (dn_peer_info_addr(p, i, &ma) == 0 && dn_multiaddr_to_string(&ma, text, sizeof text) >= 0)
-            printf("listen: %s\n", text);
-    if (dn_peer_info_observed(p, &ma) == 0 && dn_multiaddr_to_string(&ma, text, sizeof text) >= 0)
-        printf("observed: %s\n", text);
-}
-
 int dn_cmd_identify(int argc, char **argv)
 {
     static const struct option opts[] = {{"timeout", required_argument, NULL, 't'},
@@ -105,7 +84,7 @@ int dn_cmd_identify(int argc, char **argv)
             ;
         const dn_peer_info *p = dn_host_peer(h, &target);
         if (p && p->identified) {
-            print_info(p);
+            dn_cli_print_identify(stdout, p);
             exit_code = 0;
         } else {
             dn_cli_error("identify", "no identify answer from the peer");

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/pb.h"
 #include "crypto/verify_cache.h"
 #include "dmsnet/error.h"
@@ -102,28 +104,49 @@ static int parse_record(const uint8_t *p, size_t len, dn_peer_record *rec)
     return have_id ? 0 : DN_EMALFORMED;
 }
 
-int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec)
+bool dn__key_bytes_match_peer(const uint8_t *pb, size_t len, const dn_peerid *id)
 {
-    return dn__peer_record_open_cached(env, len, NULL, rec);
+    if (!id || (!pb && len))
+        return false;
+    if (len <= 42) /* identity multihash: the bytes themselves */
+        return id->len == 2 + len && id->bytes[0] == 0x00 && id->bytes[1] == len &&
+               (len == 0 || memcmp(id->bytes + 2, pb, len) == 0);
+    uint8_t digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, pb, len);
+    return id->len == 2 + sizeof digest && id->bytes[0] == 0x12 && id->bytes[1] == sizeof digest &&
+           memcmp(id->bytes + 2, digest, sizeof digest) == 0;
 }
 
-int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify_cache *vc,
-                                dn_peer_record *rec)
+int dn__peer_record_open(const uint8_t *env, size_t len, const dn_peerid *expected,
+                         struct dn_verify_cache *vc, dn_peer_record *rec)
 {
     dn_pb_reader r;
     dn_pb_field f;
     const uint8_t *pub = NULL, *type = NULL, *payload = NULL, *sig = NULL;
     size_t pub_len = 0, type_len = 0, payload_len = 0, sig_len = 0;
     int rc;
+    memset(rec, 0, sizeof *rec);
     dn_pb_reader_init(&r, env, len);
     while ((rc = dn_pb_next(&r, &f)) == 1) {
         if (f.wire_type != DN_PB_LEN)
             continue;
         switch (f.number) {
-        case 1: pub = f.bytes; pub_len = f.len; break;
-        case 2: type = f.bytes; type_len = f.len; break;
-        case 3: payload = f.bytes; payload_len = f.len; break;
-        case 5: sig = f.bytes; sig_len = f.len; break;
+        case 1:
+            pub = f.bytes;
+            pub_len = f.len;
+            break;
+        case 2:
+            type = f.bytes;
+            type_len = f.len;
+            break;
+        case 3:
+            payload = f.bytes;
+            payload_len = f.len;
+            break;
+        case 5:
+            sig = f.bytes;
+            sig_len = f.len;
+            break;
         default: break;
         }
     }
@@ -133,19 +156,29 @@ int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify
         return DN_EMALFORMED;
     if (type_len != sizeof payload_type || memcmp(type, payload_type, type_len) != 0)
         return DN_EUNSUPPORTED;
+    if (pub_len > DN_PUBKEY_PB_MAX)
+        return DN_ETOOBIG;
+    /* Ownership first, from the bytes: is this the expected peer's key, and
+     * its record? Only then is the key parsed and the signature checked. */
+    if (expected && !dn__key_bytes_match_peer(pub, pub_len, expected))
+        return DN_EPEERID;
+    rc = parse_record(payload, payload_len, rec);
+    if (!rc && expected && !dn_peerid_equal(&rec->peer, expected))
+        rc = DN_EPEERID;
     dn_pubkey *key = NULL;
-    rc = dn_pubkey_from_protobuf(pub, pub_len, &key);
-    if (rc)
-        return rc;
-    dn_buf tosign = DN_BUF_INIT;
-    rc = signed_bytes(type, type_len, payload, payload_len, &tosign);
     if (!rc)
-        rc = dn_verify_cached(vc, key, tosign.data, tosign.len, sig, sig_len);
-    if (!rc)
-        rc = parse_record(payload, payload_len, rec);
+        rc = dn_pubkey_from_protobuf(pub, pub_len, &key);
+    /* RFC 0003: the record's peer id is the signer's. */
     if (!rc && !dn_peerid_matches_pubkey(&rec->peer, key))
         rc = DN_EPEERID;
+    dn_buf tosign = DN_BUF_INIT;
+    if (!rc)
+        rc = signed_bytes(type, type_len, payload, payload_len, &tosign);
+    if (!rc)
+        rc = dn_verify_cached(vc, key, tosign.data, tosign.len, sig, sig_len);
     dn_buf_free(&tosign);
     dn_pubkey_free(key);
+    if (rc)
+        memset(rec, 0, sizeof *rec);
     return rc;
 }

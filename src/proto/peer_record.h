@@ -22,13 +22,25 @@ typedef struct dn_peer_record {
 /* Append the signed envelope for our record to out. */
 int dn__peer_record_seal(const dn_privkey *key, uint64_t seq, const dn_multiaddr *addrs,
                          size_t naddrs, dn_buf *out);
-/* Verify an envelope: the signature, the payload type, and that the record's
- * peer id is the signer's. Fills rec (addresses beyond the max are dropped). */
-int dn__peer_record_open(const uint8_t *env, size_t len, dn_peer_record *rec);
-/* The same, with the signature looked up in / added to a verified-signature
- * cache (crypto/verify_cache.h; NULL: always verify). */
+/* Open an envelope from the peer `expected`: check the payload type, that
+ * the envelope's key is the key of `expected` and that the record names
+ * `expected`, and only then verify the signature (looked up in / added to
+ * the verified-signature cache vc, crypto/verify_cache.h; NULL: always
+ * verify). So a peer cannot make us parse or verify keys of others: a
+ * record signed by anyone but the peer costs a hash, not a verification.
+ * expected NULL accepts any signer whose key matches the record's peer id.
+ * Fills rec (addresses beyond the max are dropped); rec is zeroed on error.
+ * Errors: DN_EMALFORMED / DN_ETRUNCATED, DN_ETOOBIG (key longer than any we
+ * accept), DN_EUNSUPPORTED (payload type, key type or size), DN_EPEERID
+ * (key or record of another peer), DN_EBADSIG. */
+/* Whether pb (a PublicKey protobuf, as a peer sent it) is the key of id:
+ * its peer id computed from the bytes (peer-ids spec: identity multihash up
+ * to 42 bytes, sha2-256 above) without parsing the key. Keys parse only in
+ * canonical form (keys.c), so this is dn_peerid_matches_pubkey for any key
+ * that parses, at the cost of one hash. */
+bool dn__key_bytes_match_peer(const uint8_t *pb, size_t len, const dn_peerid *id);
 struct dn_verify_cache;
-int dn__peer_record_open_cached(const uint8_t *env, size_t len, struct dn_verify_cache *vc,
-                                dn_peer_record *rec);
+int dn__peer_record_open(const uint8_t *env, size_t len, const dn_peerid *expected,
+                         struct dn_verify_cache *vc, dn_peer_record *rec);
 
 #endif

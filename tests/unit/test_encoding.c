@@ -281,6 +281,135 @@ static void test_roundtrip_random(void **state)
     }
 }
 
+/* ---- escaping untrusted text (dn_escape_text) ---- */
+
+static void expect_escape_at(const char *in, size_t len, const char *want, const char *file,
+                             int line)
+{
+    char out[256];
+    size_t n = dn_escape_text(in, len, out, sizeof out);
+    if (strcmp(out, want) != 0 || n != strlen(want))
+        fail_msg("%s:%d: escaped to '%s' (%zu), want '%s'", file, line, out, n, want);
+}
+#define expect_escape(lit, want) expect_escape_at(lit, sizeof(lit) - 1, want, __FILE__, __LINE__)
+
+static void test_escape_text(void **state)
+{
+    (void)state;
+    expect_escape("", "");
+    expect_escape("dmsnet/0.1.0", "dmsnet/0.1.0");
+    /* the forged log line and terminal control of issue 8 */
+    expect_escape("js\nWARN fake line", "js\\x0aWARN fake line");
+    expect_escape("\x1b[2J\x1b[31mred", "\\x1b[2J\\x1b[31mred");
+    expect_escape("a\r\tb\x7f", "a\\x0d\\x09b\\x7f");
+    expect_escape("nul\0inside", "nul\\x00inside");
+    expect_escape("back\\slash", "back\\\\slash");
+    expect_escape("\\x41", "\\\\x41"); /* not confusable with an escape */
+    /* valid UTF-8 passes: 2, 3 and 4 bytes, NBSP (U+00A0) right after C1 */
+    expect_escape("h\xc3\xa9llo \xe6\x97\xa5 \xf0\x9f\x98\x80 \xc2\xa0",
+                  "h\xc3\xa9llo \xe6\x97\xa5 \xf0\x9f\x98\x80 \xc2\xa0");
+    /* C1 controls: U+009B is CSI on some terminals; U+0085 is NEL */
+    expect_escape("\xc2\x9b"
+                  "31m",
+                  "\\xc2\\x9b"
+                  "31m");
+    expect_escape("\xc2\x85", "\\xc2\\x85");
+    /* invalid UTF-8: each byte of a bad sequence escaped, then resync */
+    expect_escape("\xff", "\\xff");
+    expect_escape("\xc0\xaf", "\\xc0\\xaf");                   /* overlong '/' */
+    expect_escape("\xed\xa0\x80", "\\xed\\xa0\\x80");          /* surrogate U+D800 */
+    expect_escape("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"); /* > U+10FFFF */
+    expect_escape("\xe6\x97", "\\xe6\\x97");                   /* cut at the end */
+    expect_escape("\xe6"
+                  "a",
+                  "\\xe6"
+                  "a");
+    expect_escape("\x80\xc3\xa9", "\\x80\xc3\xa9"); /* stray continuation, then a char */
+}
+
+static void test_escape_truncation(void **state)
+{
+    (void)state;
+    char out[16];
+    /* never half an escape: "ab" fits, "\x0a" (4) does not */
+    memset(out, 'Z', sizeof out);
+    assert_int_equal(dn_escape_text("ab\ncd", 5, out, 5), 8);
+    assert_string_equal(out, "ab");
+    /* nothing after a piece that did not fit, even if it would */
+    assert_int_equal(dn_escape_text("a\nb", 3, out, 4), 6);
+    assert_string_equal(out, "a");
+    /* never half a UTF-8 character */
+    assert_int_equal(dn_escape_text("a\xe6\x97\xa5", 4, out, 3), 4);
+    assert_string_equal(out, "a");
+    assert_int_equal(dn_escape_text("a\xe6\x97\xa5", 4, out, 5), 4);
+    assert_string_equal(out, "a\xe6\x97\xa5");
+    /* exactly full: length 3 needs 4 bytes */
+    assert_int_equal(dn_escape_text("abc", 3, out, 4), 3);
+    assert_string_equal(out, "abc");
+    assert_int_equal(dn_escape_text("abc", 3, out, 3), 3);
+    assert_string_equal(out, "ab");
+    assert_int_equal(dn_escape_text("abc", 3, out, 1), 3);
+    assert_string_equal(out, "");
+    /* measuring only */
+    assert_int_equal(dn_escape_text("\x01\x02", 2, NULL, 0), 8);
+    assert_int_equal(dn_escape_text(NULL, 5, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(DN_ESCAPE_MAX(3), 13);
+}
+
+/* Undo the escaping (test only), to check nothing is lost or ambiguous. */
+static size_t unescape(const char *s, uint8_t *out)
+{
+    size_t o = 0;
+    while (*s) {
+        if (s[0] == '\\' && s[1] == '\\') {
+            out[o++] = '\\';
+            s += 2;
+        } else if (s[0] == '\\' && s[1] == 'x') {
+            char h[3] = {s[2], s[3], 0};
+            out[o++] = (uint8_t)strtoul(h, NULL, 16);
+            s += 4;
+        } else {
+            out[o++] = (uint8_t)*s++;
+        }
+    }
+    return o;
+}
+
+/* Random bytes: the rendering holds no control byte, is valid UTF-8 by
+ * construction (checked by escaping it again: nothing but backslashes
+ * change), fits DN_ESCAPE_MAX and unescapes to the input. */
+static void test_escape_random(void **state)
+{
+    (void)state;
+    srand(8);
+    for (int iter = 0; iter < 2000; iter++) {
+        uint8_t in[64];
+        size_t n = (size_t)(rand() % 65);
+        for (size_t i = 0; i < n; i++)
+            in[i] = (uint8_t)(iter % 3 == 0 ? rand() : rand() % 0x60 + (rand() % 2) * 0x80);
+        char out[DN_ESCAPE_MAX(64)];
+        size_t len = dn_escape_text((const char *)in, n, out, sizeof out);
+        assert_true(len < sizeof out);
+        assert_int_equal(strlen(out), len);
+        for (size_t i = 0; i < len; i++) {
+            uint8_t c = (uint8_t)out[i];
+            assert_true(c >= 0x20 && c != 0x7f);
+            if (c == 0xc2 && i + 1 < len)
+                assert_true((uint8_t)out[i + 1] >= 0xa0);
+        }
+        char again[4 * DN_ESCAPE_MAX(64)];
+        size_t len2 = dn_escape_text(out, len, again, sizeof again);
+        size_t backslashes = 0;
+        for (size_t i = 0; i < len; i++)
+            backslashes += out[i] == '\\';
+        assert_int_equal(len2, len + backslashes);
+        uint8_t back[64];
+        assert_int_equal(unescape(out, back), n);
+        assert_memory_equal(back, in, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,7 +417,8 @@ int main(void)
         cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_rfc4648),
         cmocka_unit_test(test_base64_alphabets),  cmocka_unit_test(test_base_reject),
         cmocka_unit_test(test_base58_vectors),    cmocka_unit_test(test_base58_bounds),
-        cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_roundtrip_random),  cmocka_unit_test(test_escape_text),
+        cmocka_unit_test(test_escape_truncation), cmocka_unit_test(test_escape_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -670,14 +670,11 @@ static void wrap_rsa(EVP_PKEY *pk, dn_buf *pb)
     OPENSSL_free(der);
 }
 
-/* An RSA public key with modulus 2^(bits-1) + 1: enough to test the size
- * limits without generating large keys. */
-static EVP_PKEY *fake_rsa(int bits)
+/* An RSA public key with modulus n and exponent e, built from its
+ * components: enough to test the parse-time limits without generating
+ * large keys (nothing checks that n has two prime factors). */
+static EVP_PKEY *rsa_from_bn(const BIGNUM *n, const BIGNUM *e)
 {
-    BIGNUM *n = BN_new(), *e = BN_new();
-    BN_set_bit(n, bits - 1);
-    BN_set_bit(n, 0);
-    BN_set_word(e, 65537);
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n);
     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e);
@@ -689,9 +686,49 @@ static EVP_PKEY *fake_rsa(int bits)
     EVP_PKEY_CTX_free(ctx);
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
+    return pk;
+}
+
+/* Modulus 2^(bits-1) + 1, exponent 65537. */
+static EVP_PKEY *fake_rsa(int bits)
+{
+    BIGNUM *n = BN_new(), *e = BN_new();
+    BN_set_bit(n, bits - 1);
+    BN_set_bit(n, 0);
+    BN_set_word(e, 65537);
+    EVP_PKEY *pk = rsa_from_bn(n, e);
     BN_free(n);
     BN_free(e);
     return pk;
+}
+
+/* The parse result of a 3072-bit modulus 2^3071 + 1 with exponent e. */
+static int parse_rsa_e(const BIGNUM *e)
+{
+    BIGNUM *n = BN_new();
+    BN_set_bit(n, 3071);
+    BN_set_bit(n, 0);
+    EVP_PKEY *pk = rsa_from_bn(n, e);
+    dn_buf pb = DN_BUF_INIT;
+    wrap_rsa(pk, &pb);
+    dn_pubkey *p = (dn_pubkey *)1;
+    int rc = dn_pubkey_from_protobuf(pb.data, pb.len, &p);
+    if (rc)
+        assert_null(p);
+    dn_pubkey_free(p);
+    dn_buf_free(&pb);
+    EVP_PKEY_free(pk);
+    BN_free(n);
+    return rc;
+}
+
+static int parse_rsa_e_word(unsigned long w)
+{
+    BIGNUM *e = BN_new();
+    BN_set_word(e, w);
+    int rc = parse_rsa_e(e);
+    BN_free(e);
+    return rc;
 }
 
 static void test_rsa_sizes(void **state)
@@ -752,6 +789,68 @@ static void test_rsa_sizes(void **state)
     pb.data[3]++; /* the length varint's low byte (a two-byte varint) */
     dn_buf_append_byte(&pb, 0x00);
     assert_int_equal(dn_pubkey_from_protobuf(pb.data, pb.len, &p), DN_EMALFORMED);
+    EVP_PKEY_free(rsa);
+    dn_buf_free(&pb);
+}
+
+/* The public exponent: every verification costs one modular squaring per
+ * bit of e, so a huge e is a CPU lever (issue 8: an RSA-3072 key with a
+ * 3,071-bit e cost ~7 ms per verify). Accepted: e odd, 3 <= e <= 2^31 - 1. */
+static void test_rsa_exponents(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_rsa_e_word(3), 0);
+    assert_int_equal(parse_rsa_e_word(65537), 0);
+    assert_int_equal(parse_rsa_e_word(0x7fffffffUL), 0);               /* 2^31 - 1 */
+    assert_int_equal(parse_rsa_e_word(0x80000001UL), DN_EUNSUPPORTED); /* 2^31 + 1 */
+    assert_int_equal(parse_rsa_e_word(0xffffffffUL), DN_EUNSUPPORTED);
+    assert_int_equal(parse_rsa_e_word(1), DN_EMALFORMED);
+    assert_int_equal(parse_rsa_e_word(65536), DN_EMALFORMED); /* even */
+    assert_int_equal(parse_rsa_e_word(2), DN_EMALFORMED);
+
+    /* The attack key: a 3,071-bit exponent (2^3070 + 1). */
+    BIGNUM *e = BN_new();
+    BN_set_bit(e, 3070);
+    BN_set_bit(e, 0);
+    assert_int_equal(parse_rsa_e(e), DN_EUNSUPPORTED);
+    BN_free(e);
+
+    /* An even modulus is no RSA modulus. */
+    BIGNUM *n = BN_new();
+    e = BN_new();
+    BN_set_bit(n, 3071);
+    BN_set_bit(n, 1);
+    BN_set_word(e, 65537);
+    EVP_PKEY *pk = rsa_from_bn(n, e);
+    dn_buf pb = DN_BUF_INIT;
+    wrap_rsa(pk, &pb);
+    dn_pubkey *p;
+    assert_int_equal(dn_pubkey_from_protobuf(pb.data, pb.len, &p), DN_EMALFORMED);
+    EVP_PKEY_free(pk);
+    BN_free(n);
+    BN_free(e);
+
+    /* A real key with e = 3 (allowed by go and ring alike) verifies. */
+    EVP_PKEY_CTX *gctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *three = BN_new();
+    BN_set_word(three, 3);
+    assert_int_equal(EVP_PKEY_keygen_init(gctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(gctx, 2048), 1);
+    assert_int_equal(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(gctx, three), 1);
+    EVP_PKEY *rsa = NULL;
+    assert_int_equal(EVP_PKEY_keygen(gctx, &rsa), 1);
+    EVP_PKEY_CTX_free(gctx);
+    BN_free(three);
+    wrap_rsa(rsa, &pb);
+    assert_int_equal(dn_pubkey_from_protobuf(pb.data, pb.len, &p), 0);
+    uint8_t sig[256];
+    size_t siglen = sizeof sig;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, rsa), 1);
+    assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, hello, sizeof hello), 1);
+    EVP_MD_CTX_free(ctx);
+    assert_int_equal(dn_pubkey_verify(p, hello, sizeof hello, sig, siglen), 0);
+    dn_pubkey_free(p);
     EVP_PKEY_free(rsa);
     dn_buf_free(&pb);
 }
@@ -1074,6 +1173,7 @@ int main(void)
         cmocka_unit_test(test_malformed_protobuf),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_rsa_sizes),
+        cmocka_unit_test(test_rsa_exponents),
         cmocka_unit_test(test_deterministic_encoding),
         cmocka_unit_test(test_key_type_names),
         cmocka_unit_test_setup_teardown(test_save_load, files_setup, files_teardown),
