@@ -85,6 +85,11 @@ void dn__conn_fail(dn_conn *c, int status)
     char name[64];
     c->failed = true;
     c->host->nfailing++;
+    if (c->counted_handshake) {
+        /* A failed handshake holds no slot, even before it is released. */
+        c->counted_handshake = false;
+        c->host->nhandshakes--;
+    }
     c->close_status = status;
     if (status && status != DN_ECLOSED && c->phase < PH_OPEN)
         /* Unauthenticated: anyone can cause these lines, so they are rate-limited. */

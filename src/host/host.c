@@ -17,9 +17,20 @@ static void host_maybe_done(dn_host *h);
  * connection, just before libuv blocks for I/O. */
 static void on_kick(uv_idle_t *idle) { (void)idle; }
 
+static void accept_one(dn_listener *l);
+
 static void on_prepare(uv_prepare_t *p)
 {
     dn_host *h = p->data;
+    /* A new turn: listeners that paused take their waiting connection,
+     * which makes libuv poll them again. */
+    for (dn_listener *l = h->listeners; l; l = l->next) {
+        l->accepted = 0;
+        if (l->paused && l->active) {
+            l->paused = false;
+            accept_one(l);
+        }
+    }
     /* Flush the connections dirty now; ones that become dirty again while
      * flushing wait for the next turn, with the idle handle keeping libuv
      * from blocking until then. */
@@ -393,11 +404,25 @@ static void evict(dn_conn *c, const char *why)
 static void on_connection(uv_stream_t *server, int status)
 {
     dn_listener *l = server->data;
-    dn_host *h = l->host;
     if (status < 0) {
         DN_LOG_LIMITED(DN_LOG_WARN, "host", "accept failed: %s", uv_strerror(status));
         return;
     }
+    if (l->accepted >= DN_ACCEPTS_PER_TURN) {
+        /* Not calling uv_accept makes libuv stop polling this listener
+         * until we do: on_prepare, before the next poll, so the sockets
+         * already open get their turn first. */
+        l->paused = true;
+        return;
+    }
+    accept_one(l);
+}
+
+static void accept_one(dn_listener *l)
+{
+    uv_stream_t *server = (uv_stream_t *)&l->tcp;
+    dn_host *h = l->host;
+    l->accepted++;
     dn_conn *c;
     if (dn__conn_new(h, false, &c)) {
         /* Take the pending connection off the backlog anyway, or libuv

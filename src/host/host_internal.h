@@ -149,8 +149,15 @@ typedef struct dn_listener {
     uv_tcp_t tcp;
     dn_multiaddr addr; /* bound address */
     bool active;
+    bool paused;       /* a connection waits: accepted from the next loop turn */
+    unsigned accepted; /* connections accepted this loop turn */
     struct dn_listener *next;
 } dn_listener;
+
+/* Connections accepted per listener per loop turn. libuv would otherwise
+ * accept for as long as the backlog refills, and a flood of connections
+ * would starve every handshake already under way. */
+#define DN_ACCEPTS_PER_TURN 64
 
 typedef struct dn_handler_entry {
     char *protocol;
