@@ -28,6 +28,8 @@
 #define MAX_LISTEN 16
 #define MAX_PROTOCOLS 128
 #define MAX_STRING 256
+#define MAX_PUSH_READERS 128
+#define MAX_MESSAGES 4 /* identify messages per stream */
 
 typedef struct identify_svc {
     dn_host *h;
@@ -39,6 +41,8 @@ typedef struct identify_svc {
     /* Peer records already verified (each peer's is the same on every
      * connection until its addresses change). */
     dn_verify_cache vcache;
+    struct id_reader *push_head, *push_tail; /* push streams still arriving */
+    size_t npush;
 } identify_svc;
 
 /* Our listen addresses as others can use them: an unspecified bind
@@ -222,9 +226,26 @@ out:
 typedef struct id_reader {
     identify_svc *svc;
     dn_conn *c;
+    dn_stream *s;
     dn_buf buf;
     bool push;
+    struct id_reader *prev, *next; /* svc->push_head list (push readers), oldest first */
 } id_reader;
+
+static void push_unlink(id_reader *r)
+{
+    identify_svc *svc = r->svc;
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (svc->push_head == r)
+        svc->push_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else if (svc->push_tail == r)
+        svc->push_tail = r->prev;
+    r->prev = r->next = NULL;
+    svc->npush--;
+}
 
 static void reader_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
 {
@@ -242,7 +263,13 @@ static void reader_eof(dn_stream *s, void *arg)
     id_reader *r = arg;
     size_t off = 0;
     int rc = 0;
-    while (off < r->buf.len) {
+    /* go-libp2p splits a large identify into two messages; more than a
+     * few on one stream is abuse (each may carry a record to verify). */
+    for (unsigned nmsg = 0; off < r->buf.len; nmsg++) {
+        if (nmsg == MAX_MESSAGES) {
+            rc = DN_ELIMIT;
+            break;
+        }
         uint64_t mlen;
         int n = dn_uvarint_decode(r->buf.data + off, r->buf.len - off, &mlen);
         if (n < 0 || mlen > r->buf.len - off - (size_t)n) {
@@ -285,6 +312,8 @@ static void reader_eof(dn_stream *s, void *arg)
 static void reader_close(dn_stream *s, int status, void *arg)
 {
     id_reader *r = arg;
+    if (r->push)
+        push_unlink(r);
     dn_buf_free(&r->buf);
     free(r);
 }
@@ -346,13 +375,35 @@ static void serve_identify(dn_host *h, dn_stream *s, void *arg)
     dn_stream_close_write(s);
 }
 
+/* Push streams are bounded: one at a time per connection (a newer push
+ * replaces an older one still arriving: its content is newer) and
+ * MAX_PUSH_READERS on the whole node (the oldest makes room), each holding
+ * at most IDENTIFY_MAX_BYTES until its EOF. */
 static void serve_push(dn_host *h, dn_stream *s, void *arg)
 {
-    id_reader *r = reader_new(arg, dn_stream_conn(s), true);
+    identify_svc *svc = arg;
+    dn_conn *c = dn_stream_conn(s);
+    for (id_reader *o = svc->push_head; o; o = o->next) {
+        if (o->c == c) {
+            dn_stream_reset(o->s); /* its on_close unlinks it */
+            break;
+        }
+    }
+    if (svc->npush >= MAX_PUSH_READERS && svc->push_head)
+        dn_stream_reset(svc->push_head->s);
+    id_reader *r = reader_new(svc, c, true);
     if (!r) {
         dn_stream_reset(s);
         return;
     }
+    r->s = s;
+    r->prev = svc->push_tail;
+    if (svc->push_tail)
+        svc->push_tail->next = r;
+    else
+        svc->push_head = r;
+    svc->push_tail = r;
+    svc->npush++;
     dn_stream_set_callbacks(s, &reader_cbs, r);
 }
 
