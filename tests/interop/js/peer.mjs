@@ -10,6 +10,7 @@
 //   server: reads the u64, reads until EOF, only then sends the requested bytes and closes.
 
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 import process from 'node:process'
 
@@ -36,6 +37,39 @@ const CHUNK = new Uint8Array(CHUNK_SIZE).fill(0x5a)
 const WRITE_HIGH_WATER = 4 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
+// Work around a bug in xsalsa20 1.2.0, the XSalsa20 that @libp2p/pnet uses (README.md, "pnet:
+// the xsalsa20 memory bug"). All its instances share one WebAssembly.Memory (10 pages = 640 KiB
+// at first, at most 1000 pages = 62.5 MiB), but each keeps its own Uint8Array view of it. A
+// grow detaches every other view (length 0), and an instance with a detached view then grows
+// the memory by its whole chunk again instead of by what is missing. So once one update is
+// larger than the memory (pnet hands it all of its pending writes as one chunk: MiBs on a bulk
+// upload), each switch between the send and receive instance of a connection leaks 1-2 pages,
+// and after ~330 switches (about one per yamux frame received) pnet throws
+// "RangeError: WebAssembly.Memory.grow(): Maximum memory size exceeded" and the connection dies.
+//
+// The tests are about dmsnet, so with --psk the memory is grown once, before any connection, to
+// more than any single pnet write can reach: a write is bounded by the yamux windows the
+// remote grants (16 MiB per stream, dmsnet and js alike). Nothing then ever grows, no view is
+// ever detached, and the library runs unmodified. `pnetMemoryPages()` lets the tests check that
+// it held (the `pnet` line at exit).
+const PNET_MEMORY_BYTES = 24 * 1024 * 1024
+const XSalsa20 = createRequire(import.meta.resolve('@libp2p/pnet'))('xsalsa20')
+
+function pnetMemoryPages () {
+  // a fresh instance takes a view of the current memory; finalize() returns its slot
+  const x = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
+  const pages = x._xor?._memory?.byteLength / 65536
+  x.finalize()
+  return Number.isInteger(pages) ? pages : null
+}
+
+function pregrowPnetMemory () {
+  const x = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
+  x.update(new Uint8Array(PNET_MEMORY_BYTES))
+  x.finalize()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output: one JSON object per line.  stdout writes to files and pipes are synchronous on Linux,
 // so a line is out before the next statement runs (and before process.exit).
 
@@ -53,7 +87,7 @@ function errMessage (err) {
 // Command line
 
 const USAGE = `usage: node peer.mjs [--listen MA]... [--psk FILE] [--key FILE] [--agent STRING]
-       [--perf-server] [--monitor SECONDS] [--no-auto-identify]
+       [--perf-server] [--monitor SECONDS] [--no-auto-identify] [--no-pnet-workaround]
        [--dial MA [--identify] [--ping N [--ping-new-stream]]
                   [--perf-upload BYTES --perf-download BYTES [--streams N]]]
        [--hold SECONDS] [--timeout SECONDS]`
@@ -75,7 +109,8 @@ function parseArgs (argv) {
     perfDownload: null,
     streams: 1,
     hold: null,
-    timeout: 30
+    timeout: 30,
+    pnetWorkaround: true
   }
   const need = (i, name) => {
     if (i + 1 >= argv.length) throw new Error(`${name} needs a value`)
@@ -98,6 +133,7 @@ function parseArgs (argv) {
       case '--perf-server': opts.perfServer = true; break
       case '--monitor': opts.monitor = num(need(i, a), a, { integer: false }); i++; break
       case '--no-auto-identify': opts.autoIdentify = false; break
+      case '--no-pnet-workaround': opts.pnetWorkaround = false; break
       case '--dial': opts.dial = need(i, a); i++; break
       case '--identify': opts.identify = true; break
       case '--ping': opts.ping = num(need(i, a), a, { min: 1 }); i++; break
@@ -464,12 +500,19 @@ function startIdentify (node, conn) {
   return p
 }
 
+// WebAssembly pages of pnet's XSalsa20 memory right after start (null: pnet not in use)
+let pnetPagesAtStart = null
+
 async function stopAndExit (node, code) {
   if (node != null) {
     await Promise.race([
       node.stop().catch(() => {}),
       new Promise(resolve => setTimeout(resolve, 2000).unref())
     ])
+  }
+  if (pnetPagesAtStart != null) {
+    const pages = pnetMemoryPages()
+    emit({ event: 'pnet', pagesAtStart: pnetPagesAtStart, pages, grew: pages !== pnetPagesAtStart })
   }
   process.exit(code)
 }
@@ -515,6 +558,10 @@ async function main () {
   }
 
   try {
+    if (opts.psk != null) {
+      if (opts.pnetWorkaround) pregrowPnetMemory()
+      pnetPagesAtStart = pnetMemoryPages()
+    }
     node = await makeNode(opts)
     node.addEventListener('connection:open', (evt) => {
       const conn = evt.detail
