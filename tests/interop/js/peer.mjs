@@ -110,7 +110,8 @@ function parseArgs (argv) {
     streams: 1,
     hold: null,
     timeout: 30,
-    pnetWorkaround: true
+    // PEER_PNET_WORKAROUND=0 turns it off for a whole test run (README.md)
+    pnetWorkaround: process.env.PEER_PNET_WORKAROUND !== '0'
   }
   const need = (i, name) => {
     if (i + 1 >= argv.length) throw new Error(`${name} needs a value`)
