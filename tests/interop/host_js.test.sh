@@ -96,7 +96,7 @@ run_js jsp-again --dial "$CP_MA" --psk "$WORK/swarm.key" --ping 1 || fail "C dae
 # fails here, saying why, instead of by chance in a perf step.
 stop_pid "$JP_PID" || fail "the js pnet listener did not exit 0 on SIGTERM"
 for f in jsp jsp-ping jsp-perf jsp-again; do
-    why=$(js_pnet_memory_held "$WORK/$f.out") || fail "$why"
+    why=$(js_pnet_no_leak "$WORK/$f.out") || fail "$why"
 done
 
 stop_pid "$C_PID" || fail "C daemon did not exit 0 on SIGTERM"

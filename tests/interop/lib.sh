@@ -204,17 +204,18 @@ start_dmsnet_daemon() {
     export DMSNET_MA DMSNET_PEER_ID DMSNET_PID DMSNET_LOG
 }
 
-# js_pnet_memory_held FILE: a js peer that ran with --psk printed a `pnet` line at exit, and
-# pnet's XSalsa20 memory did not grow while it ran (peer.mjs pre-grows it to work around the
-# xsalsa20 1.2.0 memory bug, js/README.md). Prints the reason and returns 1 otherwise.
-js_pnet_memory_held() {
-    local grew
-    grew=$(js_get "$1" pnet grew) || {
+# js_pnet_no_leak FILE: a js peer that ran with --psk printed a `pnet` line at exit, and pnet's
+# XSalsa20 memory is no larger than its largest chunk needs (peer.mjs works around the xsalsa20
+# 1.2.0 memory bug, js/README.md). Prints the reason and returns 1 otherwise.
+js_pnet_no_leak() {
+    local leaked
+    leaked=$(js_get "$1" pnet leaked) || {
         echo "${1##*/}: no pnet line (the js peer did not exit cleanly)"
         return 1
     }
-    [ "$grew" = false ] || {
-        echo "${1##*/}: pnet's xsalsa20 memory grew: $(js_get "$1" pnet 'pagesAtStart + " -> " + pages') pages"
+    [ "$leaked" = false ] || {
+        echo "${1##*/}: pnet's xsalsa20 memory leaked: $(js_get "$1" pnet \
+            'pages + " pages, the largest chunk (" + largestChunk + " bytes) needs " + neededPages')"
         return 1
     }
 }

@@ -40,33 +40,56 @@ const WRITE_HIGH_WATER = 4 * 1024 * 1024
 // Work around a bug in xsalsa20 1.2.0, the XSalsa20 that @libp2p/pnet uses (README.md, "pnet:
 // the xsalsa20 memory bug"). All its instances share one WebAssembly.Memory (10 pages = 640 KiB
 // at first, at most 1000 pages = 62.5 MiB), but each keeps its own Uint8Array view of it. A
-// grow detaches every other view (length 0), and an instance with a detached view then grows
-// the memory by its whole chunk again instead of by what is missing. So once one update is
-// larger than the memory (pnet hands it all of its pending writes as one chunk: MiBs on a bulk
-// upload), each switch between the send and receive instance of a connection leaks 1-2 pages,
-// and after ~330 switches (about one per yamux frame received) pnet throws
-// "RangeError: WebAssembly.Memory.grow(): Maximum memory size exceeded" and the connection dies.
+// grow detaches every other view (length 0), and an instance whose view is detached then grows
+// the memory by its whole chunk again instead of by what is missing. So once one chunk is larger
+// than the memory (pnet xors all of its pending writes as one chunk: MiBs on a bulk upload),
+// each switch between a connection's send and receive instance leaks 1-2 pages, and after ~330
+// switches (about one per yamux frame received) pnet throws "RangeError:
+// WebAssembly.Memory.grow(): Maximum memory size exceeded" and the connection dies.
 //
-// The tests are about dmsnet, so with --psk the memory is grown once, before any connection, to
-// more than any single pnet write can reach: a write is bounded by the yamux windows the
-// remote grants (16 MiB per stream, dmsnet and js alike). Nothing then ever grows, no view is
-// ever detached, and the library runs unmodified. `pnetMemoryPages()` lets the tests check that
-// it held (the `pnet` line at exit).
-const PNET_MEMORY_BYTES = 24 * 1024 * 1024
+// The tests are about dmsnet, so peer.mjs gives a detached instance a fresh view before each
+// chunk, which is what the library should do itself: the memory then grows only when a chunk
+// needs more than there is, by what is missing. Everything else in pnet runs unmodified.
+// PEER_PNET_WORKAROUND=0 leaves the bug in place. Either way the chunks are counted, so the
+// `pnet` line at exit can say whether the memory grew beyond what the largest chunk needs.
 const XSalsa20 = createRequire(import.meta.resolve('@libp2p/pnet'))('xsalsa20')
+const WASM_PAGE = 65536
+const WASM_INITIAL_PAGES = 10 // xsalsa20.wat: (memory (export "memory") 10 1000)
+const pnetStats = { largestChunk: 0, refreshedViews: 0 }
 
-function pnetMemoryPages () {
-  // a fresh instance takes a view of the current memory; finalize() returns its slot
+// A view of the memory as it is now: a new instance takes one, finalize() returns its slot.
+function freshMemoryView () {
   const x = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
-  const pages = x._xor?._memory?.byteLength / 65536
+  const view = x._xor._memory
   x.finalize()
-  return Number.isInteger(pages) ? pages : null
+  return view
 }
 
-function pregrowPnetMemory () {
-  const x = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
-  x.update(new Uint8Array(PNET_MEMORY_BYTES))
-  x.finalize()
+function hookXSalsa20 (fixDetachedViews) {
+  const probe = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
+  const impl = probe._xor
+  probe.finalize()
+  if (!(impl?._memory instanceof Uint8Array) || typeof impl.update !== 'function') {
+    throw new Error('xsalsa20 is not the 1.2.0 WebAssembly build this workaround knows (README.md)')
+  }
+  const proto = Object.getPrototypeOf(impl)
+  const update = proto.update
+  proto.update = function (input, output) {
+    if (fixDetachedViews && this._memory.byteLength === 0) {
+      this._memory = freshMemoryView()
+      pnetStats.refreshedViews++
+    }
+    if (input.length > pnetStats.largestChunk) pnetStats.largestChunk = input.length
+    return update.call(this, input, output)
+  }
+}
+
+// The `pnet` line: how large the memory is, and whether that is more than the largest chunk
+// explains (plus a page for the instance slots and a chunk's offset): with the bug, ~1000 pages.
+function pnetLine (workaround) {
+  const pages = freshMemoryView().byteLength / WASM_PAGE
+  const needed = Math.max(WASM_INITIAL_PAGES, Math.ceil(pnetStats.largestChunk / WASM_PAGE) + 2)
+  return { event: 'pnet', workaround, pages, neededPages: needed, ...pnetStats, leaked: pages > needed }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,8 +524,8 @@ function startIdentify (node, conn) {
   return p
 }
 
-// WebAssembly pages of pnet's XSalsa20 memory right after start (null: pnet not in use)
-let pnetPagesAtStart = null
+// pnet in use: whether the xsalsa20 workaround is on (null: no pnet)
+let pnetWorkaround = null
 
 async function stopAndExit (node, code) {
   if (node != null) {
@@ -511,10 +534,7 @@ async function stopAndExit (node, code) {
       new Promise(resolve => setTimeout(resolve, 2000).unref())
     ])
   }
-  if (pnetPagesAtStart != null) {
-    const pages = pnetMemoryPages()
-    emit({ event: 'pnet', pagesAtStart: pnetPagesAtStart, pages, grew: pages !== pnetPagesAtStart })
-  }
+  if (pnetWorkaround != null) emit(pnetLine(pnetWorkaround))
   process.exit(code)
 }
 
@@ -560,8 +580,8 @@ async function main () {
 
   try {
     if (opts.psk != null) {
-      if (opts.pnetWorkaround) pregrowPnetMemory()
-      pnetPagesAtStart = pnetMemoryPages()
+      hookXSalsa20(opts.pnetWorkaround)
+      pnetWorkaround = opts.pnetWorkaround
     }
     node = await makeNode(opts)
     node.addEventListener('connection:open', (evt) => {
