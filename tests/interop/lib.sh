@@ -204,6 +204,22 @@ start_dmsnet_daemon() {
     export DMSNET_MA DMSNET_PEER_ID DMSNET_PID DMSNET_LOG
 }
 
+# js_pnet_no_leak FILE: a js peer that ran with --psk printed a `pnet` line at exit, and pnet's
+# XSalsa20 memory is no larger than its largest chunk needs (peer.mjs works around the xsalsa20
+# 1.2.0 memory bug, js/README.md). Prints the reason and returns 1 otherwise.
+js_pnet_no_leak() {
+    local leaked
+    leaked=$(js_get "$1" pnet leaked) || {
+        echo "${1##*/}: no pnet line (the js peer did not exit cleanly)"
+        return 1
+    }
+    [ "$leaked" = false ] || {
+        echo "${1##*/}: pnet's xsalsa20 memory leaked: $(js_get "$1" pnet \
+            'pages + " pages, the largest chunk (" + largestChunk + " bytes) needs " + neededPages')"
+        return 1
+    }
+}
+
 # make_swarm_key FILE: write a fresh PSK v1 swarm key (base16, the only encoding js-libp2p's
 # pnet reads) with mode 0600.
 make_swarm_key() {

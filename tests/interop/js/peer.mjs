@@ -10,6 +10,7 @@
 //   server: reads the u64, reads until EOF, only then sends the requested bytes and closes.
 
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 import process from 'node:process'
 
@@ -36,6 +37,62 @@ const CHUNK = new Uint8Array(CHUNK_SIZE).fill(0x5a)
 const WRITE_HIGH_WATER = 4 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
+// Work around a bug in xsalsa20 1.2.0, the XSalsa20 that @libp2p/pnet uses (README.md, "pnet:
+// the xsalsa20 memory bug"). All its instances share one WebAssembly.Memory (10 pages = 640 KiB
+// at first, at most 1000 pages = 62.5 MiB), but each keeps its own Uint8Array view of it. A
+// grow detaches every other view (length 0), and an instance whose view is detached then grows
+// the memory by its whole chunk again instead of by what is missing. So once one chunk is larger
+// than the memory (pnet xors all of its pending writes as one chunk: MiBs on a bulk upload),
+// each switch between a connection's send and receive instance leaks 1-2 pages, and after ~330
+// switches (about one per yamux frame received) pnet throws "RangeError:
+// WebAssembly.Memory.grow(): Maximum memory size exceeded" and the connection dies.
+//
+// The tests are about dmsnet, so peer.mjs gives a detached instance a fresh view before each
+// chunk, which is what the library should do itself: the memory then grows only when a chunk
+// needs more than there is, by what is missing. Everything else in pnet runs unmodified.
+// PEER_PNET_WORKAROUND=0 leaves the bug in place. Either way the chunks are counted, so the
+// `pnet` line at exit can say whether the memory grew beyond what the largest chunk needs.
+const XSalsa20 = createRequire(import.meta.resolve('@libp2p/pnet'))('xsalsa20')
+const WASM_PAGE = 65536
+const WASM_INITIAL_PAGES = 10 // xsalsa20.wat: (memory (export "memory") 10 1000)
+const pnetStats = { largestChunk: 0, refreshedViews: 0 }
+
+// A view of the memory as it is now: a new instance takes one, finalize() returns its slot.
+function freshMemoryView () {
+  const x = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
+  const view = x._xor._memory
+  x.finalize()
+  return view
+}
+
+function hookXSalsa20 (fixDetachedViews) {
+  const probe = new XSalsa20(new Uint8Array(XSalsa20.NONCEBYTES), new Uint8Array(XSalsa20.KEYBYTES))
+  const impl = probe._xor
+  probe.finalize()
+  if (!(impl?._memory instanceof Uint8Array) || typeof impl.update !== 'function') {
+    throw new Error('xsalsa20 is not the 1.2.0 WebAssembly build this workaround knows (README.md)')
+  }
+  const proto = Object.getPrototypeOf(impl)
+  const update = proto.update
+  proto.update = function (input, output) {
+    if (fixDetachedViews && this._memory.byteLength === 0) {
+      this._memory = freshMemoryView()
+      pnetStats.refreshedViews++
+    }
+    if (input.length > pnetStats.largestChunk) pnetStats.largestChunk = input.length
+    return update.call(this, input, output)
+  }
+}
+
+// The `pnet` line: how large the memory is, and whether that is more than the largest chunk
+// explains (plus a page for the instance slots and a chunk's offset): with the bug, ~1000 pages.
+function pnetLine (workaround) {
+  const pages = freshMemoryView().byteLength / WASM_PAGE
+  const needed = Math.max(WASM_INITIAL_PAGES, Math.ceil(pnetStats.largestChunk / WASM_PAGE) + 2)
+  return { event: 'pnet', workaround, pages, neededPages: needed, ...pnetStats, leaked: pages > needed }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output: one JSON object per line.  stdout writes to files and pipes are synchronous on Linux,
 // so a line is out before the next statement runs (and before process.exit).
 
@@ -53,7 +110,7 @@ function errMessage (err) {
 // Command line
 
 const USAGE = `usage: node peer.mjs [--listen MA]... [--psk FILE] [--key FILE] [--agent STRING]
-       [--perf-server] [--monitor SECONDS] [--no-auto-identify]
+       [--perf-server] [--monitor SECONDS] [--no-auto-identify] [--no-pnet-workaround]
        [--dial MA [--identify] [--ping N [--ping-new-stream]]
                   [--perf-upload BYTES --perf-download BYTES [--streams N]]]
        [--hold SECONDS] [--timeout SECONDS]`
@@ -75,7 +132,9 @@ function parseArgs (argv) {
     perfDownload: null,
     streams: 1,
     hold: null,
-    timeout: 30
+    timeout: 30,
+    // PEER_PNET_WORKAROUND=0 turns it off for a whole test run (README.md)
+    pnetWorkaround: process.env.PEER_PNET_WORKAROUND !== '0'
   }
   const need = (i, name) => {
     if (i + 1 >= argv.length) throw new Error(`${name} needs a value`)
@@ -98,6 +157,7 @@ function parseArgs (argv) {
       case '--perf-server': opts.perfServer = true; break
       case '--monitor': opts.monitor = num(need(i, a), a, { integer: false }); i++; break
       case '--no-auto-identify': opts.autoIdentify = false; break
+      case '--no-pnet-workaround': opts.pnetWorkaround = false; break
       case '--dial': opts.dial = need(i, a); i++; break
       case '--identify': opts.identify = true; break
       case '--ping': opts.ping = num(need(i, a), a, { min: 1 }); i++; break
@@ -464,6 +524,9 @@ function startIdentify (node, conn) {
   return p
 }
 
+// pnet in use: whether the xsalsa20 workaround is on (null: no pnet)
+let pnetWorkaround = null
+
 async function stopAndExit (node, code) {
   if (node != null) {
     await Promise.race([
@@ -471,6 +534,7 @@ async function stopAndExit (node, code) {
       new Promise(resolve => setTimeout(resolve, 2000).unref())
     ])
   }
+  if (pnetWorkaround != null) emit(pnetLine(pnetWorkaround))
   process.exit(code)
 }
 
@@ -515,6 +579,10 @@ async function main () {
   }
 
   try {
+    if (opts.psk != null) {
+      hookXSalsa20(opts.pnetWorkaround)
+      pnetWorkaround = opts.pnetWorkaround
+    }
     node = await makeNode(opts)
     node.addEventListener('connection:open', (evt) => {
       const conn = evt.detail
