@@ -16,28 +16,39 @@ typedef struct ping_echo {
     size_t have;
 } ping_echo;
 
+/* Echo every complete 32-byte ping in data with one write (the echo is
+ * the same bytes), keeping a partial one for the next call. A peer that
+ * sends faster than it reads gets backpressure: past the stream's low mark
+ * we stop reading (its window closes) until the echo drains. */
 static void echo_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
 {
     ping_echo *e = arg;
-    while (len) {
-        size_t take = DN_PING_SIZE - e->have;
-        if (take > len)
-            take = len;
+    if (e->have) {
+        size_t take = DN_PING_SIZE - e->have < len ? DN_PING_SIZE - e->have : len;
         memcpy(e->buf + e->have, data, take);
         e->have += take;
         data += take;
         len -= take;
-        if (e->have == DN_PING_SIZE) {
-            e->have = 0;
-            if (dn_stream_write(s, e->buf, DN_PING_SIZE) < 0) {
-                /* A peer pinging faster than it reads: stop it. */
-                dn_stream_reset(s);
-                return;
-            }
-        }
+        if (e->have < DN_PING_SIZE)
+            return;
+        e->have = 0;
+        if (dn_stream_write(s, e->buf, DN_PING_SIZE) < 0)
+            goto refuse;
     }
+    size_t whole = len - len % DN_PING_SIZE;
+    if (whole && dn_stream_write(s, data, whole) < 0)
+        goto refuse;
+    memcpy(e->buf, data + whole, len - whole);
+    e->have = len - whole;
+    if (dn_stream_queued(s) >= DN_STREAM_QUEUE_LOW)
+        dn_stream_pause_read(s);
+    return;
+refuse:
+    /* Over a queue budget even so: this peer is not reading at all. */
+    dn_stream_reset(s);
 }
 
+static void echo_writable(dn_stream *s, void *arg) { dn_stream_resume_read(s); }
 static void echo_eof(dn_stream *s, void *arg) { dn_stream_close_write(s); }
 static void echo_close(dn_stream *s, int status, void *arg) { free(arg); }
 
@@ -48,8 +59,10 @@ static void ping_handler(dn_host *h, dn_stream *s, void *arg)
         dn_stream_reset(s);
         return;
     }
-    static const dn_stream_callbacks cbs = {
-        .on_data = echo_data, .on_eof = echo_eof, .on_close = echo_close};
+    static const dn_stream_callbacks cbs = {.on_data = echo_data,
+                                            .on_eof = echo_eof,
+                                            .on_writable = echo_writable,
+                                            .on_close = echo_close};
     dn_stream_set_callbacks(s, &cbs, e);
 }
 
