@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "dmsnet/error.h"
+#include "noise/noise_internal.h"
 
 static const char *const session_muxers[] = {DN_YAMUX_PROTOCOL};
 
@@ -49,6 +50,7 @@ void dn__session_init(dn__session *s, const dn__session_config *cfg, dn__session
     s->max_streams = cfg->max_streams;
     s->handshake_timeout_ms = cfg->handshake_timeout_ms;
     s->output_high = cfg->output_high ? cfg->output_high : DN__SESSION_OUTPUT_HIGH;
+    s->test_noise_keys = cfg->test_noise_keys;
     s->hs_deadline = s->trim_deadline = DN__SESSION_NO_EXPIRY;
     if (cfg->expected) {
         s->have_expected = true;
@@ -251,6 +253,9 @@ static int start_noise(dn__session *s)
     int rc = dn_noise_handshake_init_ex(s->hs, s->outbound, s->identity, s->noise_static,
                                         s->vcache, s->have_expected ? &s->expected : NULL,
                                         session_muxers, s->inline_muxer ? 1 : 0);
+    if (!rc && s->test_noise_keys)
+        rc = dn__noise_handshake_set_keys(s->hs, s->test_noise_keys, s->test_noise_keys + 32,
+                                          NULL, 0);
     if (rc)
         return rc;
     dn_buf_reset(&s->scratch);

@@ -100,6 +100,10 @@ typedef struct dn__session_config {
     uint32_t max_streams;                   /* yamux limit (0: yamux default) */
     uint32_t handshake_timeout_ms;          /* from dn__session_start; 0: none */
     size_t output_high;                     /* 0: DN__SESSION_OUTPUT_HIGH */
+    /* Tests and fuzzing only: the Noise static and ephemeral private keys
+     * (32 bytes each), so that a handshake replays exactly. Needs
+     * noise_static NULL (the payload then signs this static key). */
+    const uint8_t *test_noise_keys;
 } dn__session_config;
 
 /* Embedded by its owner (struct dn_conn); fields are private to session.c. */
@@ -119,6 +123,7 @@ typedef struct dn__session {
     uint32_t max_streams;
     uint32_t handshake_timeout_ms;
     size_t output_high;
+    const uint8_t *test_noise_keys;
     uint64_t hs_deadline;   /* DN__SESSION_NO_EXPIRY once open */
     uint64_t trim_deadline; /* DN__SESSION_NO_EXPIRY unless trim_armed */
     uint64_t io_count;      /* reads and writes; the trim waits for it to stand still */
