@@ -11,8 +11,12 @@
  * Teardown never happens inside an engine callback: dn__conn_fail only
  * marks the connection (and closes the session) and closes its handles;
  * memory is released in the close callback, on a later loop turn. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
@@ -79,6 +83,8 @@ static void arm_timer(dn_conn *c)
     if (c->failed || !c->sess_started)
         return;
     uint64_t at = dn__session_expiry(&c->sess);
+    if (c->mem_retry_at < at)
+        at = c->mem_retry_at;
     if (at == c->timer_at)
         return;
     c->timer_at = at;
@@ -100,6 +106,32 @@ static void trim_streams(dn_conn *c)
             s->sendq_off = 0;
         }
     }
+}
+
+/* Give memory freed after a burst back to the system. glibc keeps freed
+ * heap chunks (and, once a large mmap'd block has been freed, serves the
+ * next large ones from the heap too: its dynamic mmap threshold), so
+ * buffers released by many connections stay in the process's RSS;
+ * malloc_trim returns the free pages. It walks the whole heap, so it runs
+ * at most once a second per process (malloc is per process, hence the
+ * static). Returns 0 when memory freed at `since` has been returned, else
+ * when to ask again. */
+static uint64_t release_memory(uint64_t now_ms, uint64_t since)
+{
+#ifdef __GLIBC__
+    static _Atomic uint64_t last_trim; /* loop ms, +1 so that 0 means never */
+    uint64_t last = atomic_load_explicit(&last_trim, memory_order_relaxed);
+    if (last && last - 1 > since)
+        return 0; /* someone trimmed after our buffers were freed */
+    if (last && now_ms + 1 - last < 1000)
+        return last - 1 + 1000;
+    atomic_store_explicit(&last_trim, now_ms + 1, memory_order_relaxed);
+    malloc_trim(0);
+#else
+    (void)now_ms;
+    (void)since;
+#endif
+    return 0;
 }
 
 static void start_write(dn_conn *c);
@@ -126,9 +158,15 @@ static void on_session_event(void *ctx, const dn__session_event *ev)
             start_write(c); /* the GoAway(protocol error) the muxer queued */
         dn__conn_fail(c, ev->status);
         return;
-    case DN__SESSION_EV_IDLE:
+    case DN__SESSION_EV_IDLE: {
         trim_streams(c);
+        uint64_t now = uv_now(c->host->loop);
+        c->mem_freed_at = now;
+        c->mem_retry_at = release_memory(now, now);
+        if (!c->mem_retry_at)
+            c->mem_retry_at = CONN_TIMER_OFF;
         return;
+    }
     }
 }
 
@@ -308,7 +346,13 @@ static void on_timeout(uv_timer_t *t)
         dn__conn_fail(c, DN_ETIMEOUT); /* the dial deadline */
         return;
     }
-    dn__session_handle_expiry(&c->sess, uv_now(c->host->loop));
+    uint64_t now = uv_now(c->host->loop);
+    if (now >= c->mem_retry_at) {
+        c->mem_retry_at = release_memory(now, c->mem_freed_at);
+        if (!c->mem_retry_at)
+            c->mem_retry_at = CONN_TIMER_OFF;
+    }
+    dn__session_handle_expiry(&c->sess, now);
     arm_timer(c);
 }
 
@@ -361,6 +405,7 @@ int dn__conn_new(dn_host *h, bool outbound, dn_conn **out)
     }
     uv_timer_init(h->loop, &c->timer);
     c->timer_at = CONN_TIMER_OFF;
+    c->mem_retry_at = CONN_TIMER_OFF;
     c->open_handles = 2;
     c->tcp.data = c;
     c->timer.data = c;

@@ -90,6 +90,8 @@ struct dn_conn {
     dn__session sess;
     bool sess_started;
     uint64_t timer_at;    /* when c->timer fires (loop ms), UINT64_MAX: stopped */
+    uint64_t mem_freed_at; /* the session released buffers then (EV_IDLE) */
+    uint64_t mem_retry_at; /* return them to the system then (UINT64_MAX: done) */
     dn_yamux *yamux;
 
     bool have_expected;
