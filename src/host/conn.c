@@ -98,14 +98,17 @@ static void arm_timer(dn_conn *c)
 
 /* After a burst the session released its big buffers: do the same with the
  * streams' send queues that emptied (the pump keeps their memory). */
-static void trim_streams(dn_conn *c)
+static size_t trim_streams(dn_conn *c)
 {
+    size_t released = 0;
     for (dn_stream *s = c->streams; s; s = s->next) {
         if (s->sendq.len == s->sendq_off && s->sendq.cap > DN__SESSION_KEEP) {
+            released += s->sendq.cap;
             dn_buf_free(&s->sendq);
             s->sendq_off = 0;
         }
     }
+    return released;
 }
 
 /* Give memory freed after a burst back to the system. glibc keeps freed
@@ -159,7 +162,8 @@ static void on_session_event(void *ctx, const dn__session_event *ev)
         dn__conn_fail(c, ev->status);
         return;
     case DN__SESSION_EV_IDLE: {
-        trim_streams(c);
+        if (trim_streams(c) + ev->released <= DN__SESSION_KEEP)
+            return; /* small pieces: the allocator reuses them */
         uint64_t now = uv_now(c->host->loop);
         c->mem_freed_at = now;
         c->mem_retry_at = release_memory(now, now);

@@ -432,7 +432,8 @@ static int session_input_state(const dn__session *s)
     return 0;
 }
 
-uint8_t *dn__session_recv_buf(dn__session *s, size_t want, size_t *room)
+/* Room for at least want more received bytes. */
+static int rx_reserve(dn__session *s, size_t want)
 {
     /* Move the unconsumed tail (less than one Noise frame) to the front
      * only when the free room runs short, not after every read. */
@@ -440,9 +441,22 @@ uint8_t *dn__session_recv_buf(dn__session *s, size_t want, size_t *room)
         dn_buf_consume(&s->rx, s->rx_off);
         s->rx_off = 0;
     }
-    if (dn_buf_reserve(&s->rx, want))
+    return dn_buf_reserve(&s->rx, want);
+}
+
+uint8_t *dn__session_recv_buf(dn__session *s, size_t want, size_t *room)
+{
+    /* Reads start small and double while they fill what was offered, up
+     * to want: a quiet connection keeps a small buffer (and never needs
+     * the idle trim), a bulk one reaches full-size reads in a few. */
+    if (!s->rx_chunk)
+        s->rx_chunk = DN__SESSION_RX_START;
+    size_t chunk = s->rx_chunk < want ? s->rx_chunk : want;
+    if (rx_reserve(s, chunk))
         return NULL;
-    *room = s->rx.cap - s->rx.len;
+    s->rx_offered = s->rx.cap - s->rx.len;
+    s->rx_chunk_max = want;
+    *room = s->rx_offered;
     return s->rx.data + s->rx.len;
 }
 
@@ -456,6 +470,9 @@ int dn__session_recv_commit(dn__session *s, size_t n, uint64_t now_ms)
         return DN_ETIMEOUT;
     }
     s->io_count++;
+    if (n && n == s->rx_offered && s->rx_chunk < s->rx_chunk_max)
+        s->rx_chunk = 2 * s->rx_chunk < s->rx_chunk_max ? 2 * s->rx_chunk : s->rx_chunk_max;
+    s->rx_offered = 0;
     note_size(s, &s->rx);
     if (s->trim_armed && s->trim_deadline == DN__SESSION_NO_EXPIRY) {
         s->trim_deadline = now_ms + DN__SESSION_TRIM_MS;
@@ -484,14 +501,12 @@ int dn__session_feed(dn__session *s, const uint8_t *data, size_t len, uint64_t n
     /* In bounded pieces, so the receive buffer stays at the socket path's
      * size whatever the caller hands over. */
     do {
-        size_t room, n = len < DN__SESSION_KEEP ? len : DN__SESSION_KEEP;
-        uint8_t *p = dn__session_recv_buf(s, n, &room);
-        if (!p) {
+        size_t n = len < DN__SESSION_KEEP ? len : DN__SESSION_KEEP;
+        if (rx_reserve(s, n)) {
             emit_failed(s, DN_ENOMEM);
             return DN_ENOMEM;
         }
-        if (n)
-            memcpy(p, data, n);
+        memcpy(s->rx.data + s->rx.len, data, n);
         if ((rc = dn__session_recv_commit(s, n, now_ms)))
             return rc;
         if (s->phase == DN__SESSION_CLOSED)
@@ -514,24 +529,30 @@ uint64_t dn__session_expiry(const dn__session *s)
     return s->trim_deadline < t ? s->trim_deadline : t;
 }
 
-/* Release one buffer if it is empty and larger than the keep size. */
-static void trim_buf(dn_buf *b)
+/* Release one buffer if it is empty and larger than keep bytes; counts
+ * what was released. */
+static void trim_buf(dn_buf *b, size_t keep, size_t *released)
 {
-    if (b->len == 0 && b->cap > DN__SESSION_KEEP)
+    if (b->len == 0 && b->cap > keep) {
+        *released += b->cap;
         dn_buf_free(b);
+    }
 }
 
-static void trim(dn__session *s)
+static size_t trim(dn__session *s)
 {
+    size_t released = 0;
     if (s->rx_off == s->rx.len)
         s->rx.len = s->rx_off = 0;
-    trim_buf(&s->rx);
-    trim_buf(&s->out);
-    trim_buf(&s->inflight);
-    trim_buf(&s->plain);
-    trim_buf(&s->scratch);
+    trim_buf(&s->rx, DN__SESSION_KEEP, &released);
+    s->rx_chunk = DN__SESSION_RX_START;
+    trim_buf(&s->out, DN__SESSION_KEEP, &released);
+    trim_buf(&s->inflight, DN__SESSION_KEEP, &released);
+    trim_buf(&s->plain, DN__SESSION_KEEP, &released);
+    trim_buf(&s->scratch, DN__SESSION_KEEP, &released);
     if (s->yamux)
-        trim_buf(dn_yamux_output(s->yamux));
+        trim_buf(dn_yamux_output(s->yamux), DN__SESSION_KEEP, &released);
+    return released;
 }
 
 int dn__session_handle_expiry(dn__session *s, uint64_t now_ms)
@@ -557,10 +578,10 @@ int dn__session_handle_expiry(dn__session *s, uint64_t now_ms)
         s->trim_deadline = now_ms + DN__SESSION_TRIM_MS; /* still busy */
         return 0;
     }
-    trim(s);
+    size_t released = trim(s);
     s->trim_armed = false;
     s->trim_deadline = DN__SESSION_NO_EXPIRY;
-    dn__session_event ev = {.type = DN__SESSION_EV_IDLE};
+    dn__session_event ev = {.type = DN__SESSION_EV_IDLE, .released = released};
     emit(s, &ev);
     return 0;
 }

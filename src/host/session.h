@@ -44,9 +44,11 @@ struct dn_verify_cache;
 #define DN__SESSION_NO_EXPIRY UINT64_MAX
 /* Buffers up to this size are kept when they empty (no allocation per
  * frame in steady state); larger ones, grown by a burst, are released once
- * the session has been idle for DN__SESSION_TRIM_MS. */
+ * the session has been quiet for DN__SESSION_TRIM_MS. */
 #define DN__SESSION_KEEP (64u * 1024u)
 #define DN__SESSION_TRIM_MS 1000u
+/* First read size offered by dn__session_recv_buf; doubles while reads fill it. */
+#define DN__SESSION_RX_START (32u * 1024u)
 /* Stream data stops entering the output buffer at this many bytes unless
  * the config says otherwise (dn__session_send_stream_data). */
 #define DN__SESSION_OUTPUT_HIGH (1024u * 1024u)
@@ -74,7 +76,8 @@ typedef enum dn__session_event_type {
      * (a yamux GoAway after a protocol error), worth one write attempt. */
     DN__SESSION_EV_FAILED,
     /* Nothing moved for DN__SESSION_TRIM_MS after a burst: the session
-     * released its large empty buffers; the caller may trim its own. */
+     * released its empty buffers past DN__SESSION_KEEP (released: bytes);
+     * the caller may trim its own. */
     DN__SESSION_EV_IDLE,
 } dn__session_event_type;
 
@@ -84,6 +87,7 @@ typedef struct dn__session_event {
     const dn_yamux_event *yamux; /* YAMUX */
     const dn_peerid *remote;    /* OPEN */
     const dn_pubkey *remote_key; /* OPEN (owned by the session) */
+    size_t released;            /* IDLE: buffer bytes released */
 } dn__session_event;
 
 typedef void (*dn__session_event_cb)(void *ctx, const dn__session_event *ev);
@@ -101,8 +105,8 @@ typedef struct dn__session_config {
     uint32_t handshake_timeout_ms;          /* from dn__session_start; 0: none */
     size_t output_high;                     /* 0: DN__SESSION_OUTPUT_HIGH */
     /* Tests and fuzzing only: the Noise static and ephemeral private keys
-     * (32 bytes each), so that a handshake replays exactly. Needs
-     * noise_static NULL (the payload then signs this static key). */
+     * (32 bytes each), so that a handshake replays exactly. noise_static
+     * must be NULL or made from the same static key. */
     const uint8_t *test_noise_keys;
 } dn__session_config;
 
@@ -143,6 +147,9 @@ typedef struct dn__session {
 
     dn_buf rx;       /* received bytes (pnet removed), consumed up to rx_off */
     size_t rx_off;
+    size_t rx_chunk;     /* next read size offered (adaptive) */
+    size_t rx_chunk_max; /* the caller's largest read */
+    size_t rx_offered;   /* room handed out by the last dn__session_recv_buf */
     dn_buf plain;    /* Noise plaintext while the muxer is negotiated */
     dn_buf scratch;  /* handshake replies before they are framed */
     dn_buf out;      /* bytes to send, ready for the wire (pnet applied) */
@@ -162,9 +169,11 @@ int dn__session_start(dn__session *s, uint64_t now_ms);
  * delivered as EV_FAILED), or DN_ECLOSED / DN_ESTATE when the session is
  * closed / not started. */
 int dn__session_feed(dn__session *s, const uint8_t *data, size_t len, uint64_t now_ms);
-/* Zero-copy receive: room for at least want bytes at the end of the
- * receive buffer (*room: how much there is). NULL: out of memory. Then
- * dn__session_recv_commit(n) for the n bytes written there. */
+/* Zero-copy receive: room at the end of the receive buffer for the next
+ * read (*room: how much), at most about want bytes: the size adapts,
+ * starting at DN__SESSION_RX_START and doubling while reads fill it. NULL:
+ * out of memory. Then dn__session_recv_commit(n) for the n bytes written
+ * there. */
 uint8_t *dn__session_recv_buf(dn__session *s, size_t want, size_t *room);
 int dn__session_recv_commit(dn__session *s, size_t n, uint64_t now_ms);
 

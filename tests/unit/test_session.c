@@ -149,6 +149,33 @@ static void pair_free(pair *p)
     dn_buf_free(&p->b.data);
 }
 
+/* Deliver through dn__session_recv_buf/recv_commit (what a socket read
+ * does) instead of dn__session_feed; the largest room offered is kept. */
+static bool use_recv_api;
+static size_t largest_room;
+
+static int deliver(side *to, const uint8_t *p, size_t n, uint64_t now)
+{
+    if (!use_recv_api)
+        return dn__session_feed(&to->s, p, n, now);
+    while (n) {
+        size_t room;
+        uint8_t *buf = dn__session_recv_buf(&to->s, 256u * 1024u, &room);
+        assert_non_null(buf);
+        assert_true(room > 0);
+        if (room > largest_room)
+            largest_room = room;
+        size_t k = n < room ? n : room;
+        memcpy(buf, p, k);
+        int rc = dn__session_recv_commit(&to->s, k, now);
+        if (rc)
+            return rc;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
 /* Move from's pending output into to, in pieces of at most chunk bytes.
  * Returns the bytes moved. */
 static size_t transfer(side *from, side *to, size_t chunk, uint64_t now)
@@ -166,7 +193,7 @@ static size_t transfer(side *from, side *to, size_t chunk, uint64_t now)
     dn__session_output_sent(&from->s, (size_t)n);
     for (size_t off = 0; off < (size_t)n;) {
         size_t k = (size_t)n - off < chunk ? (size_t)n - off : chunk;
-        int rc = dn__session_feed(&to->s, copy + off, k, now);
+        int rc = deliver(to, copy + off, k, now);
         to->phases |= 1u << dn__session_get_phase(&to->s);
         if (rc < 0)
             break; /* the receiver failed: the rest is moot */
@@ -295,6 +322,21 @@ static void test_byte_at_a_time(void **st)
                  1, 3000);
     /* Odd piece sizes across message boundaries. */
     run_exchange(&(opts){.psk_a = psk1, .psk_b = psk1}, 7, 200000);
+}
+
+/* The socket path: reads land in the session's own buffer, whose offered
+ * size starts small and grows while reads fill it. */
+static void test_recv_buffer(void **st)
+{
+    (void)st;
+    use_recv_api = true;
+    largest_room = 0;
+    run_exchange(&(opts){.psk_a = psk1, .psk_b = psk1}, SIZE_MAX, 2u << 20);
+    assert_true(largest_room >= 256u * 1024u);
+    largest_room = 0;
+    run_exchange(&(opts){0}, 100, 1000);
+    assert_true(largest_room <= 2 * DN__SESSION_RX_START); /* small reads stay small */
+    use_recv_api = false;
 }
 
 static void test_handshake_deadline(void **st)
@@ -521,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_inline_muxer_pnet),
         cmocka_unit_test(test_mss_fallback),
         cmocka_unit_test(test_byte_at_a_time),
+        cmocka_unit_test(test_recv_buffer),
         cmocka_unit_test(test_handshake_deadline),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_peer_checks),
