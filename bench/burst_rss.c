@@ -82,7 +82,10 @@ static void echo_data(dn_stream *s, const uint8_t *d, size_t n, void *arg)
     if (dn_stream_write(s, d, n))
         dn_stream_reset(s);
 }
-static void echo_eof(dn_stream *s, void *arg) { dn_stream_close_write(s); }
+static void echo_eof(dn_stream *s, void *arg)
+{
+    dn_stream_close_write(s);
+}
 static void echo_close(dn_stream *s, int status, void *arg) {}
 static void echo_handler(dn_host *h, dn_stream *s, void *arg)
 {
@@ -123,7 +126,10 @@ static void b_data(dn_stream *s, const uint8_t *d, size_t n, void *arg)
     burst *b = arg;
     b->got += n;
 }
-static void b_writable(dn_stream *s, void *arg) { burst_pump(s, arg); }
+static void b_writable(dn_stream *s, void *arg)
+{
+    burst_pump(s, arg);
+}
 static void b_eof(dn_stream *s, void *arg) {}
 static void b_close(dn_stream *s, int status, void *arg)
 {

@@ -52,27 +52,13 @@ static void sync_phase(dn_conn *c)
     if (c->failed)
         return;
     switch (dn__session_get_phase(&c->sess)) {
-    case DN__SESSION_NEW:
-        c->phase = PH_CONNECTING;
-        break;
-    case DN__SESSION_PNET_NONCE:
-        c->phase = PH_PNET_NONCE;
-        break;
-    case DN__SESSION_SECURITY_MSS:
-        c->phase = PH_SECURITY_MSS;
-        break;
-    case DN__SESSION_NOISE:
-        c->phase = PH_NOISE;
-        break;
-    case DN__SESSION_MUXER_MSS:
-        c->phase = PH_MUXER_MSS;
-        break;
-    case DN__SESSION_OPEN:
-        c->phase = PH_OPEN;
-        break;
-    case DN__SESSION_CLOSED:
-        c->phase = PH_CLOSED;
-        break;
+    case DN__SESSION_NEW: c->phase = PH_CONNECTING; break;
+    case DN__SESSION_PNET_NONCE: c->phase = PH_PNET_NONCE; break;
+    case DN__SESSION_SECURITY_MSS: c->phase = PH_SECURITY_MSS; break;
+    case DN__SESSION_NOISE: c->phase = PH_NOISE; break;
+    case DN__SESSION_MUXER_MSS: c->phase = PH_MUXER_MSS; break;
+    case DN__SESSION_OPEN: c->phase = PH_OPEN; break;
+    case DN__SESSION_CLOSED: c->phase = PH_CLOSED; break;
     }
 }
 
@@ -144,9 +130,7 @@ static void on_session_event(void *ctx, const dn__session_event *ev)
     dn_conn *c = ctx;
     char name[64];
     switch (ev->type) {
-    case DN__SESSION_EV_YAMUX:
-        dn__stream_on_yamux_event(c, ev->yamux);
-        return;
+    case DN__SESSION_EV_YAMUX: dn__stream_on_yamux_event(c, ev->yamux); return;
     case DN__SESSION_EV_OPEN:
         c->remote = *ev->remote;
         c->remote_key = (dn_pubkey *)ev->remote_key;
@@ -236,7 +220,10 @@ ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t 
     return n;
 }
 
-size_t dn__conn_queued(const dn_conn *c) { return dn__session_pending(&c->sess); }
+size_t dn__conn_queued(const dn_conn *c)
+{
+    return dn__session_pending(&c->sess);
+}
 
 static void on_write_done(uv_write_t *req, int status);
 
@@ -494,8 +481,8 @@ static void on_connected(uv_connect_t *req, int status)
 }
 
 /* Outbound: connect to addr, expecting the peer id if given. */
-int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expected,
-                  dn_dial_cb cb, void *arg)
+int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expected, dn_dial_cb cb,
+                  void *arg)
 {
     dial_waiter *w = calloc(1, sizeof *w);
     if (!w)

@@ -250,12 +250,12 @@ static int start_noise(dn__session *s)
     s->hs = calloc(1, sizeof *s->hs);
     if (!s->hs)
         return DN_ENOMEM;
-    int rc = dn_noise_handshake_init_ex(s->hs, s->outbound, s->identity, s->noise_static,
-                                        s->vcache, s->have_expected ? &s->expected : NULL,
-                                        session_muxers, s->inline_muxer ? 1 : 0);
+    int rc = dn_noise_handshake_init_ex(s->hs, s->outbound, s->identity, s->noise_static, s->vcache,
+                                        s->have_expected ? &s->expected : NULL, session_muxers,
+                                        s->inline_muxer ? 1 : 0);
     if (!rc && s->test_noise_keys)
-        rc = dn__noise_handshake_set_keys(s->hs, s->test_noise_keys, s->test_noise_keys + 32,
-                                          NULL, 0);
+        rc = dn__noise_handshake_set_keys(s->hs, s->test_noise_keys, s->test_noise_keys + 32, NULL,
+                                          0);
     if (rc)
         return rc;
     dn_buf_reset(&s->scratch);
@@ -307,8 +307,14 @@ int dn__session_start(dn__session *s, uint64_t now_ms)
 }
 
 /* s->rx holds received bytes from rx_off to len. */
-static uint8_t *rx_data(dn__session *s) { return s->rx.data + s->rx_off; }
-static size_t rx_len(const dn__session *s) { return s->rx.len - s->rx_off; }
+static uint8_t *rx_data(dn__session *s)
+{
+    return s->rx.data + s->rx_off;
+}
+static size_t rx_len(const dn__session *s)
+{
+    return s->rx.len - s->rx_off;
+}
 static void rx_consume(dn__session *s, size_t n)
 {
     s->rx_off += n;
@@ -359,8 +365,8 @@ static int process_step(dn__session *s)
         /* The data path: open each message in place, hand it to yamux. */
         uint8_t *pt;
         size_t ptlen;
-        while (rx_len(s) && (rc = dn_noise_decrypt_inplace(&s->noise, rx_data(s), rx_len(s),
-                                                           &used, &pt, &ptlen)) == 1) {
+        while (rx_len(s) && (rc = dn_noise_decrypt_inplace(&s->noise, rx_data(s), rx_len(s), &used,
+                                                           &pt, &ptlen)) == 1) {
             rx_consume(s, used);
             if (ptlen && (rc = dn_yamux_feed(s->yamux, pt, ptlen)) < 0)
                 return rc;
@@ -399,8 +405,7 @@ static int process_step(dn__session *s)
             dn_buf_free(&rest);
         }
         return rc ? rc : 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -627,7 +632,10 @@ const dn_peerid *dn__session_remote(const dn__session *s)
     return s->have_noise ? &s->remote : NULL;
 }
 
-const dn_pubkey *dn__session_remote_key(const dn__session *s) { return s->remote_key; }
+const dn_pubkey *dn__session_remote_key(const dn__session *s)
+{
+    return s->remote_key;
+}
 
 size_t dn__session_buffered_capacity(const dn__session *s)
 {

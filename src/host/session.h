@@ -83,27 +83,27 @@ typedef enum dn__session_event_type {
 
 typedef struct dn__session_event {
     dn__session_event_type type;
-    int status;                 /* FAILED */
+    int status;                  /* FAILED */
     const dn_yamux_event *yamux; /* YAMUX */
-    const dn_peerid *remote;    /* OPEN */
+    const dn_peerid *remote;     /* OPEN */
     const dn_pubkey *remote_key; /* OPEN (owned by the session) */
-    size_t released;            /* IDLE: buffer bytes released */
+    size_t released;             /* IDLE: buffer bytes released */
 } dn__session_event;
 
 typedef void (*dn__session_event_cb)(void *ctx, const dn__session_event *ev);
 
 typedef struct dn__session_config {
-    bool outbound;                          /* dialer (Noise initiator, yamux client) */
-    const dn_privkey *identity;             /* must outlive the session */
-    const dn_peerid *self;                  /* our id: a session to ourselves fails (NULL: no check) */
-    const dn_noise_static *noise_static;    /* host static key (NULL: one per handshake) */
-    struct dn_verify_cache *vcache;         /* may be NULL */
-    const uint8_t *psk;                     /* swarm key (copied), NULL: no pnet */
-    const dn_peerid *expected;              /* dialer: the peer id we want (copied), or NULL */
-    bool no_inline_muxer;                   /* do not offer yamux in the Noise extension */
-    uint32_t max_streams;                   /* yamux limit (0: yamux default) */
-    uint32_t handshake_timeout_ms;          /* from dn__session_start; 0: none */
-    size_t output_high;                     /* 0: DN__SESSION_OUTPUT_HIGH */
+    bool outbound;                       /* dialer (Noise initiator, yamux client) */
+    const dn_privkey *identity;          /* must outlive the session */
+    const dn_peerid *self;               /* our id: a session to ourselves fails (NULL: no check) */
+    const dn_noise_static *noise_static; /* host static key (NULL: one per handshake) */
+    struct dn_verify_cache *vcache;      /* may be NULL */
+    const uint8_t *psk;                  /* swarm key (copied), NULL: no pnet */
+    const dn_peerid *expected;           /* dialer: the peer id we want (copied), or NULL */
+    bool no_inline_muxer;                /* do not offer yamux in the Noise extension */
+    uint32_t max_streams;                /* yamux limit (0: yamux default) */
+    uint32_t handshake_timeout_ms;       /* from dn__session_start; 0: none */
+    size_t output_high;                  /* 0: DN__SESSION_OUTPUT_HIGH */
     /* Tests and fuzzing only: the Noise static and ephemeral private keys
      * (32 bytes each), so that a handshake replays exactly. noise_static
      * must be NULL or made from the same static key. */
@@ -118,8 +118,8 @@ typedef struct dn__session {
     bool inline_muxer;
     bool have_expected;
     bool have_noise;
-    bool trim_armed;   /* a buffer grew past DN__SESSION_KEEP since the last trim */
-    int status;        /* why it closed */
+    bool trim_armed; /* a buffer grew past DN__SESSION_KEEP since the last trim */
+    int status;      /* why it closed */
     const dn_privkey *identity;
     const dn_peerid *self;
     const dn_noise_static *noise_static;
@@ -145,15 +145,15 @@ typedef struct dn__session {
     dn_peerid remote;
     dn_pubkey *remote_key;
 
-    dn_buf rx;       /* received bytes (pnet removed), consumed up to rx_off */
+    dn_buf rx; /* received bytes (pnet removed), consumed up to rx_off */
     size_t rx_off;
     size_t rx_chunk;     /* next read size offered (adaptive) */
     size_t rx_chunk_max; /* the caller's largest read */
     size_t rx_offered;   /* room handed out by the last dn__session_recv_buf */
-    dn_buf plain;    /* Noise plaintext while the muxer is negotiated */
-    dn_buf scratch;  /* handshake replies before they are framed */
-    dn_buf out;      /* bytes to send, ready for the wire (pnet applied) */
-    dn_buf inflight; /* the batch handed to the caller's write */
+    dn_buf plain;        /* Noise plaintext while the muxer is negotiated */
+    dn_buf scratch;      /* handshake replies before they are framed */
+    dn_buf out;          /* bytes to send, ready for the wire (pnet applied) */
+    dn_buf inflight;     /* the batch handed to the caller's write */
 } dn__session;
 
 /* Set up (no I/O, no event). cb may be NULL. */
@@ -211,10 +211,19 @@ void dn__session_close(dn__session *s, int status);
 /* Release everything (keys wiped). Not from inside the callback. */
 void dn__session_free(dn__session *s);
 
-static inline dn__session_phase dn__session_get_phase(const dn__session *s) { return s->phase; }
-static inline int dn__session_status(const dn__session *s) { return s->status; }
+static inline dn__session_phase dn__session_get_phase(const dn__session *s)
+{
+    return s->phase;
+}
+static inline int dn__session_status(const dn__session *s)
+{
+    return s->status;
+}
 /* The muxer once open, else NULL. */
-static inline dn_yamux *dn__session_yamux(const dn__session *s) { return s->yamux; }
+static inline dn_yamux *dn__session_yamux(const dn__session *s)
+{
+    return s->yamux;
+}
 /* The peer's id and key once the Noise handshake is done, else NULL. */
 const dn_peerid *dn__session_remote(const dn__session *s);
 const dn_pubkey *dn__session_remote_key(const dn__session *s);

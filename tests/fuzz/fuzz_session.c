@@ -178,10 +178,8 @@ static void on_event(void *ctx, const dn__session_event *ev)
         CHECK(ev->status < 0);
         h->failed = true;
         return;
-    case DN__SESSION_EV_IDLE:
-        return;
-    case DN__SESSION_EV_YAMUX:
-        break;
+    case DN__SESSION_EV_IDLE: return;
+    case DN__SESSION_EV_YAMUX: break;
     }
     const dn_yamux_event *y = ev->yamux;
     dn_yamux *mux = dn__session_yamux(&h->s);
@@ -213,14 +211,9 @@ static void on_event(void *ctx, const dn__session_event *ev)
             on_stream_data(h, f, y->data, y->len);
         return;
     }
-    case DN_YAMUX_EV_FIN:
-        dn_yamux_close_write(mux, y->stream_id);
-        return;
-    case DN_YAMUX_EV_STREAM_GONE:
-        drop_stream(h, y->stream_id);
-        return;
-    default:
-        return;
+    case DN_YAMUX_EV_FIN: dn_yamux_close_write(mux, y->stream_id); return;
+    case DN_YAMUX_EV_STREAM_GONE: drop_stream(h, y->stream_id); return;
+    default: return;
     }
 }
 
@@ -261,8 +254,8 @@ static void harness_free(harness *h)
     /* FUZZ_SESSION_TRACE=1: how far an input got (for checking seeds). */
     if (getenv("FUZZ_SESSION_TRACE"))
         fprintf(stderr, "fuzz_session: phase %d opened %d failed %d status %d streams %u\n",
-                (int)dn__session_get_phase(&h->s), h->opened, h->failed,
-                dn__session_status(&h->s), h->nstreams);
+                (int)dn__session_get_phase(&h->s), h->opened, h->failed, dn__session_status(&h->s),
+                h->nstreams);
     dn__session_free(&h->s);
     while (h->streams)
         drop_stream(h, h->streams->id);
@@ -307,8 +300,7 @@ static void fuzz_sealed(const uint8_t *d, size_t n, bool inline_muxer, bool byte
     dn_noise_handshake hs;
     dn_noise_session peer;
     dn_buf wire = DN_BUF_INIT, got = DN_BUF_INIT;
-    CHECK(dn_noise_handshake_init_ex(&hs, true, id_dialer, &st_dialer, &vcache, NULL, mux, 1) ==
-          0);
+    CHECK(dn_noise_handshake_init_ex(&hs, true, id_dialer, &st_dialer, &vcache, NULL, mux, 1) == 0);
     CHECK(dn__noise_handshake_set_keys(&hs, keys_dialer, keys_dialer + 32, NULL, 0) == 0);
     static const uint8_t ms[] = "\x13/multistream/1.0.0\n\x07/noise\n";
     CHECK(dn_buf_append(&wire, ms, sizeof ms - 1) == 0);
@@ -326,8 +318,7 @@ static void fuzz_sealed(const uint8_t *d, size_t n, bool inline_muxer, bool byte
     dn_noise_handshake_free(&hs);
     CHECK(dn__session_feed(&h.s, wire.data, wire.len, 0) == 0);
     CHECK(h.opened == inline_muxer);
-    CHECK(dn__session_get_phase(&h.s) ==
-          (inline_muxer ? DN__SESSION_OPEN : DN__SESSION_MUXER_MSS));
+    CHECK(dn__session_get_phase(&h.s) == (inline_muxer ? DN__SESSION_OPEN : DN__SESSION_MUXER_MSS));
     drain(&h, NULL);
 
     uint64_t now = 0;
@@ -391,24 +382,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *d = data + 1;
     size_t n = size - 1;
     switch (data[0] % 6) {
-    case 0:
-        fuzz_raw(d, n, false, false);
-        break;
-    case 1:
-        fuzz_raw(d, n, true, false);
-        break;
-    case 2:
-        fuzz_raw(d, n, false, true);
-        break;
-    case 3:
-        fuzz_sealed(d, n, true, false);
-        break;
-    case 4:
-        fuzz_sealed(d, n, false, false);
-        break;
-    default:
-        fuzz_sealed(d, n, true, true);
-        break;
+    case 0: fuzz_raw(d, n, false, false); break;
+    case 1: fuzz_raw(d, n, true, false); break;
+    case 2: fuzz_raw(d, n, false, true); break;
+    case 3: fuzz_sealed(d, n, true, false); break;
+    case 4: fuzz_sealed(d, n, false, false); break;
+    default: fuzz_sealed(d, n, true, true); break;
     }
     return 0;
 }

@@ -26,16 +26,16 @@ typedef struct side {
     dn_peerid id;
     dn_noise_static st;
     dn_verify_cache vc;
-    int opened;        /* EV_OPEN count */
-    int failed;        /* EV_FAILED count */
+    int opened; /* EV_OPEN count */
+    int failed; /* EV_FAILED count */
     int fail_status;
-    int idle;          /* EV_IDLE count */
-    dn_peerid remote;  /* from EV_OPEN */
-    uint32_t inbound;  /* last stream the peer opened */
-    dn_buf data;       /* stream payload received */
+    int idle;         /* EV_IDLE count */
+    dn_peerid remote; /* from EV_OPEN */
+    uint32_t inbound; /* last stream the peer opened */
+    dn_buf data;      /* stream payload received */
     bool fin;
     bool goaway;
-    unsigned phases;   /* bit per dn__session_phase seen */
+    unsigned phases; /* bit per dn__session_phase seen */
 } side;
 
 static void on_event(void *ctx, const dn__session_event *ev)
@@ -52,9 +52,7 @@ static void on_event(void *ctx, const dn__session_event *ev)
         sd->failed++;
         sd->fail_status = ev->status;
         break;
-    case DN__SESSION_EV_IDLE:
-        sd->idle++;
-        break;
+    case DN__SESSION_EV_IDLE: sd->idle++; break;
     case DN__SESSION_EV_YAMUX: {
         const dn_yamux_event *y = ev->yamux;
         dn_yamux *mux = dn__session_yamux(&sd->s);
@@ -245,7 +243,10 @@ static void send_all(pair *p, side *from, uint32_t id, const uint8_t *data, size
     assert_int_equal(off, len);
 }
 
-static void random_bytes(uint8_t *p, size_t n) { randombytes_buf(p, n); }
+static void random_bytes(uint8_t *p, size_t n)
+{
+    randombytes_buf(p, n);
+}
 
 /* Handshake, a stream each way, FIN. */
 static void run_exchange(const opts *o, size_t chunk, size_t len)
@@ -318,8 +319,8 @@ static void test_byte_at_a_time(void **st)
     (void)st;
     run_exchange(&(opts){0}, 1, 70000);
     run_exchange(&(opts){.psk_a = psk1, .psk_b = psk1}, 1, 70000);
-    run_exchange(&(opts){.no_inline_a = true, .no_inline_b = true, .psk_a = psk1, .psk_b = psk1},
-                 1, 3000);
+    run_exchange(&(opts){.no_inline_a = true, .no_inline_b = true, .psk_a = psk1, .psk_b = psk1}, 1,
+                 3000);
     /* Odd piece sizes across message boundaries. */
     run_exchange(&(opts){.psk_a = psk1, .psk_b = psk1}, 7, 200000);
 }
@@ -380,8 +381,8 @@ static void test_garbage(void **st)
     pair p;
     pair_setup(&p, &(opts){0}, 0);
     /* 'G' reads as a 71-byte multistream message, which is no header. */
-    static const char http[] =
-        "GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+    static const char http[] = "GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: "
+                               "curl/8.0\r\nAccept: */*\r\n\r\n";
     int rc = dn__session_feed(&p.b.s, (const uint8_t *)http, sizeof http - 1, 0);
     assert_int_equal(rc, DN_EPROTO);
     assert_int_equal(p.b.failed, 1);
@@ -531,8 +532,7 @@ static void test_calls_out_of_state(void **st)
     pair p;
     pair_setup(&p, &(opts){0}, 0);
     assert_int_equal(dn__session_start(&p.a.s, 0), DN_ESTATE);
-    assert_int_equal(dn__session_send_stream_data(&p.a.s, 1, (const uint8_t *)"x", 1),
-                     DN_ECLOSED);
+    assert_int_equal(dn__session_send_stream_data(&p.a.s, 1, (const uint8_t *)"x", 1), DN_ECLOSED);
     assert_int_equal(dn__session_goaway(&p.a.s, 0), DN_ESTATE);
     assert_null(dn__session_yamux(&p.a.s));
     assert_null(dn__session_remote(&p.a.s));
