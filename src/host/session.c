@@ -190,7 +190,11 @@ static void on_yamux_event(void *ctx, const dn_yamux_event *yev)
 {
     dn__session *s = ctx;
     dn__session_event ev = {.type = DN__SESSION_EV_YAMUX, .yamux = yev};
-    emit(s, &ev);
+    /* Also after dn__session_close: input is no longer processed, so these
+     * come from the caller's own dn_yamux_* calls (a stream reset while
+     * tearing down) and it needs their STREAM_GONE. */
+    if (s->cb)
+        s->cb(s->ctx, &ev);
 }
 
 /* The muxer is agreed: start yamux (plaintext that came with the last

@@ -21,7 +21,8 @@
  * callback, synchronously, from inside the call that caused them. The
  * callback may call back into the session (open streams, send, close);
  * after dn__session_close (from anywhere) no further input is processed
- * and no further event is delivered. The memory stays valid until
+ * and no further event is delivered, except the yamux events of the
+ * caller's own dn_yamux_* calls. The memory stays valid until
  * dn__session_free, which the caller must not call from the callback. */
 #ifndef DN_HOST_SESSION_H
 #define DN_HOST_SESSION_H
