@@ -8,8 +8,8 @@
 
 #include "crypto/verify_cache.h"
 #include "dmsnet/host.h"
-#include "host/session.h"
 #include "host/peerstore.h"
+#include "host/session.h"
 #include "mss/mss.h"
 #include "noise/noise.h"
 #include "pnet/pnet.h"
