@@ -1,26 +1,24 @@
-/* A connection: one TCP socket upgraded through pnet (optional),
- * multistream-select, Noise and Yamux.
- *
- * Inbound bytes land in c->rx (pnet is removed in place as they arrive);
- * conn_process() hands them to whichever engine owns the current phase.
- * Outbound bytes are encrypted into c->wire; one uv_write is in flight at
- * a time (c->inflight) and everything produced meanwhile is batched into
- * the next write. Writes are issued from the host's prepare handle, once
- * per loop turn, so a burst of stream writes becomes one syscall.
+/* A connection: one TCP socket carrying a session (host/session.h: pnet,
+ * multistream-select, Noise and Yamux, sans-I/O). This file is the libuv
+ * glue: socket reads go straight into the session's receive buffer and are
+ * committed to it; the session's output goes out with one uv_write in
+ * flight at a time, everything produced meanwhile batched into the next
+ * write; the session's expiry drives c->timer (which before the session
+ * starts is the dial deadline). Writes are issued from the host's prepare
+ * handle, once per loop turn, so a burst of stream writes becomes one
+ * syscall.
  *
  * Teardown never happens inside an engine callback: dn__conn_fail only
- * marks the connection and closes its handles; memory is released in the
- * close callback, on a later loop turn. */
+ * marks the connection (and closes the session) and closes its handles;
+ * memory is released in the close callback, on a later loop turn. */
 #include <stdlib.h>
 #include <string.h>
-
-#include <sodium.h>
+#ifdef __GLIBC__
+#endif
 
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "host/host_internal.h"
-
-static const char *const muxers[] = {DN_YAMUX_PROTOCOL};
 
 /* Hard cap on ciphertext queued behind a write that has not completed.
  * Stream data stops at DN_CONN_WIRE_HIGH (plus one frame), so only frames
@@ -28,15 +26,17 @@ static const char *const muxers[] = {DN_YAMUX_PROTOCOL};
  * replies, window updates) can pass it: a peer that sends those without
  * ever reading would otherwise grow this buffer without bound. */
 #define CONN_WIRE_MAX (4u * DN_CONN_WIRE_HIGH)
+#define CONN_TIMER_OFF UINT64_MAX
 
-static void conn_process(dn_conn *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_timeout(uv_timer_t *t);
 
 /* How logs name a connection: the peer id once known, else its address. */
 static const char *conn_name(const dn_conn *c, char buf[64])
 {
-    if (c->phase >= PH_MUXER_MSS)
-        return dn_peerid_short(&c->remote, buf);
+    const dn_peerid *remote = dn__session_remote(&c->sess);
+    if (remote)
+        return dn_peerid_short(remote, buf);
     if (c->have_expected)
         return dn_peerid_short(&c->expected, buf);
     if (c->remote_addr.len && dn_multiaddr_to_string(&c->remote_addr, buf, 64) > 0)
@@ -44,9 +44,89 @@ static const char *conn_name(const dn_conn *c, char buf[64])
     return "(unknown)";
 }
 
-static void on_yamux_event(void *ctx, const dn_yamux_event *ev)
+/* c->phase mirrors the session's (others read it). */
+static void sync_phase(dn_conn *c)
 {
-    dn__stream_on_yamux_event(ctx, ev);
+    if (c->failed)
+        return;
+    switch (dn__session_get_phase(&c->sess)) {
+    case DN__SESSION_NEW: c->phase = PH_CONNECTING; break;
+    case DN__SESSION_PNET_NONCE: c->phase = PH_PNET_NONCE; break;
+    case DN__SESSION_SECURITY_MSS: c->phase = PH_SECURITY_MSS; break;
+    case DN__SESSION_NOISE: c->phase = PH_NOISE; break;
+    case DN__SESSION_MUXER_MSS: c->phase = PH_MUXER_MSS; break;
+    case DN__SESSION_OPEN: c->phase = PH_OPEN; break;
+    case DN__SESSION_CLOSED: c->phase = PH_CLOSED; break;
+    }
+}
+
+/* Point c->timer at the session's next deadline. Deadlines only move when
+ * the session says so, so this is a compare on the hot path. */
+static void arm_timer(dn_conn *c)
+{
+    if (c->failed || !c->sess_started)
+        return;
+    uint64_t at = dn__session_expiry(&c->sess);
+    if (at == c->timer_at)
+        return;
+    c->timer_at = at;
+    if (at == DN__SESSION_NO_EXPIRY) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(c->host->loop);
+    uv_timer_start(&c->timer, on_timeout, at > now ? at - now : 0, 0);
+}
+
+/* After a burst the session released its big buffers: do the same with the
+ * streams' send queues that emptied (the pump keeps their memory). */
+static size_t trim_streams(dn_conn *c)
+{
+    size_t released = 0;
+    for (dn_stream *s = c->streams; s; s = s->next) {
+        if (s->sendq.len == s->sendq_off && s->sendq.cap > DN__SESSION_KEEP) {
+            released += s->sendq.cap;
+            dn_buf_free(&s->sendq);
+            s->sendq_off = 0;
+        }
+    }
+    return released;
+}
+
+static void start_write(dn_conn *c);
+
+static void on_session_event(void *ctx, const dn__session_event *ev)
+{
+    dn_conn *c = ctx;
+    char name[64];
+    int rc;
+    switch (ev->type) {
+    case DN__SESSION_EV_YAMUX: dn__stream_on_yamux_event(c, ev->yamux); return;
+    case DN__SESSION_EV_OPEN:
+        c->remote = *ev->remote;
+        c->remote_key = (dn_pubkey *)ev->remote_key;
+        c->yamux = dn__session_yamux(&c->sess);
+        c->phase = PH_OPEN;
+        DN_DEBUG("conn", "connection %s %s open", c->outbound ? "to" : "from",
+                 dn_peerid_short(&c->remote, name));
+        if ((rc = dn__host_conn_opened(c->host, c)))
+            dn__conn_fail(c, rc); /* a limit: the peer has too many connections */
+        return;
+    case DN__SESSION_EV_FAILED:
+        if (ev->status == DN_EPROTO && c->phase == PH_OPEN)
+            start_write(c); /* the GoAway(protocol error) the muxer queued */
+        dn__conn_fail(c, ev->status);
+        return;
+    case DN__SESSION_EV_IDLE: {
+        if (trim_streams(c) + ev->released <= DN__SESSION_KEEP)
+            return; /* small pieces: the allocator reuses them */
+        /* glibc keeps freed heap memory (and, after large mmap'd blocks
+         * were freed, serves the next large ones from the heap): the host
+         * hands the pages back once, a second after a burst of releases. */
+        dn__host_note_release(c->host);
+        return;
+    }
+    }
 }
 
 static void on_handle_closed(uv_handle_t *handle)
@@ -58,22 +138,9 @@ static void on_handle_closed(uv_handle_t *handle)
     dn__conn_notify_waiters(c, c->close_status ? c->close_status : DN_ECLOSED);
     if (c->opened_event)
         dn_host_emit(c->host, c, DN_CONN_EV_CLOSED, c->close_status);
-    if (c->yamux)
-        dn_yamux_free(c->yamux);
-    if (c->hs) {
-        dn_noise_handshake_free(c->hs);
-        free(c->hs);
-    }
-    if (c->have_session)
-        dn_noise_session_free(&c->noise);
-    if (c->use_pnet)
-        dn_pnet_wipe(&c->pnet);
-    dn_pubkey_free(c->remote_key);
-    dn_buf_free(&c->rx);
-    dn_buf_free(&c->plain);
-    dn_buf_free(&c->scratch);
-    dn_buf_free(&c->wire);
-    dn_buf_free(&c->inflight);
+    c->yamux = NULL;
+    c->remote_key = NULL;
+    dn__session_free(&c->sess);
     dn__host_conn_released(c->host, c);
     free(c);
 }
@@ -91,17 +158,16 @@ void dn__conn_fail(dn_conn *c, int status)
         c->host->nhandshakes--;
     }
     c->close_status = status;
-    if (status && status != DN_ECLOSED && c->phase < PH_OPEN)
-        /* Unauthenticated: anyone can cause these lines, so they are rate-limited. */
+    if (status && status != DN_ECLOSED)
+        /* Peers cause these lines at will (connect, misbehave, repeat):
+         * rate-limited. */
         DN_LOG_LIMITED(DN_LOG_INFO, "conn", "closing connection %s %s: %s",
                        c->outbound ? "to" : "from", conn_name(c, name), dn_strerror(status));
-    else if (status && status != DN_ECLOSED)
-        DN_INFO("conn", "closing connection %s %s: %s", c->outbound ? "to" : "from",
-                conn_name(c, name), dn_strerror(status));
     else
         DN_DEBUG("conn", "connection %s %s closed", c->outbound ? "to" : "from",
                  conn_name(c, name));
     c->phase = PH_CLOSED;
+    dn__session_close(&c->sess, status);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -125,93 +191,36 @@ void dn__conn_mark_dirty(dn_conn *c)
     c->host->dirty_head = c;
 }
 
-/* Append plaintext protocol bytes for the wire, applying pnet. */
-static int wire_append_raw(dn_conn *c, const uint8_t *p, size_t n)
-{
-    size_t off = c->wire.len;
-    int rc = dn_buf_append(&c->wire, p, n);
-    if (rc)
-        return rc;
-    if (c->use_pnet)
-        dn_pnet_encrypt(&c->pnet, c->wire.data + off, n);
-    dn__conn_mark_dirty(c);
-    return 0;
-}
-
-/* Encrypt plaintext with Noise (and pnet) into the wire buffer. */
-static int wire_append_secure(dn_conn *c, const uint8_t *p, size_t n)
-{
-    size_t off = c->wire.len;
-    int rc = dn_noise_encrypt(&c->noise, p, n, &c->wire);
-    if (rc)
-        return rc;
-    if (c->use_pnet)
-        dn_pnet_encrypt(&c->pnet, c->wire.data + off, c->wire.len - off);
-    dn__conn_mark_dirty(c);
-    return 0;
-}
-
-/* Move the muxer's queued frames (control frames, and data written through
- * dn_yamux_write) to the wire. */
-static int wire_take_muxer_output(dn_conn *c)
-{
-    dn_buf *out = dn_yamux_output(c->yamux);
-    if (!out->len)
-        return 0;
-    int rc = wire_append_secure(c, out->data, out->len);
-    dn_buf_reset(out);
-    return rc;
-}
-
-/* Largest yamux payload that fits one Noise message with its header. */
-#define CONN_FRAME_PAYLOAD (DN_NOISE_MAX_PLAINTEXT - DN_YAMUX_HEADER_LEN)
-
 ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t *data, size_t len)
 {
-    /* Frames the muxer already queued go first: the peer must see a
-     * stream's SYN/ACK and window updates in the order they were made. */
-    int rc = wire_take_muxer_output(c);
-    if (rc)
-        return rc;
-    size_t taken = 0;
-    while (taken < len && c->wire.len < DN_CONN_WIRE_HIGH) {
-        /* One yamux Data frame per Noise message, sealed straight from the
-         * caller's buffer: the payload is never copied next to its header. */
-        uint8_t hdr[DN_YAMUX_HEADER_LEN];
-        size_t want = len - taken < CONN_FRAME_PAYLOAD ? len - taken : CONN_FRAME_PAYLOAD;
-        ssize_t n = dn_yamux_write_header(c->yamux, stream_id, want, hdr);
-        if (n <= 0)
-            break; /* window closed, or the stream is gone (the pump sees it) */
-        size_t off = c->wire.len;
-        rc = dn_noise_encrypt_parts(&c->noise, hdr, sizeof hdr, data + taken, (size_t)n, &c->wire);
-        if (rc)
-            return rc; /* the send direction is dead: the caller fails the conn */
-        if (c->use_pnet)
-            dn_pnet_encrypt(&c->pnet, c->wire.data + off, c->wire.len - off);
-        taken += (size_t)n;
-    }
-    if (taken)
+    ssize_t n = dn__session_send_stream_data(&c->sess, stream_id, data, len);
+    if (n > 0 || dn__session_pending(&c->sess))
         dn__conn_mark_dirty(c);
-    return (ssize_t)taken;
+    return n;
+}
+
+size_t dn__conn_queued(const dn_conn *c)
+{
+    return dn__session_pending(&c->sess);
 }
 
 static void on_write_done(uv_write_t *req, int status);
 
 static void start_write(dn_conn *c)
 {
-    if (c->writing || c->wire.len == 0 || c->failed)
+    if (c->writing || c->failed)
         return;
-    /* Swap the batch into the in-flight buffer; the old in-flight memory
-     * becomes the next batch (no allocation in steady state). */
-    dn_buf t = c->inflight;
-    c->inflight = c->wire;
-    c->wire = t;
-    dn_buf_reset(&c->wire);
-
-    uv_buf_t b = uv_buf_init((char *)c->inflight.data, (unsigned)c->inflight.len);
+    const uint8_t *p;
+    ssize_t len = dn__session_output_begin(&c->sess, &p);
+    if (len <= 0) {
+        if (len < 0)
+            dn__conn_fail(c, (int)len);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == (int)c->inflight.len) {
-        dn_buf_reset(&c->inflight);
+    if (n == (int)len) {
+        dn__session_output_sent(&c->sess, (size_t)n);
         return;
     }
     if (n < 0 && n != UV_EAGAIN) {
@@ -219,8 +228,14 @@ static void start_write(dn_conn *c)
         return;
     }
     if (n > 0)
-        dn_buf_consume(&c->inflight, (size_t)n);
-    b = uv_buf_init((char *)c->inflight.data, (unsigned)c->inflight.len);
+        dn__session_output_sent(&c->sess, (size_t)n);
+    len = dn__session_output_begin(&c->sess, &p); /* the rest of the same batch */
+    if (len <= 0) {
+        if (len < 0)
+            dn__conn_fail(c, (int)len);
+        return;
+    }
+    b = uv_buf_init((char *)p, (unsigned)len);
     int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
     if (rc) {
         dn__conn_fail(c, rc);
@@ -239,7 +254,7 @@ static void on_write_done(uv_write_t *req, int status)
         dn__conn_fail(c, status);
         return;
     }
-    dn_buf_reset(&c->inflight);
+    dn__session_output_sent(&c->sess, SIZE_MAX);
     dn__conn_flush(c);
 }
 
@@ -251,22 +266,33 @@ void dn__conn_flush(dn_conn *c)
     for (int round = 0; round < 16; round++) {
         if (c->failed)
             return;
-        if (c->phase == PH_OPEN) {
+        if (c->phase == PH_OPEN)
             dn__conn_pump_streams(c);
-            int rc = c->failed ? 0 : wire_take_muxer_output(c);
-            if (rc) {
-                dn__conn_fail(c, rc);
-                return;
-            }
-        }
         start_write(c);
         if (c->failed || c->writing || !c->sendq_head)
             break;
         if (round == 15)
             dn__conn_mark_dirty(c);
     }
-    if (c->close_after_flush && !c->writing && c->wire.len == 0)
+    if (c->failed)
+        return;
+    arm_timer(c);
+    if (c->close_after_flush && !c->writing && dn__session_pending(&c->sess) == 0)
         dn__conn_fail(c, DN_ECLOSED);
+}
+
+void dn__conn_goaway_now(dn_conn *c)
+{
+    if (c->failed || c->phase != PH_OPEN)
+        return;
+    if (dn__session_goaway(&c->sess, DN_YAMUX_GOAWAY_NORMAL) || c->writing)
+        return;
+    const uint8_t *p;
+    ssize_t len = dn__session_output_begin(&c->sess, &p);
+    if (len > 0) {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
 }
 
 void dn_conn_close(dn_conn *c)
@@ -285,23 +311,25 @@ void dn_conn_close(dn_conn *c)
 static void on_timeout(uv_timer_t *t)
 {
     dn_conn *c = t->data;
-    dn__conn_fail(c, DN_ETIMEOUT);
+    c->timer_at = CONN_TIMER_OFF;
+    if (!c->sess_started) {
+        dn__conn_fail(c, DN_ETIMEOUT); /* the dial deadline */
+        return;
+    }
+    dn__session_handle_expiry(&c->sess, uv_now(c->host->loop));
+    arm_timer(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     dn_conn *c = h->data;
-    /* Move the unconsumed tail (less than one Noise frame) to the front
-     * only when the free room runs short, not after every read. */
-    if (c->rx.cap - c->rx.len < DN_CONN_READ_CHUNK && c->rx_off) {
-        dn_buf_consume(&c->rx, c->rx_off);
-        c->rx_off = 0;
-    }
-    if (dn_buf_reserve(&c->rx, DN_CONN_READ_CHUNK)) {
+    size_t room;
+    uint8_t *p = dn__session_recv_buf(&c->sess, DN_CONN_READ_CHUNK, &room);
+    if (!p) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
     }
-    *buf = uv_buf_init((char *)c->rx.data + c->rx.len, (unsigned)(c->rx.cap - c->rx.len));
+    *buf = uv_buf_init((char *)p, (unsigned)room);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -317,209 +345,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_progress_ms = uv_now(c->host->loop);
-    uint8_t *fresh = c->rx.data + c->rx.len;
-    size_t n = (size_t)nread;
-    if (c->use_pnet) {
-        if (!dn_pnet_ready(&c->pnet)) {
-            size_t k = dn_pnet_feed_nonce(&c->pnet, fresh, n);
-            memmove(fresh, fresh + k, n - k);
-            n -= k;
-            if (dn_pnet_ready(&c->pnet) && c->phase == PH_PNET_NONCE)
-                c->phase = PH_SECURITY_MSS;
-        }
-        dn_pnet_decrypt(&c->pnet, fresh, n);
-    }
-    c->rx.len += n;
-    conn_process(c);
+    dn__session_recv_commit(&c->sess, (size_t)nread, uv_now(c->host->loop));
+    sync_phase(c);
     dn__conn_flush(c);
-    if (!c->failed && c->wire.len > CONN_WIRE_MAX) {
+    if (!c->failed && dn__session_pending(&c->sess) > CONN_WIRE_MAX) {
         char name[64];
-        DN_INFO("conn", "connection %s %s: %zu bytes queued, peer is not reading",
-                c->outbound ? "to" : "from", conn_name(c, name), c->wire.len);
+        DN_LOG_LIMITED(DN_LOG_INFO, "conn", "connection %s %s: %zu bytes queued, peer is not reading",
+                       c->outbound ? "to" : "from", conn_name(c, name),
+                       dn__session_pending(&c->sess));
         dn__conn_fail(c, DN_ELIMIT);
-    }
-}
-
-/* The muxer is agreed: start yamux with whatever plaintext already came. */
-static int start_yamux(dn_conn *c)
-{
-    dn_yamux_config ycfg = {.max_streams = c->host->cfg.max_streams,
-                            .max_ack_backlog = 256,
-                            .max_window = 16u * 1024u * 1024u};
-    int rc = dn_yamux_new(c->outbound, &ycfg, on_yamux_event, c, &c->yamux);
-    if (rc)
-        return rc;
-    c->phase = PH_OPEN;
-    uv_timer_stop(&c->timer);
-    char name[64];
-    DN_DEBUG("conn", "connection %s %s open", c->outbound ? "to" : "from",
-             dn_peerid_short(&c->remote, name));
-    return dn__host_conn_opened(c->host, c);
-}
-
-static int finish_noise(dn_conn *c)
-{
-    dn_pubkey *key = NULL;
-    c->remote = *dn_noise_remote_peer(c->hs);
-    const char *mux = dn_noise_negotiated_muxer(c->hs);
-    bool inline_yamux = mux && strcmp(mux, DN_YAMUX_PROTOCOL) == 0;
-    int rc = dn_noise_handshake_split(c->hs, &c->noise, &key);
-    dn_noise_handshake_free(c->hs);
-    free(c->hs);
-    c->hs = NULL;
-    if (rc)
-        return rc;
-    c->have_session = true;
-    c->remote_key = key;
-    if (dn_peerid_equal(&c->remote, &c->host->self))
-        return DN_EPEERID; /* a connection to ourselves is useless */
-    if (inline_yamux)
-        return start_yamux(c);
-    /* Fall back to multistream-select inside the secure channel. */
-    c->phase = PH_MUXER_MSS;
-    c->mss_protos[0] = DN_YAMUX_PROTOCOL;
-    if (c->outbound)
-        dn_mss_init_dialer(&c->mss, c->mss_protos, 1);
-    else
-        dn_mss_init_listener(&c->mss, c->mss_protos, 1);
-    dn_buf_reset(&c->scratch);
-    rc = dn_mss_start(&c->mss, &c->scratch);
-    if (!rc && c->scratch.len)
-        rc = wire_append_secure(c, c->scratch.data, c->scratch.len);
-    return rc;
-}
-
-static int start_noise(dn_conn *c)
-{
-    c->hs = calloc(1, sizeof *c->hs);
-    if (!c->hs)
-        return DN_ENOMEM;
-    int rc = dn_noise_handshake_init_ex(c->hs, c->outbound, c->host->identity,
-                                        &c->host->noise_static, &c->host->vcache,
-                                        c->have_expected ? &c->expected : NULL, muxers, 1);
-    if (rc)
-        return rc;
-    dn_buf_reset(&c->scratch);
-    rc = dn_noise_handshake_start(c->hs, &c->scratch);
-    if (!rc && c->scratch.len)
-        rc = wire_append_raw(c, c->scratch.data, c->scratch.len);
-    return rc;
-}
-
-/* c->rx holds received bytes from rx_off to len. */
-static uint8_t *rx_data(dn_conn *c) { return c->rx.data + c->rx_off; }
-static size_t rx_len(const dn_conn *c) { return c->rx.len - c->rx_off; }
-static void rx_consume(dn_conn *c, size_t n)
-{
-    c->rx_off += n;
-    if (c->rx_off == c->rx.len)
-        c->rx.len = c->rx_off = 0;
-}
-
-/* One step of the current phase over c->rx. Returns 1 if it made progress
- * and more may follow, 0 if it needs more input, or a negative error. */
-static int process_step(dn_conn *c)
-{
-    size_t used = 0;
-    int rc;
-    switch (c->phase) {
-    case PH_SECURITY_MSS:
-        dn_buf_reset(&c->scratch);
-        rc = dn_mss_feed(&c->mss, rx_data(c), rx_len(c), &used, &c->scratch);
-        rx_consume(c, used);
-        if (rc >= 0 && c->scratch.len) {
-            int wrc = wire_append_raw(c, c->scratch.data, c->scratch.len);
-            if (wrc)
-                return wrc;
-        }
-        if (rc == DN_MSS_DONE) {
-            /* The dialer already sent message 1 (see conn_begin). */
-            rc = c->hs ? 0 : start_noise(c);
-            c->phase = PH_NOISE;
-            return rc ? rc : 1;
-        }
-        return rc;
-    case PH_NOISE:
-        if (rx_len(c) == 0)
-            return 0;
-        dn_buf_reset(&c->scratch);
-        rc = dn_noise_handshake_feed(c->hs, rx_data(c), rx_len(c), &used, &c->scratch);
-        rx_consume(c, used);
-        if (rc >= 0 && c->scratch.len) {
-            int wrc = wire_append_raw(c, c->scratch.data, c->scratch.len);
-            if (wrc)
-                return wrc;
-        }
-        if (rc == DN_NOISE_DONE) {
-            rc = finish_noise(c);
-            return rc ? rc : 1;
-        }
-        return rc;
-    case PH_MUXER_MSS:
-    case PH_OPEN:
-        if (rx_len(c) == 0)
-            return 0;
-        if (c->phase == PH_OPEN) {
-            /* The data path: open each message in place, hand it to yamux. */
-            uint8_t *pt;
-            size_t ptlen;
-            while ((rc = dn_noise_decrypt_inplace(&c->noise, rx_data(c), rx_len(c), &used, &pt,
-                                                  &ptlen)) == 1) {
-                rx_consume(c, used);
-                if (ptlen && (rc = dn_yamux_feed(c->yamux, pt, ptlen)) < 0)
-                    return rc;
-                if (c->failed)
-                    return 0;
-            }
-            return rc;
-        }
-        rc = dn_noise_decrypt(&c->noise, rx_data(c), rx_len(c), &used, &c->plain);
-        rx_consume(c, used);
-        if (rc)
-            return rc;
-        if (c->plain.len == 0)
-            return 0;
-        if (c->phase == PH_MUXER_MSS) {
-            dn_buf_reset(&c->scratch);
-            rc = dn_mss_feed(&c->mss, c->plain.data, c->plain.len, &used, &c->scratch);
-            dn_buf_consume(&c->plain, used);
-            if (rc >= 0 && c->scratch.len) {
-                int wrc = wire_append_secure(c, c->scratch.data, c->scratch.len);
-                if (wrc)
-                    return wrc;
-            }
-            if (rc != DN_MSS_DONE)
-                return rc;
-            rc = start_yamux(c);
-            if (rc)
-                return rc;
-            if (c->plain.len == 0)
-                return 1;
-        }
-        rc = dn_yamux_feed(c->yamux, c->plain.data, c->plain.len);
-        dn_buf_reset(&c->plain);
-        return rc ? rc : 0;
-    default:
-        return 0;
-    }
-}
-
-static void conn_process(dn_conn *c)
-{
-    for (;;) {
-        if (c->failed)
-            return;
-        int rc = process_step(c);
-        if (rc < 0) {
-            if (c->phase == PH_OPEN && rc == DN_EPROTO) {
-                /* yamux queued a GoAway(protocol error): try to send it. */
-                dn__conn_flush(c);
-            }
-            dn__conn_fail(c, rc);
-            return;
-        }
-        if (rc == 0)
-            return;
     }
 }
 
@@ -530,13 +364,13 @@ int dn__conn_new(dn_host *h, bool outbound, dn_conn **out)
         return DN_ENOMEM;
     c->host = h;
     c->outbound = outbound;
-    c->use_pnet = h->use_pnet;
     int rc = uv_tcp_init(h->loop, &c->tcp);
     if (rc) {
         free(c);
         return rc;
     }
     uv_timer_init(h->loop, &c->timer);
+    c->timer_at = CONN_TIMER_OFF;
     c->open_handles = 2;
     c->tcp.data = c;
     c->timer.data = c;
@@ -577,44 +411,30 @@ void dn__conn_remote_from_socket(dn_conn *c)
     }
 }
 
-/* TCP is up (either direction): write the first bytes and start reading. */
+/* TCP is up (either direction): start the session and reading. */
 static int conn_begin(dn_conn *c)
 {
     uv_tcp_nodelay(&c->tcp, 1);
     dn__conn_remote_from_socket(c);
-    int rc = uv_timer_start(&c->timer, on_timeout, c->host->cfg.handshake_timeout_ms, 0);
+    dn_host *h = c->host;
+    dn__session_config cfg = {.outbound = c->outbound,
+                              .identity = h->identity,
+                              .self = &h->self,
+                              .noise_static = &h->noise_static,
+                              .vcache = &h->vcache,
+                              .psk = h->use_pnet ? h->psk : NULL,
+                              .expected = c->have_expected ? &c->expected : NULL,
+                              .max_streams = h->cfg.max_streams,
+                              .handshake_timeout_ms = h->cfg.handshake_timeout_ms,
+                              .output_high = DN_CONN_WIRE_HIGH};
+    dn__session_init(&c->sess, &cfg, on_session_event, c);
+    c->sess_started = true;
+    int rc = dn__session_start(&c->sess, uv_now(h->loop));
     if (rc)
         return rc;
-    if (c->use_pnet) {
-        uint8_t nonce[DN_PNET_NONCE_LEN];
-        randombytes_buf(nonce, sizeof nonce);
-        dn_pnet_init(&c->pnet, c->host->psk, nonce);
-        /* The nonce goes out in clear, before anything else. */
-        rc = dn_buf_append(&c->wire, nonce, sizeof nonce);
-        if (rc)
-            return rc;
-        dn__conn_mark_dirty(c);
-        c->phase = PH_PNET_NONCE;
-    } else {
-        c->phase = PH_SECURITY_MSS;
-    }
-    c->mss_protos[0] = DN_NOISE_PROTOCOL;
-    if (c->outbound)
-        dn_mss_init_dialer(&c->mss, c->mss_protos, 1);
-    else
-        dn_mss_init_listener(&c->mss, c->mss_protos, 1);
-    dn_buf_reset(&c->scratch);
-    rc = dn_mss_start(&c->mss, &c->scratch);
-    if (!rc)
-        rc = wire_append_raw(c, c->scratch.data, c->scratch.len);
-    /* Optimistic: with one proposal, the dialer sends Noise message 1 right
-     * behind it, saving a round trip; listeners must accept data after the
-     * protocol line (multistream-select spec), and "na" fails the dial
-     * either way. */
-    if (!rc && c->outbound)
-        rc = start_noise(c);
-    if (rc)
-        return rc;
+    sync_phase(c);
+    dn__conn_mark_dirty(c);
+    arm_timer(c);
     return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -635,14 +455,15 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     uv_timer_stop(&c->timer);
+    c->timer_at = CONN_TIMER_OFF;
     int rc = conn_begin(c);
     if (rc)
         dn__conn_fail(c, rc);
 }
 
 /* Outbound: connect to addr, expecting the peer id if given. */
-int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expected,
-                  dn_dial_cb cb, void *arg)
+int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expected, dn_dial_cb cb,
+                  void *arg)
 {
     dial_waiter *w = calloc(1, sizeof *w);
     if (!w)

@@ -902,21 +902,8 @@ void dn_host_close(dn_host *h, void (*cb)(void *arg), void *arg)
     h->listeners = NULL;
     h->nlisteners = 0;
     for (dn_conn *c = h->conns; c; c = c->next) {
-        if (c->phase == PH_OPEN && !c->failed) {
-            /* Best effort: tell the peer, then close. */
-            dn_yamux_goaway(c->yamux, DN_YAMUX_GOAWAY_NORMAL);
-            dn_buf *o = dn_yamux_output(c->yamux);
-            size_t off = c->wire.len;
-            if (o->len && dn_noise_encrypt(&c->noise, o->data, o->len, &c->wire) == 0) {
-                dn_buf_reset(o);
-                if (c->use_pnet)
-                    dn_pnet_encrypt(&c->pnet, c->wire.data + off, c->wire.len - off);
-                if (!c->writing && c->wire.len) {
-                    uv_buf_t b = uv_buf_init((char *)c->wire.data, (unsigned)c->wire.len);
-                    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-                }
-            }
-        }
+        if (c->phase == PH_OPEN && !c->failed)
+            dn__conn_goaway_now(c); /* best effort: tell the peer, then close */
         dn__conn_fail(c, DN_ECLOSED);
     }
     /* Dial results still queued are delivered by the defer timer (it stays

@@ -9,6 +9,7 @@
 #include "crypto/verify_cache.h"
 #include "dmsnet/host.h"
 #include "host/peerstore.h"
+#include "host/session.h"
 #include "mss/mss.h"
 #include "noise/noise.h"
 #include "pnet/pnet.h"
@@ -103,13 +104,11 @@ struct dn_conn {
     uint64_t accept_seq;  /* order of acceptance: the older of two equally stale goes first */
     int close_status;
 
-    bool use_pnet;
-    dn_pnet pnet;
-    dn_mss mss;
-    const char *mss_protos[1];
-    dn_noise_handshake *hs;
-    dn_noise_session noise;
-    bool have_session;
+    /* The upgrade pipeline and transport (pnet, mss, Noise, yamux), sans-I/O;
+     * yamux, remote and remote_key below mirror it once the handshake is done. */
+    dn__session sess;
+    bool sess_started;
+    uint64_t timer_at;    /* when c->timer fires (loop ms), UINT64_MAX: stopped */
     dn_yamux *yamux;
 
     bool have_expected;
@@ -118,15 +117,8 @@ struct dn_conn {
     /* The remote's peerstore entry, from open to release: entries with
      * connections are never evicted, so the pointer stays valid. */
     dn_peer_info *peer;
-    dn_pubkey *remote_key;
+    dn_pubkey *remote_key; /* owned by sess */
     dn_multiaddr remote_addr;
-
-    dn_buf rx;            /* received bytes (pnet removed); consumed up to rx_off */
-    size_t rx_off;
-    dn_buf plain;         /* Noise plaintext, scratch per read */
-    dn_buf scratch;       /* handshake replies before encryption */
-    dn_buf wire;          /* ciphertext waiting for the socket */
-    dn_buf inflight;      /* ciphertext handed to uv_write */
 
     dial_waiter *waiters;
     dn_stream *streams;   /* all streams */
@@ -248,6 +240,11 @@ void dn__conn_notify_waiters(dn_conn *c, int status);
  * bytes taken, fewer when the peer's window closes or DN_CONN_WIRE_HIGH
  * bytes wait for the socket, or an error that must fail the connection. */
 ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t *data, size_t len);
+/* Bytes waiting for the socket behind the write in flight (sealed or still
+ * in the muxer): the stream pump stops at DN_CONN_WIRE_HIGH. */
+size_t dn__conn_queued(const dn_conn *c);
+/* Host shutdown: queue a GoAway and try to write it at once. */
+void dn__conn_goaway_now(dn_conn *c);
 void dn__host_conn_released(dn_host *h, dn_conn *c);
 /* The upgrade finished: returns 0, or an error that must fail c (a limit). */
 int dn__host_conn_opened(dn_host *h, dn_conn *c);

@@ -680,7 +680,7 @@ void dn__conn_pump_streams(dn_conn *c)
         /* Count the muxer's output too: it only moves to c->wire after the
          * pump, so checking c->wire alone let every queued stream add one
          * more frame (up to DN_CONN_FRAME_MAX each) beyond the mark. */
-        if (c->wire.len + dn_yamux_output(c->yamux)->len >= DN_CONN_WIRE_HIGH)
+        if (dn__conn_queued(c) >= DN_CONN_WIRE_HIGH)
             return; /* the socket is behind; resume from on_write_done */
         dn_stream *s = *pp;
         /* Closing the write side can free the stream (both sides done):
