@@ -59,6 +59,9 @@ typedef struct dn_host_config {
     uint32_t stream_negotiation_timeout_ms; /* per-stream multistream-select, default 10000 */
     size_t conn_queue_budget;     /* queued stream output per connection, default 8 MiB */
     size_t node_queue_budget;     /* queued stream output of the whole host, default 64 MiB */
+    size_t node_buffer_budget;    /* connections' read and write buffers, default 64 MiB:
+                                     past it they read in small chunks and keep
+                                     stream data queued rather than sealed */
 } dn_host_config;
 
 #define DN_HOST_CONFIG_INIT {.size = sizeof(dn_host_config)}
@@ -127,7 +130,7 @@ void dn_conn_close(dn_conn *c);
 
 /* Stream callbacks. on_data: bytes from the peer (valid during the call).
  * on_eof: the peer closed its write side. on_writable: queued output
- * dropped below the low-water mark. on_close: the stream is gone (status
+ * dropped below the low-water mark (or, on a paused stream, emptied). on_close: the stream is gone (status
  * 0 after an orderly close of both sides, else why); the dn_stream is
  * freed right after on_close returns. */
 typedef struct dn_stream_callbacks {

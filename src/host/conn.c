@@ -28,6 +28,7 @@
 #define CONN_WIRE_MAX (4u * DN_CONN_WIRE_HIGH)
 #define CONN_TIMER_OFF UINT64_MAX
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_timeout(uv_timer_t *t);
 
@@ -138,9 +139,21 @@ static void on_handle_closed(uv_handle_t *handle)
     dn__conn_notify_waiters(c, c->close_status ? c->close_status : DN_ECLOSED);
     if (c->opened_event)
         dn_host_emit(c->host, c, DN_CONN_EV_CLOSED, c->close_status);
+    if (c->read_stopped) {
+        c->read_stopped = false;
+        c->host->nread_stopped--;
+    }
+    for (dn_conn **pp = &c->host->yield_head; *pp; pp = &(*pp)->yield_next) {
+        if (*pp == c) {
+            *pp = c->yield_next;
+            break;
+        }
+    }
     c->yamux = NULL;
     c->remote_key = NULL;
     dn__session_free(&c->sess);
+    c->host->conn_mem -= c->mem_counted;
+    c->mem_counted = 0;
     dn__host_conn_released(c->host, c);
     free(c);
 }
@@ -152,11 +165,8 @@ void dn__conn_fail(dn_conn *c, int status)
     char name[64];
     c->failed = true;
     c->host->nfailing++;
-    if (c->counted_handshake) {
-        /* A failed handshake holds no slot, even before it is released. */
-        c->counted_handshake = false;
-        c->host->nhandshakes--;
-    }
+    /* A failed handshake holds no slot, even before it is released. */
+    dn__host_handshake_end(c->host, c);
     c->close_status = status;
     if (status && status != DN_ECLOSED)
         /* Peers cause these lines at will (connect, misbehave, repeat):
@@ -191,8 +201,71 @@ void dn__conn_mark_dirty(dn_conn *c)
     c->host->dirty_head = c;
 }
 
+/* Read the socket unless a reason says not to (pressure, the turn's share). */
+static void update_reading(dn_conn *c)
+{
+    bool want = !c->read_stopped && !c->read_yielded && !c->failed;
+    if (want == c->reading)
+        return;
+    int rc = want ? uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)
+                  : uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        c->reading = want;
+}
+
+void dn__conn_end_yield(dn_conn *c)
+{
+    c->read_yielded = false;
+    update_reading(c);
+}
+
+static size_t conn_backlog(const dn_conn *c)
+{
+    return c->queued + c->held + dn__session_pending(&c->sess);
+}
+
+void dn__conn_check_backlog(dn_conn *c)
+{
+    if (c->failed || c->phase != PH_OPEN)
+        return;
+    dn_host *h = c->host;
+    if (!c->read_stopped) {
+        if (conn_backlog(c) < DN_CONN_BACKLOG_STOP || !dn__host_under_pressure(h))
+            return;
+        c->read_stopped = true;
+        h->nread_stopped++;
+        dn__host_reading_stopped(h);
+    } else {
+        if (conn_backlog(c) >= DN_CONN_BACKLOG_RESUME && dn__host_under_pressure(h))
+            return;
+        c->read_stopped = false;
+        h->nread_stopped--;
+    }
+    update_reading(c);
+}
+
+/* Keep the host's count of session buffer memory current. */
+static void count_memory(dn_conn *c)
+{
+    if (c->sess_started && dn__host_under_pressure(c->host) && dn__session_trim_now(&c->sess))
+        dn__host_note_release(c->host);
+    size_t now = c->sess_started ? dn__session_buffered_capacity(&c->sess) : 0;
+    c->host->conn_mem += now - c->mem_counted;
+    c->mem_counted = now;
+}
+
 ssize_t dn__conn_send_stream_data(dn_conn *c, uint32_t stream_id, const uint8_t *data, size_t len)
 {
+    /* Under memory pressure, data stays in the stream queues (counted in
+     * the queue budgets, which then refuse writes) instead of piling up as
+     * ciphertext behind a socket that does not drain. */
+    if (dn__host_under_pressure(c->host)) {
+        size_t pending = dn__session_pending(&c->sess);
+        if (pending >= DN_CONN_WIRE_PRESSED)
+            return 0;
+        if (len > DN_CONN_WIRE_PRESSED - pending)
+            len = DN_CONN_WIRE_PRESSED - pending;
+    }
     ssize_t n = dn__session_send_stream_data(&c->sess, stream_id, data, len);
     if (n > 0 || dn__session_pending(&c->sess))
         dn__conn_mark_dirty(c);
@@ -276,6 +349,8 @@ void dn__conn_flush(dn_conn *c)
     }
     if (c->failed)
         return;
+    count_memory(c);
+    dn__conn_check_backlog(c);
     arm_timer(c);
     if (c->close_after_flush && !c->writing && dn__session_pending(&c->sess) == 0)
         dn__conn_fail(c, DN_ECLOSED);
@@ -324,7 +399,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     dn_conn *c = h->data;
     size_t room;
-    uint8_t *p = dn__session_recv_buf(&c->sess, DN_CONN_READ_CHUNK, &room);
+    size_t want = dn__host_under_pressure(c->host) ? DN_CONN_READ_CHUNK_PRESSED : DN_CONN_READ_CHUNK;
+    uint8_t *p = dn__session_recv_buf(&c->sess, want, &room);
     if (!p) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
@@ -344,10 +420,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         dn__conn_fail(c, status);
         return;
     }
-    c->last_progress_ms = uv_now(c->host->loop);
-    dn__session_recv_commit(&c->sess, (size_t)nread, uv_now(c->host->loop));
+    dn_host *h = c->host;
+    c->last_progress_ms = uv_now(h->loop);
+    dn__session_recv_commit(&c->sess, (size_t)nread, uv_now(h->loop));
     sync_phase(c);
     dn__conn_flush(c);
+    if (c->turn != h->turn) {
+        c->turn = h->turn;
+        c->turn_bytes = 0;
+    }
+    c->turn_bytes += (size_t)nread;
+    if (!c->failed && !c->read_yielded &&
+        c->turn_bytes >= (dn__host_under_pressure(h) ? DN_CONN_TURN_BYTES_PRESSED
+                                                     : DN_CONN_TURN_BYTES)) {
+        /* Its share of this turn: the others read first (prepare resumes). */
+        c->read_yielded = true;
+        c->yield_next = h->yield_head;
+        h->yield_head = c;
+        update_reading(c);
+    }
     if (!c->failed && dn__session_pending(&c->sess) > CONN_WIRE_MAX) {
         char name[64];
         DN_LOG_LIMITED(DN_LOG_INFO, "conn", "connection %s %s: %zu bytes queued, peer is not reading",
@@ -435,7 +526,8 @@ static int conn_begin(dn_conn *c)
     sync_phase(c);
     dn__conn_mark_dirty(c);
     arm_timer(c);
-    return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    update_reading(c);
+    return c->reading ? 0 : DN_EIO;
 }
 
 void dn__conn_start_inbound(dn_conn *c)

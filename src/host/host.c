@@ -22,6 +22,16 @@ static void accept_one(dn_listener *l);
 static void on_prepare(uv_prepare_t *p)
 {
     dn_host *h = p->data;
+    h->turn++;
+    /* Connections that read their share last turn read again. */
+    dn_conn *y = h->yield_head;
+    h->yield_head = NULL;
+    while (y) {
+        dn_conn *next = y->yield_next;
+        y->yield_next = NULL;
+        dn__conn_end_yield(y);
+        y = next;
+    }
     /* A new turn: listeners that paused take their waiting connection,
      * which makes libuv poll them again. */
     for (dn_listener *l = h->listeners; l; l = l->next) {
@@ -102,6 +112,7 @@ int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
     DEFAULT(stream_negotiation_timeout_ms, 10000);
     DEFAULT(conn_queue_budget, 8u << 20);
     DEFAULT(node_queue_budget, 64u << 20);
+    DEFAULT(node_buffer_budget, 64u << 20);
     h->cfg.max_conns = fd_bounded(h->cfg.max_conns);
     snprintf(h->agent_version, sizeof h->agent_version, "%s",
              h->cfg.agent_version ? h->cfg.agent_version : "dmsnet/" DN_VERSION);
@@ -134,6 +145,8 @@ int dn_host_new(uv_loop_t *loop, const dn_host_config *cfg, dn_host **out)
     h->defer_timer.data = h;
     uv_timer_init(loop, &h->neg_timer);
     h->neg_timer.data = h;
+    uv_timer_init(loop, &h->pressure_timer);
+    h->pressure_timer.data = h;
     uv_timer_init(loop, &h->trim_timer);
     h->trim_timer.data = h;
     uv_unref((uv_handle_t *)&h->trim_timer);
@@ -148,6 +161,11 @@ const dn_privkey *dn_host_identity(const dn_host *h) { return h->identity; }
 const char *dn_host_agent_version(const dn_host *h) { return h->agent_version; }
 uint64_t dn__host_now_ms(const dn_host *h) { return uv_now(h->loop); }
 
+bool dn__host_under_pressure(const dn_host *h)
+{
+    return h->conn_mem + h->held >= h->cfg.node_buffer_budget;
+}
+
 /* After an attack of many connections or streams, glibc keeps the freed
  * memory in its arenas: resident memory would stay at the peak. One trim
  * a second after a burst of releases hands it back (it walks the heap, so
@@ -156,6 +174,24 @@ static void on_trim(uv_timer_t *t)
 {
     (void)t;
     malloc_trim(0);
+}
+
+/* While connections stop reading for pressure, look at them again every
+ * 50 ms: the pressure may end on other connections, not theirs. */
+static void on_pressure_check(uv_timer_t *t)
+{
+    dn_host *h = t->data;
+    for (dn_conn *c = h->conns; c; c = c->next)
+        if (c->read_stopped)
+            dn__conn_check_backlog(c);
+    if (!h->nread_stopped)
+        uv_timer_stop(&h->pressure_timer);
+}
+
+void dn__host_reading_stopped(dn_host *h)
+{
+    if (!uv_is_active((uv_handle_t *)&h->pressure_timer) && !h->handles_closing)
+        uv_timer_start(&h->pressure_timer, on_pressure_check, 50, 50);
 }
 
 void dn__host_note_release(dn_host *h)
@@ -371,13 +407,12 @@ static bool same_ip(const dn_multiaddr *a, const dn_multiaddr *b)
 static dn_conn *stalest_handshake(dn_host *h, const dn_multiaddr *ip_of)
 {
     dn_conn *worst = NULL;
-    for (dn_conn *c = h->conns; c; c = c->next) {
-        if (!c->counted_handshake || c->failed)
-            continue;
+    for (dn_conn *c = h->hs_head; c; c = c->hs_next) {
         if (ip_of && !same_ip(&c->remote_addr, ip_of))
             continue;
-        if (!worst || c->last_progress_ms < worst->last_progress_ms ||
-            (c->last_progress_ms == worst->last_progress_ms && c->accept_seq < worst->accept_seq))
+        /* The list is in order of acceptance: the first of equally stale
+         * ones is the oldest. */
+        if (!worst || c->last_progress_ms < worst->last_progress_ms)
             worst = c;
     }
     return worst;
@@ -386,10 +421,27 @@ static dn_conn *stalest_handshake(dn_host *h, const dn_multiaddr *ip_of)
 static size_t handshakes_from(dn_host *h, const dn_multiaddr *ip_of)
 {
     size_t n = 0;
-    for (dn_conn *c = h->conns; c; c = c->next)
-        if (c->counted_handshake && !c->failed && same_ip(&c->remote_addr, ip_of))
+    for (dn_conn *c = h->hs_head; c; c = c->hs_next)
+        if (same_ip(&c->remote_addr, ip_of))
             n++;
     return n;
+}
+
+void dn__host_handshake_end(dn_host *h, dn_conn *c)
+{
+    if (!c->counted_handshake)
+        return;
+    c->counted_handshake = false;
+    if (c->hs_prev)
+        c->hs_prev->hs_next = c->hs_next;
+    else
+        h->hs_head = c->hs_next;
+    if (c->hs_next)
+        c->hs_next->hs_prev = c->hs_prev;
+    else
+        h->hs_tail = c->hs_prev;
+    c->hs_prev = c->hs_next = NULL;
+    h->nhandshakes--;
 }
 
 static void evict(dn_conn *c, const char *why)
@@ -448,7 +500,6 @@ static void accept_one(dn_listener *l)
     }
     dn__conn_remote_from_socket(c);
     c->last_progress_ms = dn__host_now_ms(h);
-    c->accept_seq = ++h->accept_seq;
     /* Failed connections are on their way out (closed this loop turn):
      * they hold no slot. At the limit a stalled handshake makes room
      * before a newcomer is refused. */
@@ -477,6 +528,12 @@ static void accept_one(dn_listener *l)
             evict(old, "too many handshakes at once");
     }
     c->counted_handshake = true;
+    c->hs_prev = h->hs_tail;
+    if (h->hs_tail)
+        h->hs_tail->hs_next = c;
+    else
+        h->hs_head = c;
+    h->hs_tail = c;
     h->nhandshakes++;
     dn__conn_start_inbound(c);
 }
@@ -512,7 +569,10 @@ int dn_host_listen(dn_host *h, const dn_multiaddr *ma)
     unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, flags);
     if (!rc)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+        /* A deep backlog: under a flood of connections a good peer's SYN
+         * waits in it instead of being dropped (a 1 s retransmit). The
+         * kernel caps it at net.core.somaxconn. */
+        rc = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
     if (!rc) {
         struct sockaddr_storage bound;
         int len = sizeof bound;
@@ -725,10 +785,7 @@ int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *ar
 
 int dn__host_conn_opened(dn_host *h, dn_conn *c)
 {
-    if (c->counted_handshake) {
-        c->counted_handshake = false;
-        h->nhandshakes--;
-    }
+    dn__host_handshake_end(h, c);
     dn_peer_info *p = dn__peerstore_get(&h->peers, &c->remote, true);
     if (p && p->connections >= h->cfg.max_conns_per_peer) {
         char name[16];
@@ -832,7 +889,8 @@ static void host_maybe_done(dn_host *h)
         /* Every connection is gone and every dial answered: now the
          * host's own handles can go. */
         h->handles_closing = true;
-        h->pending_closes += 5;
+        h->pending_closes += 6;
+        uv_close((uv_handle_t *)&h->pressure_timer, on_host_handle_closed);
         uv_close((uv_handle_t *)&h->trim_timer, on_host_handle_closed);
         uv_close((uv_handle_t *)&h->flusher, on_host_handle_closed);
         uv_close((uv_handle_t *)&h->kick, on_host_handle_closed);
@@ -847,10 +905,7 @@ static void host_maybe_done(dn_host *h)
 
 void dn__host_conn_released(dn_host *h, dn_conn *c)
 {
-    if (c->counted_handshake) {
-        c->counted_handshake = false;
-        h->nhandshakes--;
-    }
+    dn__host_handshake_end(h, c);
     if (c->peer) {
         if (c->peer->connections)
             c->peer->connections--;

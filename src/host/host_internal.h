@@ -17,8 +17,20 @@
 
 #define DN_HOST_MAX_LISTENERS 16
 #define DN_HOST_MAX_PROTOCOLS 32
-/* Socket reads go into the connection's receive buffer with this much room. */
+/* Socket reads go into the connection's receive buffer with this much room
+ * (at most; the session starts small), and with the small size while the
+ * host is under memory pressure. */
 #define DN_CONN_READ_CHUNK (256u * 1024u)
+#define DN_CONN_READ_CHUNK_PRESSED (16u * 1024u)
+/* Under memory pressure a connection takes more stream data only while less
+ * than this of its output waits for the socket. */
+#define DN_CONN_WIRE_PRESSED (64u * 1024u)
+/* Under memory pressure a connection whose own backlog (queued output,
+ * held input, ciphertext) passes the first mark stops reading its socket
+ * (the kernel holds what its peer sends, TCP pushes back) until the
+ * backlog drops below the second mark or the pressure ends. */
+#define DN_CONN_BACKLOG_STOP (256u * 1024u)
+#define DN_CONN_BACKLOG_RESUME (64u * 1024u)
 /* Stop moving stream data into the muxer when this much ciphertext waits
  * for the socket: bounds memory when the peer stops reading. */
 #define DN_CONN_WIRE_HIGH (1024u * 1024u)
@@ -99,15 +111,16 @@ struct dn_conn {
     bool dirty;           /* linked in host->dirty_head */
     bool opened_event;    /* DN_CONN_EV_OPENED was delivered */
     bool goaway_received; /* the peer said goodbye: its reset is no error */
-    bool counted_handshake; /* counted in host->nhandshakes */
+    bool counted_handshake; /* in host->hs_head (inbound, still upgrading) */
+    dn_conn *hs_prev, *hs_next; /* host->hs_head list, in order of acceptance */
     uint64_t last_progress_ms; /* loop time of the last bytes received (eviction order) */
-    uint64_t accept_seq;  /* order of acceptance: the older of two equally stale goes first */
     int close_status;
 
     /* The upgrade pipeline and transport (pnet, mss, Noise, yamux), sans-I/O;
      * yamux, remote and remote_key below mirror it once the handshake is done. */
     dn__session sess;
     bool sess_started;
+    size_t mem_counted;   /* this session's part of host->conn_mem */
     uint64_t timer_at;    /* when c->timer fires (loop ms), UINT64_MAX: stopped */
     dn_yamux *yamux;
 
@@ -126,6 +139,14 @@ struct dn_conn {
     size_t nnegotiating;  /* inbound streams still in multistream-select */
     size_t nblocked;      /* streams with budget_blocked set */
     size_t queued;        /* bytes in all its streams' send queues */
+    size_t held;          /* received bytes its paused streams hold */
+    bool read_stopped;    /* not reading the socket: the host is under pressure
+                             and this connection's own backlog is large */
+    bool read_yielded;    /* read its share this loop turn: reads again next turn */
+    bool reading;         /* uv_read_start is in effect */
+    uint64_t turn;        /* host->turn when turn_bytes was counted */
+    size_t turn_bytes;    /* bytes read in that loop turn */
+    dn_conn *yield_next;  /* host->yield_head list */
     pending_open *opens_head, *opens_tail; /* waiting for yamux backlog room */
     size_t nopens;
     dn_stream *sendq_head;/* streams with queued output */
@@ -149,7 +170,7 @@ typedef struct dn_listener {
 /* Connections accepted per listener per loop turn. libuv would otherwise
  * accept for as long as the backlog refills, and a flood of connections
  * would starve every handshake already under way. */
-#define DN_ACCEPTS_PER_TURN 64
+#define DN_ACCEPTS_PER_TURN 128
 
 typedef struct dn_handler_entry {
     char *protocol;
@@ -194,9 +215,15 @@ struct dn_host {
     dn_conn *conns;
     size_t nconns;
     size_t nfailing;      /* connections failed, not released yet (they hold no slot) */
-    uint64_t accept_seq;  /* counts accepted connections (eviction tie-break) */
-    size_t nhandshakes;   /* inbound connections still upgrading */
+    size_t nhandshakes;   /* inbound connections still upgrading... */
+    dn_conn *hs_head, *hs_tail; /* ...listed oldest first (the eviction scans only these) */
     size_t queued;        /* bytes in every stream send queue of the host */
+    size_t conn_mem;      /* buffer memory of all sessions (as last counted) */
+    size_t held;          /* received bytes held by paused streams, all connections */
+    size_t nread_stopped; /* connections not reading their socket (pressure) */
+    uint64_t turn;        /* loop turns seen (the prepare handle counts them) */
+    dn_conn *yield_head;  /* connections that read their share this turn */
+    uv_timer_t pressure_timer; /* re-checks them while any is stopped */
     bool budget_blocked;  /* some write was refused for the node budget */
     dn_conn *dirty_head;
     uv_prepare_t flusher; /* writes everything queued during a loop turn */
@@ -231,6 +258,18 @@ void dn__conn_start_inbound(dn_conn *c);
 int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expected,
                   dn_dial_cb cb, void *arg);
 void dn__conn_fail(dn_conn *c, int status);
+/* Stop reading c's socket when the host is under pressure and c's own
+ * backlog is large; start again when it is not (see the marks above). */
+void dn__conn_check_backlog(dn_conn *c);
+/* A new loop turn: connections that yielded read again. */
+void dn__conn_end_yield(dn_conn *c);
+/* Bytes one connection reads per loop turn (less under pressure): libuv
+ * reads a socket up to 32 times per wake-up, so one busy connection would
+ * otherwise hold the loop for megabytes while others wait. */
+#define DN_CONN_TURN_BYTES (1024u * 1024u)
+#define DN_CONN_TURN_BYTES_PRESSED (64u * 1024u)
+/* c no longer counts as an inbound handshake (opened, failed or gone). */
+void dn__host_handshake_end(dn_host *h, dn_conn *c);
 /* Fill c->remote_addr from the socket's peer address. */
 void dn__conn_remote_from_socket(dn_conn *c);
 void dn__conn_mark_dirty(dn_conn *c);
@@ -249,6 +288,13 @@ void dn__host_conn_released(dn_host *h, dn_conn *c);
 /* The upgrade finished: returns 0, or an error that must fail c (a limit). */
 int dn__host_conn_opened(dn_host *h, dn_conn *c);
 uint64_t dn__host_now_ms(const dn_host *h);
+/* Whether the connections' buffers are at the node's buffer budget: they
+ * then read in small chunks and seal stream data only while little of
+ * theirs waits for the socket (the rest stays queued, under the queue
+ * budgets, which refuse writes). */
+bool dn__host_under_pressure(const dn_host *h);
+/* A connection stopped reading for pressure: re-check it periodically. */
+void dn__host_reading_stopped(dn_host *h);
 /* Much was freed (connections, streams): trim the heap soon. */
 void dn__host_note_release(dn_host *h);
 
@@ -260,5 +306,7 @@ void dn__conn_close_streams(dn_conn *c, int status);
 void dn__host_check_negotiations(dn_host *h);
 /* The node budget has room again: wake streams blocked on it. */
 void dn__host_budget_relieved(dn_host *h);
+/* Call after the node's buffered bytes dropped: relieves when due. */
+void dn__host_check_relief(dn_host *h);
 
 #endif

@@ -564,6 +564,13 @@ static size_t trim(dn__session *s)
     return released;
 }
 
+size_t dn__session_trim_now(dn__session *s)
+{
+    if (s->phase == DN__SESSION_CLOSED || !s->trim_armed)
+        return 0;
+    return trim(s);
+}
+
 int dn__session_handle_expiry(dn__session *s, uint64_t now_ms)
 {
     if (s->phase == DN__SESSION_CLOSED)

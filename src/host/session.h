@@ -206,6 +206,12 @@ uint64_t dn__session_expiry(const dn__session *s);
  * buffers. Returns 0 otherwise. */
 int dn__session_handle_expiry(dn__session *s, uint64_t now_ms);
 
+/* Release the empty buffers past DN__SESSION_KEEP now, without waiting for
+ * a quiet period (the host does this under memory pressure, where a
+ * connection's buffers must not keep the size of its last burst). Returns
+ * the bytes released. */
+size_t dn__session_trim_now(dn__session *s);
+
 /* Stop: no more input processing and no more events (the caller tears
  * down). status is kept for dn__session_status. Idempotent. */
 void dn__session_close(dn__session *s, int status);

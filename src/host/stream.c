@@ -38,15 +38,35 @@ static void queued_sub(dn_stream *s, size_t n)
     dn_host *h = c->host;
     c->queued -= n;
     h->queued -= n;
+    dn__host_check_relief(h);
+}
+
+void dn__host_check_relief(dn_host *h)
+{
     if (h->budget_blocked && h->queued < h->cfg.node_queue_budget / 2)
         dn__host_budget_relieved(h);
 }
 
-static bool over_budget(const dn_stream *s)
+/* Every stream may queue a little whatever the budgets say, so small
+ * messages (a ping, an identify answer) still flow while bulk streams fill
+ * the node's budget. */
+#define STREAM_FREE_ALLOWANCE (4u * 1024u)
+
+static bool over_budget(const dn_stream *s, size_t len)
 {
     const dn_conn *c = s->conn;
+    if (stream_pending(s) + len <= STREAM_FREE_ALLOWANCE)
+        return false;
     return c->queued >= c->host->cfg.conn_queue_budget ||
            c->host->queued >= c->host->cfg.node_queue_budget;
+}
+
+/* Received bytes held by paused streams count as the connection's backlog
+ * and towards the host's memory pressure. */
+static void held_add(dn_stream *s, ssize_t n)
+{
+    s->conn->held += (size_t)n;
+    s->conn->host->held += (size_t)n;
 }
 
 /* ---- negotiation deadlines ---- */
@@ -188,6 +208,10 @@ static void stream_unlink(dn_stream *s)
     size_t pending = stream_pending(s);
     if (pending)
         queued_sub(s, pending);
+    if (s->held.len) {
+        held_add(s, -(ssize_t)s->held.len);
+        dn_buf_free(&s->held);
+    }
     dn_buf_reset(&s->sendq);
     s->sendq_off = 0;
     if (c->peer && c->peer->streams)
@@ -305,6 +329,7 @@ static void stream_receive(dn_stream *s, const uint8_t *data, size_t len)
             dn_stream_reset(s);
             return;
         }
+        held_add(s, len);
         return;
     }
     if (s->cbs.on_data) {
@@ -342,6 +367,7 @@ static void deliver_held(dn_conn *c)
         s->busy++;
         dn_buf held = s->held;
         dn_buf_init(&s->held);
+        held_add(s, -(ssize_t)held.len);
         if (held.len && s->cbs.on_data)
             s->cbs.on_data(s, held.data, held.len, s->arg);
         if (!s->gone)
@@ -705,13 +731,18 @@ void dn__conn_pump_streams(dn_conn *c)
         if (pending == 0) {
             /* Empty: give back a large buffer instead of keeping the
              * high-water mark of every burst for the stream's lifetime. */
-            if (s->sendq.cap > 2 * DN_STREAM_QUEUE_LOW)
+            if (s->sendq.cap > 2 * DN_STREAM_QUEUE_LOW ||
+                (s->sendq.cap > 4096 && dn__host_under_pressure(c->host)))
                 dn_buf_free(&s->sendq);
             dn_buf_reset(&s->sendq);
             s->sendq_off = 0;
         }
         bool stalled = pending > 0 && dn_yamux_send_window(c->yamux, s->id) == 0;
-        if (s->above_low && pending < DN_STREAM_QUEUE_LOW && s->cbs.on_writable && !s->gone) {
+        /* on_writable: the queue dropped below the low mark, or a paused
+         * stream's queue emptied (echo-like protocols pause reading while
+         * their answer is queued and resume when it left). */
+        if (((s->above_low && pending < DN_STREAM_QUEUE_LOW) || (s->paused && pending == 0)) &&
+            s->cbs.on_writable && !s->gone) {
             s->above_low = false;
             s->cbs.on_writable(s, s->arg);
             pending = stream_pending(s);
@@ -828,7 +859,7 @@ int dn_stream_write(dn_stream *s, const void *data, size_t len)
     dn_conn *c = s->conn;
     /* The budgets are checked before a write, so one write may pass them
      * by at most its own size (at most DN_STREAM_QUEUE_HIGH). */
-    if (over_budget(s)) {
+    if (over_budget(s, len)) {
         if (!s->budget_blocked) {
             s->budget_blocked = true;
             c->nblocked++;

@@ -18,8 +18,8 @@ typedef struct ping_echo {
 
 /* Echo every complete 32-byte ping in data with one write (the echo is
  * the same bytes), keeping a partial one for the next call. A peer that
- * sends faster than it reads gets backpressure: past the stream's low mark
- * we stop reading (its window closes) until the echo drains. */
+ * sends faster than it reads gets backpressure: while an echo waits in the
+ * queue we stop reading (its window closes) until it has left. */
 static void echo_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
 {
     ping_echo *e = arg;
@@ -40,8 +40,8 @@ static void echo_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
         goto refuse;
     memcpy(e->buf, data + whole, len - whole);
     e->have = len - whole;
-    if (dn_stream_queued(s) >= DN_STREAM_QUEUE_LOW)
-        dn_stream_pause_read(s);
+    if (dn_stream_queued(s))
+        dn_stream_pause_read(s); /* on_writable (queue empty) resumes */
     return;
 refuse:
     /* Over a queue budget even so: this peer is not reading at all. */
