@@ -115,6 +115,10 @@ trap 'log "terminated: stopping every process of the run"; exit 143' TERM
 spawn() {
   local out=$1
   shift
+  # Emptied here, not only by the child's redirection: a caller that waits
+  # for a line in OUT must never find one left by an earlier process (a
+  # daemon of the same name gone since, whose address is now refused).
+  : >"$out"
   setsid -w "$@" >"$out" 2>&1 &
   BGPID=$!
   pids+=("$BGPID")
@@ -126,6 +130,8 @@ spawn() {
 run_fg() {
   local secs=$1 out=$2 p rc=0
   shift 2
+  : >"$out"
+  : >"$out.err"
   setsid -w timeout -k 5 "$secs" "$@" >"$out" 2>"$out.err" &
   p=$!
   pids+=("$p")
@@ -239,8 +245,8 @@ start_js() {
 # A random port may be taken by someone else on this machine: a second try
 # gets another one.
 bench_tcp() {
-  local port sp try
-  for try in 1 2; do
+  local port sp
+  for _ in 1 2; do
     port=$((20000 + RANDOM % 20000))
     spawn "$work/iperf-s.log" timeout 60 iperf3 -s -1 -B 127.0.0.1 -p "$port"
     sp=$BGPID
@@ -322,6 +328,15 @@ perf_8conns() {
   return $rc
 }
 
+# daemon_gone PID LOG: when the daemon has exited, say so (with its status
+# and last log line), so that a failed step names the cause.
+daemon_gone() {
+  kill -0 "$1" 2>/dev/null && return 0
+  local rc=0
+  wait "$1" 2>/dev/null || rc=$?
+  echo "(the daemon had exited, status $rc; its last line: $(tail -n 1 "$2" 2>/dev/null))"
+}
+
 # ---- memory ------------------------------------------------------------------
 
 # mem_run CONNS STREAMS_PER_CONN: fresh daemon; sets MB MC MS (daemon VmRSS in
@@ -344,6 +359,7 @@ mem_run() {
   WHY_FILE=$work/hold.out
   if ! wait_for "$work/hold.out" '^conns' "$t" "$hp"; then
     stop "$hp"
+    daemon_gone "$DPID" "$work/mem.log" >>"$work/hold.out"
     stop "$DPID"
     return 1
   fi
@@ -356,6 +372,7 @@ mem_run() {
       sleep 0.5
       MS=$(rss_kib "$DPID")
     else
+      daemon_gone "$DPID" "$work/mem.log" >>"$work/hold.out"
       rc=2
     fi
   fi
@@ -407,7 +424,7 @@ noread_run() {
   fi
   NR_HWM=$(hwm_kib "$DPID" | awk '{printf "%.2f", $1 / 1024}')
   if ! kill -0 "$DPID" 2>/dev/null; then
-    echo "the daemon died under the attack" >"$work/nrping.out.err"
+    daemon_gone "$DPID" "$work/noread.log" >"$work/nrping.out.err"
     rc=1
   fi
   # Let the attack run its course, so that hostile_peer reports what it saw.
