@@ -33,7 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   # waits for an answer nobody sees. stdin from /dev/null: should any tool
   # still ask, it gets EOF and fails instead of hanging.
   as_root=(env DEBIAN_FRONTEND=noninteractive)
-  [ "$(id -u)" -ne 0 ] && as_root=(sudo "${as_root[@]}")
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+      echo "setup: run this as root, or install sudo, to install: ${missing[*]}" >&2
+      exit 1
+    }
+    as_root=(sudo "${as_root[@]}")
+  fi
   "${as_root[@]}" apt-get update -qq </dev/null
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 fi
