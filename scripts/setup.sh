@@ -27,10 +27,21 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # sudo resets the environment (env_reset), so DEBIAN_FRONTEND must be set
+  # on the far side of it: through env(1), which works the same as root.
+  # Without it a package's debconf question (iperf3: "start as a daemon?")
+  # waits for an answer nobody sees. stdin from /dev/null: should any tool
+  # still ask, it gets EOF and fails instead of hanging.
+  as_root=(env DEBIAN_FRONTEND=noninteractive)
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+      echo "setup: run this as root, or install sudo, to install: ${missing[*]}" >&2
+      exit 1
+    }
+    as_root=(sudo "${as_root[@]}")
+  fi
+  "${as_root[@]}" apt-get update -qq </dev/null
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 fi
 
 if [ $want_test = 1 ]; then

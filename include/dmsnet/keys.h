@@ -56,8 +56,11 @@ int dn_pubkey_equal(const dn_pubkey *a, const dn_pubkey *b); /* 1 or 0 */
 void dn_pubkey_free(dn_pubkey *k);
 
 /* Key files hold the PrivateKey protobuf bytes. Writing creates the file
- * with mode 0600 (replacing atomically); reading rejects anything that is
- * not a valid key with a precise error. */
+ * with mode 0600 (replacing atomically, through "<path>.tmp.XXXXXX"; such
+ * temporaries that a killed writer left beside path are removed first);
+ * reading rejects anything that is not a valid key with a precise error,
+ * and anything but a regular file (a FIFO, a device, a directory: -EISDIR)
+ * with DN_EINVAL, without blocking on it. */
 int dn_privkey_save(const dn_privkey *k, const char *path);
 int dn_privkey_load(const char *path, dn_privkey **out);
 

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "cli/cli.h"
+#include "crypto/keyfile.h"
 #include "dmsnet/error.h"
 #include "dmsnet/protocols.h"
 #include "dmsnet/multiaddr.h"
@@ -47,8 +48,22 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+/* What went wrong with a key file, for a person. */
+static const char *keyfile_error(int rc)
+{
+    switch (rc) {
+    case DN_EINVAL:
+    case -EISDIR: return "not a regular file";
+    default: return dn_strerror(rc);
+    }
+}
+
 int dn_cli_load_identity(const char *cmd, const char *path, int create, dn_privkey **out)
 {
+    /* The daemon (create) owns its identity file: a writer killed before its
+     * rename left a whole private key in a temporary beside it. */
+    if (create)
+        (void)dn__keyfile_remove_stale(path);
     int rc = dn_privkey_load(path, out);
     if (rc == -ENOENT && create) {
         char dir[4096];
@@ -74,7 +89,7 @@ int dn_cli_load_identity(const char *cmd, const char *path, int create, dn_privk
         return 0;
     }
     if (rc) {
-        dn_cli_error(cmd, "cannot load identity %s: %s", path, dn_strerror(rc));
+        dn_cli_error(cmd, "cannot load identity %s: %s", path, keyfile_error(rc));
         return 1;
     }
     return 0;
@@ -84,7 +99,7 @@ int dn_cli_load_swarm_key(const char *cmd, const char *path, uint8_t psk[32])
 {
     int rc = dn_swarm_key_load(path, psk);
     if (rc) {
-        dn_cli_error(cmd, "cannot load swarm key %s: %s", path, dn_strerror(rc));
+        dn_cli_error(cmd, "cannot load swarm key %s: %s", path, keyfile_error(rc));
         return 1;
     }
     return 0;

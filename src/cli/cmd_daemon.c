@@ -167,12 +167,13 @@ int dn_cmd_daemon(int argc, char **argv)
         if (dn_cli_parse_multiaddr("daemon", listen[i], &addrs[i]))
             return 2;
 
-    dn_privkey *key = NULL;
-    if (dn_cli_load_identity("daemon", identity_path, 1, &key))
-        return 1;
+    /* The swarm key first: a bad one must not leave a new identity behind. */
     uint8_t psk[32];
-    if (swarm_key && dn_cli_load_swarm_key("daemon", swarm_key, psk)) {
-        dn_privkey_free(key);
+    if (swarm_key && dn_cli_load_swarm_key("daemon", swarm_key, psk))
+        return 1;
+    dn_privkey *key = NULL;
+    if (dn_cli_load_identity("daemon", identity_path, 1, &key)) {
+        sodium_memzero(psk, sizeof psk);
         return 1;
     }
 

@@ -5,7 +5,6 @@
  * for go-ipfs/kubo and js-libp2p peers of the swarm. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@
 #include <sodium.h>
 
 #include "cli/cli.h"
+#include "crypto/keyfile.h"
+#include "dmsnet/error.h"
 #include "pnet/pnet.h"
 
 static const char cmd[] = "swarm-key";
@@ -48,54 +49,58 @@ static int write_all(int fd, const char *p, size_t n)
 
 /* Write text to a new file at path, mode 0600. Without force an existing
  * file is left alone (O_EXCL). With force the key goes to a temporary file
- * in the same directory that is then renamed over path: the old file is
- * replaced atomically and the new one is 0600 whatever the old mode was. */
+ * beside path ("<path>.tmp.XXXXXX", locked while it is written) that is then
+ * renamed over path: the old file is replaced atomically and the new one is
+ * 0600 whatever the old mode was. Temporaries that a killed writer left
+ * holding a key are removed first. */
 static int write_key_file(const char *path, const char *text, size_t len, bool force)
 {
-    char tmp[4096];
+    char *tmp = NULL;
     int fd;
     if (force) {
-        char dirbuf[4096];
-        if (strlen(path) >= sizeof dirbuf) {
-            dn_cli_error(cmd, "%s: path too long", path);
+        (void)dn__keyfile_remove_stale(path);
+        fd = dn__keyfile_tmp_open(path, &tmp);
+        if (fd < 0) {
+            dn_cli_error(cmd, "%s: %s", path, dn_strerror(fd));
             return -1;
         }
-        strcpy(dirbuf, path);
-        int n = snprintf(tmp, sizeof tmp, "%s/.swarm-key.XXXXXX", dirname(dirbuf));
-        if (n < 0 || (size_t)n >= sizeof tmp) {
-            dn_cli_error(cmd, "%s: path too long", path);
-            return -1;
-        }
-        fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
     } else {
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    }
-    if (fd < 0) {
-        if (!force && errno == EEXIST)
-            dn_cli_error(cmd, "%s exists; use --force to replace it", path);
-        else
-            dn_cli_error(cmd, "%s: %s", path, strerror(errno));
-        return -1;
+        if (fd < 0) {
+            if (errno == EEXIST)
+                dn_cli_error(cmd, "%s exists; use --force to replace it", path);
+            else
+                dn_cli_error(cmd, "%s: %s", path, strerror(errno));
+            return -1;
+        }
     }
     const char *created = force ? tmp : path;
+    int ret = -1;
     /* A umask can only remove bits, but say 0600 explicitly anyway. */
     if (fchmod(fd, 0600) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0) {
         dn_cli_error(cmd, "%s: %s", path, strerror(errno));
         close(fd);
         unlink(created);
-        return -1;
+        goto out;
+    }
+    /* Renamed before the close: the lock on the temporary lasts until it
+     * has its final name. */
+    if (force && rename(tmp, path) != 0) {
+        dn_cli_error(cmd, "%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto out;
     }
     if (close(fd) != 0) {
         dn_cli_error(cmd, "%s: %s", path, strerror(errno));
-        unlink(created);
-        return -1;
+        if (!force) /* the file we just created; with force it replaced the old one */
+            unlink(path);
+        goto out;
     }
-    if (force && rename(tmp, path) != 0) {
-        dn_cli_error(cmd, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    ret = 0;
+out:
+    free(tmp);
+    return ret;
 }
 
 static int cmd_new(int argc, char **argv)

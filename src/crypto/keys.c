@@ -4,12 +4,15 @@
  * Spec: libp2p/specs peer-ids/peer-ids.md, "Keys" and "Key Types". */
 #include "crypto/keys_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #include <sodium.h>
 
 #include "core/pb.h"
+#include "crypto/keyfile.h"
 #include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
@@ -407,44 +411,147 @@ static int fsync_parent_dir(const char *path)
     return rc;
 }
 
+#define TMP_SUFFIX ".tmp."
+#define TMP_TEMPLATE TMP_SUFFIX "XXXXXX"
+
+int dn__keyfile_tmp_open(const char *path, char **tmp_out)
+{
+    *tmp_out = NULL;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof TMP_TEMPLATE);
+    if (!tmp)
+        return DN_ENOMEM;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        memcpy(tmp, path, plen);
+        memcpy(tmp + plen, TMP_TEMPLATE, sizeof TMP_TEMPLATE);
+        int fd = mkostemp(tmp, O_CLOEXEC); /* created with mode 0600 */
+        if (fd < 0) {
+            int e = -errno;
+            free(tmp);
+            return e;
+        }
+        /* Between mkostemp and the lock a cleaner may see the file unlocked
+         * and remove it; then the name is gone (no links left) and we start
+         * over with a new one rather than write a key nobody can rename. */
+        struct stat st;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        close(fd);
+    }
+    free(tmp);
+    return DN_EIO;
+}
+
+/* mkstemp replaces the X's with characters from [A-Za-z0-9]. */
+static bool is_our_tmp_name(const char *name, const char *base, size_t blen)
+{
+    if (strncmp(name, base, blen) != 0 || strncmp(name + blen, TMP_SUFFIX, strlen(TMP_SUFFIX)))
+        return false;
+    const char *x = name + blen + strlen(TMP_SUFFIX);
+    size_t n = 0;
+    for (; x[n]; n++)
+        if (!((x[n] >= 'a' && x[n] <= 'z') || (x[n] >= 'A' && x[n] <= 'Z') ||
+              (x[n] >= '0' && x[n] <= '9')))
+            return false;
+    return n == 6;
+}
+
+int dn__keyfile_remove_stale(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir)
+            return DN_ETOOBIG;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    size_t blen = strlen(base);
+    if (blen == 0)
+        return DN_EINVAL;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    int lfd = dup(dfd);
+    DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
+    if (!d) {
+        int e = -errno;
+        if (lfd >= 0)
+            close(lfd);
+        close(dfd);
+        return e;
+    }
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_our_tmp_name(e->d_name, base, blen))
+            continue;
+        /* O_NOFOLLOW | O_NONBLOCK: a symlink or FIFO planted under such a
+         * name is neither followed nor waited on; only a regular file of
+         * ours, with no writer holding its lock, was left by a dead writer. */
+        int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+            continue;
+        struct stat st, now;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+            flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            fstatat(dfd, e->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+            now.st_ino == st.st_ino && unlinkat(dfd, e->d_name, 0) == 0) {
+            DN_WARN("keys", "removed %s/%s: a key file left by an interrupted write", dir,
+                    e->d_name);
+            removed++;
+        }
+        close(fd); /* also drops our lock */
+    }
+    closedir(d);
+    close(dfd);
+    return removed;
+}
+
 /* Write to a temporary file beside the target (same filesystem, so rename is
  * atomic), fsync it, rename it over the target, then fsync the directory so
- * the rename itself survives a crash. A reader never sees a partial key. */
+ * the rename itself survives a crash. A reader never sees a partial key.
+ * Leftovers of earlier writers that died before their rename go first. */
 int dn_privkey_save(const dn_privkey *k, const char *path)
 {
     if (!k || !path || !*path)
         return DN_EINVAL;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp)
-        return DN_ENOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-
     dn_buf pb = DN_BUF_INIT;
+    char *tmp = NULL;
     int rc = dn_privkey_to_protobuf(k, &pb);
     int fd = -1;
     if (rc)
         goto out;
-    fd = mkostemp(tmp, O_CLOEXEC); /* created with mode 0600 */
+    (void)dn__keyfile_remove_stale(path); /* best effort: the write does not depend on it */
+    fd = dn__keyfile_tmp_open(path, &tmp);
     if (fd < 0) {
-        rc = -errno;
+        rc = fd;
+        fd = -1;
         goto out;
     }
     if (fchmod(fd, 0600) || (rc = write_all(fd, pb.data, pb.len)) != 0 || fsync(fd)) {
         rc = rc ? rc : -errno;
         goto fail;
     }
-    if (close(fd)) {
-        fd = -1;
-        rc = -errno;
-        goto fail;
-    }
-    fd = -1;
+    /* The rename happens with the lock still held, so no cleaner can take
+     * the file for a dead writer's before it has its final name. */
     if (rename(tmp, path)) {
         rc = -errno;
         goto fail;
     }
+    if (close(fd)) {
+        fd = -1;
+        rc = -errno;
+        goto out;
+    }
+    fd = -1;
     rc = fsync_parent_dir(path);
     goto out;
 fail:
@@ -462,7 +569,9 @@ int dn_privkey_load(const char *path, dn_privkey **out)
     if (!path || !out)
         return DN_EINVAL;
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO (or a device) at path must not block us before the
+     * S_ISREG check refuses it. It changes nothing for a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     struct stat st;
