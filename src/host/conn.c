@@ -516,6 +516,7 @@ static int conn_begin(dn_conn *c)
                               .psk = h->use_pnet ? h->psk : NULL,
                               .expected = c->have_expected ? &c->expected : NULL,
                               .max_streams = h->cfg.max_streams,
+                              .max_window = h->use_pnet ? DN_CONN_PNET_FIRST_MAX_WINDOW : 0,
                               .handshake_timeout_ms = h->cfg.handshake_timeout_ms,
                               .output_high = DN_CONN_WIRE_HIGH};
     dn__session_init(&c->sess, &cfg, on_session_event, c);

@@ -236,8 +236,27 @@ int dn_host_add_cleanup(dn_host *h, void (*fn)(void *arg), void *arg)
     return 0;
 }
 
+/* js-libp2p's agent is "libp2p/<version> ..." since 2.0, "js-libp2p/..."
+ * before. */
+static bool agent_is_js_libp2p(const char *agent)
+{
+    return strncmp(agent, "libp2p/", 7) == 0 || strncmp(agent, "js-libp2p", 9) == 0;
+}
+
+/* pnet connections start with small receive windows (see
+ * DN_CONN_PNET_FIRST_MAX_WINDOW); a peer identified as anything but
+ * js-libp2p gets the usual ones. */
+static void lift_pnet_window(dn_host *h, dn_conn *c)
+{
+    if (!h->use_pnet || !c->yamux || !c->peer || agent_is_js_libp2p(c->peer->agent_version))
+        return;
+    dn_yamux_set_max_window(c->yamux, DN__SESSION_MAX_WINDOW);
+}
+
 void dn_host_emit(dn_host *h, dn_conn *c, dn_conn_event ev, int status)
 {
+    if (ev == DN_CONN_EV_IDENTIFIED && c)
+        lift_pnet_window(h, c);
     for (size_t i = 0; i < h->nobservers; i++)
         h->observers[i].cb(h, c, ev, status, h->observers[i].arg);
 }

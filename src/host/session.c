@@ -48,6 +48,7 @@ void dn__session_init(dn__session *s, const dn__session_config *cfg, dn__session
     s->vcache = cfg->vcache;
     s->inline_muxer = !cfg->no_inline_muxer;
     s->max_streams = cfg->max_streams;
+    s->max_window = cfg->max_window;
     s->handshake_timeout_ms = cfg->handshake_timeout_ms;
     s->output_high = cfg->output_high ? cfg->output_high : DN__SESSION_OUTPUT_HIGH;
     s->test_noise_keys = cfg->test_noise_keys;
@@ -201,8 +202,9 @@ static void on_yamux_event(void *ctx, const dn_yamux_event *yev)
  * handshake message is fed by the caller). */
 static int start_yamux(dn__session *s)
 {
-    dn_yamux_config ycfg = {
-        .max_streams = s->max_streams, .max_ack_backlog = 256, .max_window = 16u * 1024u * 1024u};
+    dn_yamux_config ycfg = {.max_streams = s->max_streams,
+                            .max_ack_backlog = 256,
+                            .max_window = s->max_window ? s->max_window : DN__SESSION_MAX_WINDOW};
     int rc = dn_yamux_new(s->outbound, &ycfg, on_yamux_event, s, &s->yamux);
     if (rc)
         return rc;

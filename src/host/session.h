@@ -47,6 +47,8 @@ struct dn_verify_cache;
  * frame in steady state); larger ones, grown by a burst, are released once
  * the session has been quiet for DN__SESSION_TRIM_MS. */
 #define DN__SESSION_KEEP (64u * 1024u)
+/* Largest yamux receive window a stream grows to, unless configured. */
+#define DN__SESSION_MAX_WINDOW (16u * 1024u * 1024u)
 #define DN__SESSION_TRIM_MS 1000u
 /* First read size offered by dn__session_recv_buf; doubles while reads fill it. */
 #define DN__SESSION_RX_START (32u * 1024u)
@@ -103,6 +105,7 @@ typedef struct dn__session_config {
     const dn_peerid *expected;           /* dialer: the peer id we want (copied), or NULL */
     bool no_inline_muxer;                /* do not offer yamux in the Noise extension */
     uint32_t max_streams;                /* yamux limit (0: yamux default) */
+    uint32_t max_window;                 /* yamux receive window bound (0: 16 MiB) */
     uint32_t handshake_timeout_ms;       /* from dn__session_start; 0: none */
     size_t output_high;                  /* 0: DN__SESSION_OUTPUT_HIGH */
     /* Tests and fuzzing only: the Noise static and ephemeral private keys
@@ -126,6 +129,7 @@ typedef struct dn__session {
     const dn_noise_static *noise_static;
     struct dn_verify_cache *vcache;
     uint32_t max_streams;
+    uint32_t max_window;
     uint32_t handshake_timeout_ms;
     size_t output_high;
     const uint8_t *test_noise_keys;

@@ -572,6 +572,14 @@ static int on_header(dn_yamux *y)
 
 /* ---- public API ------------------------------------------------------- */
 
+int dn_yamux_set_max_window(dn_yamux *y, uint32_t max_window)
+{
+    if (!y || max_window < DN_YAMUX_INITIAL_WINDOW || max_window > LIMIT_MAX_WINDOW)
+        return DN_EINVAL;
+    y->cfg.max_window = max_window;
+    return 0;
+}
+
 int dn_yamux_new(bool is_client, const dn_yamux_config *cfg, dn_yamux_event_cb cb, void *ctx,
                  dn_yamux **out)
 {

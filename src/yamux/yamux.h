@@ -118,6 +118,10 @@ int dn_yamux_ping(dn_yamux *y, uint32_t opaque);
 /* Queue a GoAway (once; later calls do nothing); no new streams after:
  * dn_yamux_open returns DN_ECLOSED, inbound SYNs are refused with RST. */
 int dn_yamux_goaway(dn_yamux *y, uint32_t code);
+/* Change the largest receive window streams grow to, from now on (as
+ * max_window in dn_yamux_config). Windows already past it keep their size.
+ * DN_EINVAL outside [256 KiB, 1 GiB]. */
+int dn_yamux_set_max_window(dn_yamux *y, uint32_t max_window);
 /* Number of open streams. */
 size_t dn_yamux_stream_count(const dn_yamux *y);
 
