@@ -194,8 +194,7 @@ int dn__store_peer_get(dn_store *st, const char *peer_id, dn_store_peer **out)
     *out = NULL;
     int rc = dn__store_check_str(st, peer_id, DN_STORE_NAME_MAX, false, "peer id");
     sqlite3_stmt *s;
-    if (rc || (rc = dn__store_prepare(st, "SELECT " PEER_COLS " FROM peers WHERE peer_id = ?",
-                                      &s)))
+    if (rc || (rc = dn__store_prepare(st, "SELECT " PEER_COLS " FROM peers WHERE peer_id = ?", &s)))
         return rc;
     sqlite3_bind_text(s, 1, peer_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(s);
@@ -225,8 +224,7 @@ int dn__store_peer_delete(dn_store *st, const char *peer_id)
     return dn__store_tx_end(st, rc);
 }
 
-int dn__store_peer_list(dn_store *st, int64_t since_ms, size_t limit, dn_store_peer_cb cb,
-                        void *ud)
+int dn__store_peer_list(dn_store *st, int64_t since_ms, size_t limit, dn_store_peer_cb cb, void *ud)
 {
     sqlite3_stmt *s;
     int rc = dn__store_prepare(st,

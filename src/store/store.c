@@ -162,8 +162,14 @@ void dn__store_rollback(dn_store *st)
     rollback_quiet(st, "ROLLBACK");
 }
 
-const char *dn__store_path(const dn_store *st) { return st->path; }
-const char *dn__store_errmsg(const dn_store *st) { return st->msg; }
+const char *dn__store_path(const dn_store *st)
+{
+    return st->path;
+}
+const char *dn__store_errmsg(const dn_store *st)
+{
+    return st->msg;
+}
 
 void dn__store_set_peer_limit(dn_store *st, size_t max_peers)
 {
@@ -486,15 +492,16 @@ static int probe(dn_store *st)
     if (r == SQLITE_ROW) {
         const char *res = (const char *)sqlite3_column_text(s, 0);
         if (!res || strcmp(res, "ok") != 0) {
-            rc = dn__store_failf(st, DN_ECORRUPT,
-                                 "corrupt (quick_check: %s); refusing to touch it",
+            rc = dn__store_failf(st, DN_ECORRUPT, "corrupt (quick_check: %s); refusing to touch it",
                                  res ? res : "?");
         }
     } else {
         rc = dn__store_fail(st, r, "quick_check");
         if (rc == DN_ECORRUPT || rc == DN_EIO)
-            rc = dn__store_failf(st, DN_ECORRUPT, "corrupt (quick_check: %s); refusing to "
-                                 "touch it", sqlite3_errmsg(st->db));
+            rc = dn__store_failf(st, DN_ECORRUPT,
+                                 "corrupt (quick_check: %s); refusing to "
+                                 "touch it",
+                                 sqlite3_errmsg(st->db));
     }
     sqlite3_finalize(s);
     return rc;
@@ -548,8 +555,7 @@ static int tighten_modes(dn_store *st)
         if (stat(p, &sb) != 0)
             continue;
         if ((sb.st_mode & 0777) != 0600 && chmod(p, 0600) != 0)
-            return dn__store_failf(st, -errno, "cannot make %s mode 0600: %s", p,
-                                   strerror(errno));
+            return dn__store_failf(st, -errno, "cannot make %s mode 0600: %s", p, strerror(errno));
     }
     return 0;
 }
@@ -559,8 +565,7 @@ static int open_file(dn_store *st, const char *data_dir)
     struct stat sb;
     if (stat(data_dir, &sb) != 0) {
         if (errno != ENOENT || mkdir(data_dir, 0700) != 0 || stat(data_dir, &sb) != 0)
-            return dn__store_failf(st, -errno, "data directory %s: %s", data_dir,
-                                   strerror(errno));
+            return dn__store_failf(st, -errno, "data directory %s: %s", data_dir, strerror(errno));
     }
     if (!S_ISDIR(sb.st_mode))
         return dn__store_failf(st, DN_EINVAL, "data directory %s is not a directory", data_dir);
@@ -585,8 +590,8 @@ static int open_file(dn_store *st, const char *data_dir)
         /* Created by us, 0600 from the first byte. */
         int fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
-            return dn__store_failf(st, errno == EROFS ? DN_EREADONLY : -errno,
-                                   "cannot create: %s", strerror(errno));
+            return dn__store_failf(st, errno == EROFS ? DN_EREADONLY : -errno, "cannot create: %s",
+                                   strerror(errno));
         close(fd);
     } else {
         return dn__store_failf(st, -errno, "%s", strerror(errno));
@@ -597,9 +602,7 @@ static int open_file(dn_store *st, const char *data_dir)
 
     /* Never SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
      * between we would rather fail than make one we did not check. */
-    int r = sqlite3_open_v2(st->path, &st->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                            NULL);
+    int r = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (r != SQLITE_OK) {
         rc = dn__store_fail(st, r, "cannot open");
         return rc;

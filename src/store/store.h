@@ -88,8 +88,7 @@ int dn__store_setting_set(dn_store *st, const char *key, const char *json_value)
 /* *json_out is malloc'd (free it). DN_ENOTFOUND when unset. */
 int dn__store_setting_get(dn_store *st, const char *key, char **json_out);
 int dn__store_setting_delete(dn_store *st, const char *key); /* DN_ENOTFOUND */
-typedef int (*dn_store_setting_cb)(void *ud, const char *key, const char *json,
-                                   int64_t updated_ms);
+typedef int (*dn_store_setting_cb)(void *ud, const char *key, const char *json, int64_t updated_ms);
 int dn__store_setting_list(dn_store *st, dn_store_setting_cb cb, void *ud); /* by key */
 
 /* ---- peers: known peers, their keys and addresses ---- */
@@ -98,9 +97,9 @@ typedef struct dn_store_peer {
     const char *peer_id;
     const uint8_t *pubkey; /* protobuf PublicKey; NULL: unknown (put: keep) */
     size_t pubkey_len;
-    const char *agent;     /* NULL: unknown (put: keep) */
-    int64_t first_seen_ms; /* put: 0 means last_seen_ms; an older one is kept */
-    int64_t last_seen_ms;  /* put: a newer stored one is kept */
+    const char *agent;        /* NULL: unknown (put: keep) */
+    int64_t first_seen_ms;    /* put: 0 means last_seen_ms; an older one is kept */
+    int64_t last_seen_ms;     /* put: a newer stored one is kept */
     const char *const *addrs; /* most recently seen first */
     size_t n_addrs;
 } dn_store_peer;
@@ -133,7 +132,7 @@ typedef struct dn_store_channel {
 
 int dn__store_channel_set(dn_store *st, const dn_store_channel *c);
 int dn__store_channel_get(dn_store *st, dn_store_channel **out); /* free(); DN_ENOTFOUND */
-int dn__store_channel_clear(dn_store *st);                      /* DN_ENOTFOUND */
+int dn__store_channel_clear(dn_store *st);                       /* DN_ENOTFOUND */
 
 /* ---- private swarms (the swarm issue encrypts the key; this keeps bytes) ---- */
 
@@ -209,7 +208,7 @@ typedef struct dn_store_vpn {
  * (DN_ESTATE): a replayed older table never replaces a newer one. */
 int dn__store_vpn_put(dn_store *st, const dn_store_vpn *v);
 int dn__store_vpn_get(dn_store *st, const char *name, dn_store_vpn **out); /* free() */
-int dn__store_vpn_delete(dn_store *st, const char *name); /* allocations too */
+int dn__store_vpn_delete(dn_store *st, const char *name);                  /* allocations too */
 typedef int (*dn_store_vpn_cb)(void *ud, const dn_store_vpn *v);
 int dn__store_vpn_list(dn_store *st, dn_store_vpn_cb cb, void *ud);
 
@@ -240,8 +239,8 @@ int dn__store_vpn_alloc_release(dn_store *st, const char *vpn, const char *peer_
 int dn__store_vpn_alloc_delete(dn_store *st, const char *vpn, const char *peer_id);
 typedef int (*dn_store_alloc_cb)(void *ud, const dn_store_vpn_alloc *a);
 /* By peer id; active_only skips released ones. */
-int dn__store_vpn_alloc_list(dn_store *st, const char *vpn, bool active_only,
-                             dn_store_alloc_cb cb, void *ud);
+int dn__store_vpn_alloc_list(dn_store *st, const char *vpn, bool active_only, dn_store_alloc_cb cb,
+                             void *ud);
 
 /* ---- schema, exposed for the migration tests ---- */
 

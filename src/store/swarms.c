@@ -8,8 +8,8 @@
 
 #include "dmsnet/error.h"
 
-#define SWARM_COLS                                                                             \
-    "name, swarm_id, creator, role, key_ciphertext, key_nonce, key_version, active,"          \
+#define SWARM_COLS                                                                                 \
+    "name, swarm_id, creator, role, key_ciphertext, key_nonce, key_version, active,"               \
     " created_at, updated_at"
 
 static const char *role_text(dn_store_swarm_role r)
@@ -30,8 +30,10 @@ static int put_locked(dn_store *st, const dn_store_swarm *sw, int64_t now)
     sqlite3_stmt *s;
     int rc;
     if (sw->active) {
-        if ((rc = dn__store_prepare(st, "UPDATE swarms SET active = 0 WHERE active = 1 AND"
-                                        " name <> ?", &s)))
+        if ((rc = dn__store_prepare(st,
+                                    "UPDATE swarms SET active = 0 WHERE active = 1 AND"
+                                    " name <> ?",
+                                    &s)))
             return rc;
         sqlite3_bind_text(s, 1, sw->name, -1, SQLITE_STATIC);
         if ((rc = step_once(st, s, "deactivate swarms")))

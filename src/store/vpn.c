@@ -10,7 +10,7 @@
 
 #include "dmsnet/error.h"
 
-#define VPN_COLS                                                                               \
+#define VPN_COLS                                                                                   \
     "name, coordinator, cidr_v4, cidr_v6, table_version, signature, created_at, updated_at"
 #define ALLOC_COLS "vpn, peer_id, addr_v4, addr_v6, state, allocated_at, released_at"
 
@@ -36,8 +36,8 @@ static int put_locked(dn_store *st, const dn_store_vpn *v)
         return dn__store_fail(st, r, "get vpn");
     if (v->table_version < stored)
         return dn__store_failf(st, DN_ESTATE,
-                               "vpn %s: table version %lld is older than the stored %lld",
-                               v->name, (long long)v->table_version, (long long)stored);
+                               "vpn %s: table version %lld is older than the stored %lld", v->name,
+                               (long long)v->table_version, (long long)stored);
     int64_t now = dn__store_now_ms();
     rc = dn__store_prepare(st,
                            "INSERT INTO vpns (" VPN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -282,8 +282,7 @@ static int alloc_change(dn_store *st, const char *sql, const char *vpn, const ch
             sqlite3_bind_int64(s, 3, when);
         rc = step_once(st, s, "change allocation");
         if (rc == 0 && sqlite3_changes(st->db) == 0)
-            rc = dn__store_failf(st, DN_ENOTFOUND, "vpn %s has no allocation for %s", vpn,
-                                 peer_id);
+            rc = dn__store_failf(st, DN_ENOTFOUND, "vpn %s has no allocation for %s", vpn, peer_id);
     }
     return dn__store_tx_end(st, rc);
 }
@@ -304,8 +303,8 @@ int dn__store_vpn_alloc_delete(dn_store *st, const char *vpn, const char *peer_i
                         peer_id, 0);
 }
 
-int dn__store_vpn_alloc_list(dn_store *st, const char *vpn, bool active_only,
-                             dn_store_alloc_cb cb, void *ud)
+int dn__store_vpn_alloc_list(dn_store *st, const char *vpn, bool active_only, dn_store_alloc_cb cb,
+                             void *ud)
 {
     int rc;
     sqlite3_stmt *s;

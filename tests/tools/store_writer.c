@@ -37,9 +37,13 @@ static int write_row(dn_store *st, long n)
     const char *addrs[] = {a1, a2};
     uint8_t pk[36];
     memset(pk, (int)(n & 0xff), sizeof pk);
-    dn_store_peer p = {.peer_id = id, .pubkey = pk, .pubkey_len = sizeof pk,
-                       .agent = "store_writer", .last_seen_ms = 1000000 + n,
-                       .addrs = addrs, .n_addrs = 2};
+    dn_store_peer p = {.peer_id = id,
+                       .pubkey = pk,
+                       .pubkey_len = sizeof pk,
+                       .agent = "store_writer",
+                       .last_seen_ms = 1000000 + n,
+                       .addrs = addrs,
+                       .n_addrs = 2};
     int rc;
     bool txn = n % 2 == 1;
     if (txn && (rc = dn__store_begin(st)))

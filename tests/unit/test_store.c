@@ -569,14 +569,22 @@ static void test_peers(void **state)
     f->st = open_ok(f);
     const uint8_t key[] = {0x08, 0x01, 0x12, 0x20, 1, 2, 3};
     const char *a1[] = {"/ip4/1.1.1.1/tcp/1", "/ip4/2.2.2.2/tcp/2"};
-    dn_store_peer p = {.peer_id = "12D3KooWA", .pubkey = key, .pubkey_len = sizeof key,
-                       .agent = "js-libp2p/1", .first_seen_ms = 100, .last_seen_ms = 200,
-                       .addrs = a1, .n_addrs = 2};
+    dn_store_peer p = {.peer_id = "12D3KooWA",
+                       .pubkey = key,
+                       .pubkey_len = sizeof key,
+                       .agent = "js-libp2p/1",
+                       .first_seen_ms = 100,
+                       .last_seen_ms = 200,
+                       .addrs = a1,
+                       .n_addrs = 2};
     assert_int_equal(dn__store_peer_put(f->st, &p, false), 0);
     /* Seen again later, from a new address, without key or agent. */
     const char *a2[] = {"/ip4/3.3.3.3/tcp/3"};
-    dn_store_peer q = {.peer_id = "12D3KooWA", .last_seen_ms = 300, .first_seen_ms = 300,
-                       .addrs = a2, .n_addrs = 1};
+    dn_store_peer q = {.peer_id = "12D3KooWA",
+                       .last_seen_ms = 300,
+                       .first_seen_ms = 300,
+                       .addrs = a2,
+                       .n_addrs = 1};
     assert_int_equal(dn__store_peer_put(f->st, &q, false), 0);
     /* A stale report does not move last_seen back. */
     dn_store_peer old = {.peer_id = "12D3KooWA", .last_seen_ms = 150};
@@ -606,7 +614,9 @@ static void test_peers(void **state)
             snprintf(addrs[i], sizeof addrs[i], "/ip4/9.9.%d.%d/tcp/1", round, i);
             ap[i] = addrs[i];
         }
-        dn_store_peer b = {.peer_id = "12D3KooWB", .last_seen_ms = 1000 + round, .addrs = ap,
+        dn_store_peer b = {.peer_id = "12D3KooWB",
+                           .last_seen_ms = 1000 + round,
+                           .addrs = ap,
                            .n_addrs = DN_STORE_PEER_ADDRS_MAX};
         assert_int_equal(dn__store_peer_put(f->st, &b, false), 0);
     }
@@ -615,8 +625,8 @@ static void test_peers(void **state)
     for (size_t i = 0; i < g->n_addrs; i++)
         assert_non_null(strstr(g->addrs[i], "/ip4/9.9.1."));
     free(g);
-    dn_store_peer many = {.peer_id = "12D3KooWB", .addrs = ap,
-                          .n_addrs = DN_STORE_PEER_ADDRS_MAX + 1};
+    dn_store_peer many = {
+        .peer_id = "12D3KooWB", .addrs = ap, .n_addrs = DN_STORE_PEER_ADDRS_MAX + 1};
     assert_int_equal(dn__store_peer_put(f->st, &many, false), DN_ETOOBIG);
     dn_store_peer bad = {.peer_id = "12D3KooWC", .first_seen_ms = 5, .last_seen_ms = 4};
     assert_int_equal(dn__store_peer_put(f->st, &bad, false), DN_EINVAL);
@@ -685,8 +695,8 @@ static void test_channel(void **state)
     assert_int_equal(dn__store_channel_get(f->st, &c), DN_ENOTFOUND);
     assert_int_equal(dn__store_channel_clear(f->st), DN_ENOTFOUND);
     const char *boot[] = {"/dns4/a/tcp/1/p2p/12D3KooWa", "/dns4/b/tcp/1/p2p/12D3KooWb"};
-    dn_store_channel in = {.name = "nunet-test", .dht_prefix = "/nunet", .bootstrap = boot,
-                           .n_bootstrap = 2};
+    dn_store_channel in = {
+        .name = "nunet-test", .dht_prefix = "/nunet", .bootstrap = boot, .n_bootstrap = 2};
     assert_int_equal(dn__store_channel_set(f->st, &in), 0);
     reopen(f);
     assert_int_equal(dn__store_channel_get(f->st, &c), 0);
@@ -736,10 +746,18 @@ static void test_swarms(void **state)
     f->st = open_ok(f);
     const uint8_t ct[48] = {1, 2, 3}, nonce[24] = {9};
     const char *boot[] = {"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWc"};
-    dn_store_swarm s = {.name = "lab", .swarm_id = "sw-1", .creator = "12D3KooWc",
-                        .role = DN_STORE_SWARM_CREATOR, .key_ct = ct, .key_ct_len = sizeof ct,
-                        .key_nonce = nonce, .key_nonce_len = sizeof nonce, .key_version = 1,
-                        .active = true, .bootstrap = boot, .n_bootstrap = 1};
+    dn_store_swarm s = {.name = "lab",
+                        .swarm_id = "sw-1",
+                        .creator = "12D3KooWc",
+                        .role = DN_STORE_SWARM_CREATOR,
+                        .key_ct = ct,
+                        .key_ct_len = sizeof ct,
+                        .key_nonce = nonce,
+                        .key_nonce_len = sizeof nonce,
+                        .key_version = 1,
+                        .active = true,
+                        .bootstrap = boot,
+                        .n_bootstrap = 1};
     assert_int_equal(dn__store_swarm_put(f->st, &s), 0);
     dn_store_swarm_member m = {.swarm = "lab", .peer_id = "12D3KooWm1"};
     assert_int_equal(dn__store_swarm_member_put(f->st, &m), 0);
@@ -792,8 +810,11 @@ static void test_swarms(void **state)
     assert_string_equal(n.items[1], "lab/12D3KooWm2:1");
 
     /* A member joins a second swarm; activating it deactivates the first. */
-    dn_store_swarm s2 = {.name = "field", .swarm_id = "sw-2", .creator = "12D3KooWx",
-                         .role = DN_STORE_SWARM_MEMBER, .active = true};
+    dn_store_swarm s2 = {.name = "field",
+                         .swarm_id = "sw-2",
+                         .creator = "12D3KooWx",
+                         .role = DN_STORE_SWARM_MEMBER,
+                         .active = true};
     assert_int_equal(dn__store_swarm_put(f->st, &s2), 0);
     n.n = 0;
     assert_int_equal(dn__store_swarm_list(f->st, collect_swarm, &n), 0);
@@ -847,8 +868,7 @@ static void test_swarms(void **state)
 static int collect_alloc(void *ud, const dn_store_vpn_alloc *a)
 {
     names *n = ud;
-    snprintf(n->items[n->n++], 64, "%s=%s:%d", a->peer_id, a->addr_v4 ? a->addr_v4 : "-",
-             a->state);
+    snprintf(n->items[n->n++], 64, "%s=%s:%d", a->peer_id, a->addr_v4 ? a->addr_v4 : "-", a->state);
     return 0;
 }
 
@@ -857,12 +877,16 @@ static void test_vpn(void **state)
     fixture *f = *state;
     f->st = open_ok(f);
     const uint8_t sig[64] = {0xaa};
-    dn_store_vpn v = {.name = "vpn0", .coordinator = "12D3KooWc", .cidr_v4 = "10.42.0.0/24",
-                      .cidr_v6 = "fd00:42::/64", .table_version = 3, .signature = sig,
+    dn_store_vpn v = {.name = "vpn0",
+                      .coordinator = "12D3KooWc",
+                      .cidr_v4 = "10.42.0.0/24",
+                      .cidr_v6 = "fd00:42::/64",
+                      .table_version = 3,
+                      .signature = sig,
                       .signature_len = sizeof sig};
     assert_int_equal(dn__store_vpn_put(f->st, &v), 0);
-    dn_store_vpn_alloc a = {.vpn = "vpn0", .peer_id = "p1", .addr_v4 = "10.42.0.2",
-                            .addr_v6 = "fd00:42::2"};
+    dn_store_vpn_alloc a = {
+        .vpn = "vpn0", .peer_id = "p1", .addr_v4 = "10.42.0.2", .addr_v6 = "fd00:42::2"};
     assert_int_equal(dn__store_vpn_alloc_put(f->st, &a), 0);
     /* Another peer on the same v4 address: a collision, refused. */
     dn_store_vpn_alloc b = {.vpn = "vpn0", .peer_id = "p2", .addr_v4 = "10.42.0.2"};
