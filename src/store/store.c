@@ -593,6 +593,18 @@ static int open_file(dn_store *st, const char *data_dir)
             return dn__store_failf(st, errno == EROFS ? DN_EREADONLY : -errno, "cannot create: %s",
                                    strerror(errno));
         close(fd);
+        /* The new name must be durable before the first commit is: SQLite
+         * syncs the directory for the WAL it creates, not for the main
+         * file, which it did not create. */
+        int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0) {
+            int e = errno;
+            if (dfd >= 0)
+                close(dfd);
+            return dn__store_failf(st, -e, "cannot sync the directory %s: %s", data_dir,
+                                   strerror(e));
+        }
+        close(dfd);
     } else {
         return dn__store_failf(st, -errno, "%s", strerror(errno));
     }
