@@ -6,8 +6,9 @@
  *                                  "k<n>" = {"n":<n>}, then prints "acked <n>"
  *                                  (flushed) once it has committed
  *   store_writer check DIR N       open the store (recovering its WAL), run
- *                                  integrity_check, and verify rows 1..N;
- *                                  exit 0 and print "ok" when all are there
+ *                                  integrity_check, and verify rows 1..N
+ *                                  (and that the unacked row after them is
+ *                                  not torn); exit 0 and print "ok"
  *
  * Odd rows use one explicit transaction (begin / two puts / commit), even
  * rows two single-call transactions; the row is acked after both. */
@@ -118,6 +119,25 @@ int main(int argc, char **argv)
             status = fail("integrity_check", rc, st);
         for (long n = 1; n <= arg && status == 0; n++)
             status = check_row(st, n);
+        /* Past the last ack a commit may or may not have landed, but an
+         * odd row's one transaction is all there or not at all. */
+        for (long n = arg + 1; n <= arg + 2 && status == 0; n++) {
+            if (n % 2 == 0)
+                continue;
+            char id[32], key[32], *v = NULL;
+            dn_store_peer *p = NULL;
+            snprintf(id, sizeof id, "p%ld", n);
+            snprintf(key, sizeof key, "k%ld", n);
+            bool has_peer = dn__store_peer_get(st, id, &p) == 0;
+            bool has_setting = dn__store_setting_get(st, key, &v) == 0;
+            free(p);
+            free(v);
+            if (has_peer != has_setting) {
+                fprintf(stderr, "store_writer: row %ld is torn: peer %s, setting %s\n", n,
+                        has_peer ? "present" : "absent", has_setting ? "present" : "absent");
+                status = 1;
+            }
+        }
         if (status == 0)
             printf("ok %ld rows, %" PRId64 " peers stored\n", arg, dn__store_peer_count(st));
     }
