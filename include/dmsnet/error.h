@@ -35,6 +35,9 @@ enum dn_error {
     DN_EIO = -(DN_EBASE + 19),        /* file or socket I/O failed */
     DN_EDECRYPT = -(DN_EBASE + 20),   /* authentication tag did not verify */
     DN_ESTATE = -(DN_EBASE + 21),     /* call not valid in the current state */
+    DN_ECORRUPT = -(DN_EBASE + 22),   /* a stored file is damaged (left untouched) */
+    DN_ESCHEMA = -(DN_EBASE + 23),    /* a stored file is from a newer dmsnet (left untouched) */
+    DN_EREADONLY = -(DN_EBASE + 24),  /* a file that must be written is read-only */
 };
 
 /* Human-readable text for any code returned by dmsnet (ours or -errno).

@@ -30,6 +30,9 @@ const char *dn_strerror(int code)
     case DN_EIO: return "I/O error";
     case DN_EDECRYPT: return "decryption failed (bad key or tampered data)";
     case DN_ESTATE: return "invalid state for this call";
+    case DN_ECORRUPT: return "stored data is corrupt";
+    case DN_ESCHEMA: return "stored data is from a newer version";
+    case DN_EREADONLY: return "file or directory is read-only";
     default: return "unknown error";
     }
 }

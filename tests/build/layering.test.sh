@@ -16,6 +16,7 @@ declare -A allowed=(
   [yamux]="core"
   [host]="core multiformats crypto pnet mss noise yamux"
   [proto]="core multiformats crypto"
+  [store]="core"
   [cli]="*"
 )
 fail=0
@@ -38,7 +39,7 @@ for dir in "$src"/*/; do
     esac
   done < <(grep -HE '^#include "[^"/]+/' "$dir"*.[ch] 2>/dev/null)
 done
-if grep -lE '#include "(core|host|proto|crypto|noise|yamux|mss|pnet|multiformats)/' \
+if grep -lE '#include "(core|host|proto|crypto|noise|yamux|mss|pnet|multiformats|store)/' \
     "${DN_SOURCE_DIR}"/include/dmsnet/*.h; then
   echo "FAIL: public headers include internal ones"; fail=1
 fi
