@@ -476,6 +476,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || end == cl || n > api->max_body) {
+                /* Not too much over: read and discard it, then answer, so
+                 * that a client still sending does not get a reset instead
+                 * of the answer. Far over: answer now, and close. */
+                if (!errno && end != cl && n <= (unsigned long long)api->max_body * 16) {
+                    r->too_big = true;
+                    return MHD_YES;
+                }
                 char msg[96];
                 snprintf(msg, sizeof msg, "request body larger than %zu bytes", api->max_body);
                 return req_fail_now(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
