@@ -31,6 +31,7 @@
 #define DN_API_MAX_BODY_DEFAULT (64u * 1024)
 #define DN_API_CONN_TIMEOUT_DEFAULT 30 /* seconds of inactivity */
 #define DN_API_MAX_CONNS_DEFAULT 64    /* per listen socket */
+#define DN_API_DEADLINE_DEFAULT 60     /* seconds for one whole request */
 #define DN_API_STREAM_QUEUE_DEFAULT (256u * 1024)
 #define DN_API_TOKEN_HEX_LEN 64 /* 32 random bytes, hex */
 
@@ -54,6 +55,11 @@ typedef struct dn_api_config {
     unsigned conn_timeout_s;
     unsigned max_conns;
     size_t stream_queue_max; /* bytes queued per stream before it is dropped */
+    /* A request still arriving or being answered after this long is cut
+     * (a client trickling bytes evades the inactivity timeout). Streams and
+     * requests waiting on their handler are exempt. Keep it above
+     * conn_timeout_s (idle keep-alive sockets are left to that). */
+    unsigned request_deadline_s;
 } dn_api_config;
 
 /* A handler answers with dn__api_reply / dn__api_reply_error (now or later,

@@ -40,6 +40,20 @@ typedef struct dn_api_route {
     void *ud;
 } dn_api_route;
 
+/* One per accepted socket (MHD_OPTION_NOTIFY_CONNECTION): MHD's timeout
+ * only measures inactivity, so a client trickling one byte at a time would
+ * hold a slot for ever; the sweep cuts a request that takes longer than the
+ * deadline. */
+typedef struct dn_api_conn {
+    struct MHD_Connection *conn;
+    struct dn_api_listener *lis;
+    int fd;
+    uint64_t since_ms; /* start of the current request (or of the idle time) */
+    dn_api_req *req;
+    bool cut;
+    struct dn_api_conn *prev, *next;
+} dn_api_conn;
+
 typedef struct dn_api_listener {
     dn_api *api;
     struct MHD_Daemon *mhd;
@@ -66,6 +80,10 @@ struct dn_api {
     size_t stream_queue_max;
     uint16_t tcp_port;
     dn_api_req *reqs;       /* requests MHD still holds */
+    dn_api_conn *conns;     /* sockets MHD holds */
+    uv_timer_t sweep;
+    bool sweep_inited;
+    unsigned deadline_ms;
     dn_api_stream *streams; /* streams still accepting events */
     dn_api_stats st;
     int open_handles;
@@ -97,6 +115,7 @@ struct dn_api_req {
     bool suspended;
     bool replied;
     dn_api_stream *stream;
+    dn_api_conn *c;
     dn_api_req *prev, *next;
 };
 
@@ -104,6 +123,7 @@ struct dn_api_stream {
     dn_api *api;
     dn_api_listener *lis;
     struct MHD_Connection *conn;
+    dn_api_req *req; /* the request it answers, until either is gone */
     char *q; /* queued lines: bytes [off, len) */
     size_t off, len, cap, max;
     bool accepting; /* takes events (in api->streams) */
@@ -251,6 +271,12 @@ static dn_api_req *req_new(dn_api_listener *l, struct MHD_Connection *conn, cons
     r->lis = l;
     r->conn = conn;
     r->state = RS_BODY;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        r->c = ci->socket_context;
+        r->c->req = r;
+    }
     r->next = l->api->reqs;
     if (r->next)
         r->next->prev = r;
@@ -557,8 +583,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     r->conn = NULL;
+    if (r->c) {
+        r->c->req = NULL;
+        r->c->since_ms = uv_now(r->api->loop); /* idle now: MHD's timeout */
+        r->c = NULL;
+    }
     if (r->stream) {
         r->stream->conn = NULL;
+        r->stream->req = NULL;
         r->stream = NULL;
     }
     req_unlink(r);
@@ -671,6 +703,10 @@ static void stream_free(void *cls)
     dn_api_stream *s = cls;
     /* MHD is done with the response (sent, failed, or shut down). */
     s->conn = NULL;
+    if (s->req) {
+        s->req->stream = NULL;
+        s->req = NULL;
+    }
     stream_fire_close(s, s->api->closing ? DN_API_STREAM_SHUTDOWN : DN_API_STREAM_DISCONNECTED);
     stream_account(s, -(ptrdiff_t)(s->len - s->off));
     free(s->q);
@@ -715,6 +751,7 @@ dn_api_stream *dn__api_reply_stream(dn_api_req *r, dn_api_stream_close_cb cb, vo
     api->streams = s;
     api->st.streams++;
     r->stream = s;
+    s->req = r;
     req_set_reply(r, MHD_HTTP_OK, resp);
     return s;
 }
@@ -786,6 +823,71 @@ void dn__api_stream_end(dn_api_stream *s)
 
 size_t dn__api_stream_queued(const dn_api_stream *s) { return s->len - s->off; }
 
+
+/* ---- per-request deadline ---- */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    dn_api_listener *l = cls;
+    dn_api *api = l->api;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        dn_api_conn *c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!c || !ci) {
+            free(c);
+            return; /* untracked: still bounded by MHD's inactivity timeout */
+        }
+        c->conn = conn;
+        c->lis = l;
+        c->fd = ci->connect_fd;
+        c->since_ms = uv_now(api->loop);
+        c->next = api->conns;
+        if (c->next)
+            c->next->prev = c;
+        api->conns = c;
+        *socket_context = c;
+        return;
+    }
+    dn_api_conn *c = *socket_context;
+    if (!c)
+        return;
+    *socket_context = NULL;
+    if (c->req)
+        c->req->c = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (api->conns == c)
+        api->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    dn_api *api = t->data;
+    uint64_t now = uv_now(api->loop);
+    for (dn_api_conn *c = api->conns; c; c = c->next) {
+        dn_api_req *r = c->req;
+        /* Not cut: event streams, and requests a handler is still working
+         * on (the handler owns that deadline). A socket without a request is
+         * either receiving headers or idle between requests; an idle one is
+         * closed by MHD's inactivity timeout before the deadline anyway. */
+        if (c->cut || (r && (r->stream || r->state == RS_HANDLER)))
+            continue;
+        if (now - c->since_ms < api->deadline_ms)
+            continue;
+        DN_LOG_LIMITED(DN_LOG_DEBUG, M, "cutting an API request older than %u ms",
+                       api->deadline_ms);
+        /* MHD owns the fd: shut it down (not close), MHD then sees the end
+         * of the socket and closes it itself. */
+        c->cut = true;
+        shutdown(c->fd, SHUT_RDWR);
+        kick(c->lis);
+    }
+}
 
 /* ---- listen sockets ---- */
 
@@ -922,8 +1024,10 @@ static int open_tcp(dn_api *api, const dn_api_config *cfg, char *err, size_t err
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    dn_api *api = h->data ? ((dn_api_listener *)h->data)->api : NULL;
-    if (api && --api->open_handles == 0)
+    dn_api *api = h->type == UV_TIMER && ((uv_timer_t *)h)->timer_cb == on_sweep
+                      ? h->data
+                      : ((dn_api_listener *)h->data)->api;
+    if (--api->open_handles == 0)
         free(api);
 }
 
@@ -937,7 +1041,8 @@ static int listener_start(dn_api *api, dn_api_listener *l, int fd, bool tcp, cha
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
         l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_CONNECTION_TIMEOUT, api->conn_timeout, MHD_OPTION_CONNECTION_LIMIT,
-        api->max_conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_END);
+        api->max_conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_END);
     if (!l->mhd) {
         set_err(err, errlen, "libmicrohttpd would not start on the API %s socket",
                 tcp ? "TCP" : "unix");
@@ -983,6 +1088,8 @@ int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *e
     api->max_conns = cfg->max_conns ? cfg->max_conns : DN_API_MAX_CONNS_DEFAULT;
     api->stream_queue_max =
         cfg->stream_queue_max ? cfg->stream_queue_max : DN_API_STREAM_QUEUE_DEFAULT;
+    api->deadline_ms =
+        1000u * (cfg->request_deadline_s ? cfg->request_deadline_s : DN_API_DEADLINE_DEFAULT);
     int rc = 0, tcp_fd = -1;
     if (cfg->tcp_host) {
         /* Refuse a bad TCP address before touching the socket file. */
@@ -1023,6 +1130,13 @@ int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *e
             close(tcp_fd);
     } else if (tcp_fd >= 0 && rc != 0) {
         close(tcp_fd);
+    }
+    if (rc == 0 && uv_timer_init(loop, &api->sweep) == 0) {
+        api->sweep_inited = true;
+        api->open_handles++;
+        api->sweep.data = api;
+        unsigned every = api->deadline_ms / 4 ? api->deadline_ms / 4 : 1;
+        uv_timer_start(&api->sweep, on_sweep, every, every);
     }
     if (rc != 0) {
         api_stop(api);
@@ -1085,6 +1199,11 @@ static void api_stop(dn_api *api)
     api->nroutes = 0;
     sodium_memzero(api->token, sizeof api->token);
     int handles = 0;
+    if (api->sweep_inited) {
+        api->sweep_inited = false;
+        handles++;
+        uv_close((uv_handle_t *)&api->sweep, on_handle_closed);
+    }
     for (int i = 0; i < 2; i++) {
         dn_api_listener *l = &api->lis[i];
         if (!l->handles)

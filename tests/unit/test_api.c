@@ -811,7 +811,7 @@ static void test_slow_client_and_limits(void **state)
     assert_non_null(strstr(buf, "HTTP/1.1 200"));
     close(c4);
 
-    /* The connection timeout (1 s) closes the stalled ones. */
+    /* The connection timeout (1 s) closes the stalled one. */
     bool closed = false;
     uint64_t end = now_ms() + 4000;
     while (!closed && now_ms() < end) {
@@ -822,6 +822,39 @@ static void test_slow_client_and_limits(void **state)
     }
     assert_true(closed);
     close(slow);
+}
+
+/* A client that trickles a byte every 100 ms is never inactive for MHD's
+ * timeout; the whole-request deadline cuts it. */
+static void test_trickling_client_cut(void **state)
+{
+    fx *f = *state;
+    dn_api_config cfg = {.conn_timeout_s = 1, .request_deadline_s = 2};
+    start_ok(f, &cfg);
+    int fd = connect_unix(f->sock);
+    assert_true(fd >= 0);
+    static const char req[] = "GET /v0/hello HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    uint64_t t0 = now_ms();
+    bool cut = false;
+    size_t i = 0;
+    char buf[256];
+    while (!cut && now_ms() - t0 < 5000) {
+        if (i < sizeof req - 3) /* never the final CRLF */
+            if (send(fd, req + i++, 1, MSG_NOSIGNAL) != 1)
+                cut = true;
+        spin_ms(f, 100);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1 && read(fd, buf, sizeof buf) <= 0)
+            cut = true;
+    }
+    uint64_t took = now_ms() - t0;
+    assert_true(cut);
+    assert_true(took >= 1900); /* not by the inactivity timeout (1 s) */
+    assert_true(took < 4000);
+    close(fd);
+    /* Others are still served. */
+    job j = {0};
     assert_int_equal(call(f, &j, "GET", "/v0/hello", NULL), 200);
     job_clear(&j);
 }
@@ -870,6 +903,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_never_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trickling_client_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_pending, setup, teardown),
     };
     if (getenv("DN_TEST_FILTER"))
