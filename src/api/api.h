@@ -68,13 +68,12 @@ typedef void (*dn_api_handler)(dn_api_req *req, void *ud);
 
 /* Create the listeners and start serving on loop. On failure returns a
  * negative code and writes one line saying why into err (if non-NULL). */
-int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *err,
-                size_t errlen);
+int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *err, size_t errlen);
 /* Register a route. With prefix set, path matches every path that starts with
  * it (e.g. "/v0/peers/" for /v0/peers/<id>); exact routes win over prefixes,
  * longer prefixes over shorter. method is "GET", "POST", ... */
-int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix,
-                  dn_api_handler h, void *ud);
+int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix, dn_api_handler h,
+                  void *ud);
 /* The TCP port actually bound (0 when there is no TCP listener). */
 uint16_t dn__api_tcp_port(const dn_api *api);
 /* Stop serving: pending async requests are cut off (their later replies are
@@ -84,9 +83,9 @@ uint16_t dn__api_tcp_port(const dn_api *api);
 void dn__api_close(dn_api *api);
 
 typedef struct dn_api_stats {
-    size_t connections;    /* requests in progress, streams included */
-    size_t streams;        /* open event streams */
-    size_t stream_queued;  /* bytes queued over all streams */
+    size_t connections;       /* requests in progress, streams included */
+    size_t streams;           /* open event streams */
+    size_t stream_queued;     /* bytes queued over all streams */
     size_t stream_queue_peak; /* the largest one stream's queue has been */
     uint64_t streams_dropped; /* streams closed because the client lagged */
 } dn_api_stats;
@@ -116,7 +115,7 @@ int dn__api_reply_error(dn_api_req *req, unsigned status, const char *fmt, ...)
 /* ---- streams (NDJSON) ---- */
 
 typedef enum dn_api_stream_end {
-    DN_API_STREAM_DROPPED = 1, /* the client did not keep up: queue full */
+    DN_API_STREAM_DROPPED = 1,  /* the client did not keep up: queue full */
     DN_API_STREAM_DISCONNECTED, /* the client went away */
     DN_API_STREAM_SHUTDOWN,     /* dn__api_close */
 } dn_api_stream_end;
@@ -144,8 +143,8 @@ size_t dn__api_stream_queued(const dn_api_stream *s);
 /* Read the hex token from path, or create the file (0600, 32 random bytes as
  * hex) when absent. out gets DN_API_TOKEN_HEX_LEN chars + NUL. A token file
  * readable by group or others, or not 64 hex digits, is refused. */
-int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_LEN + 1],
-                       char *err, size_t errlen);
+int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_LEN + 1], char *err,
+                       size_t errlen);
 
 /* ---- client (blocking, libcurl) ---- */
 
@@ -166,15 +165,15 @@ bool dn__api_no_daemon(int rc);
  * the caller json_decref's it). A reply that is not JSON is DN_EMALFORMED. */
 int dn__api_call_ex(const dn_api_client *c, const char *method, const char *path,
                     const json_t *body, long *status, json_t **reply);
-int dn__api_call(const char *unix_path, const char *method, const char *path,
-                 const json_t *body, long *status, json_t **reply);
+int dn__api_call(const char *unix_path, const char *method, const char *path, const json_t *body,
+                 long *status, json_t **reply);
 
 /* Follow an NDJSON stream (GET path): on a 200 answer, line_cb gets each
  * line's JSON value (borrowed) until the server ends the response or line_cb
  * returns non-zero. On another status, *status and *reply are set as in
  * dn__api_call and line_cb is not called. */
 typedef int (*dn_api_line_cb)(json_t *value, void *ud);
-int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb,
-                        void *ud, long *status, json_t **reply);
+int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb, void *ud,
+                        long *status, json_t **reply);
 
 #endif

@@ -17,10 +17,16 @@
 #define DN_API_REPLY_MAX (16u << 20) /* a reply larger than this is refused */
 #define DN_API_LINE_MAX (1u << 20)   /* one NDJSON line */
 
-bool dn__api_no_daemon(int rc) { return rc == -ENOENT || rc == -ECONNREFUSED; }
+bool dn__api_no_daemon(int rc)
+{
+    return rc == -ENOENT || rc == -ECONNREFUSED;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 typedef struct sink {
     char *buf;
@@ -117,8 +123,8 @@ static int connect_error(const dn_api_client *c, CURL *curl)
     return -ECONNREFUSED;
 }
 
-static int do_call(const dn_api_client *c, const char *method, const char *path,
-                   const json_t *body, sink *k, long *status)
+static int do_call(const dn_api_client *c, const char *method, const char *path, const json_t *body,
+                   sink *k, long *status)
 {
     if (!c || (!c->unix_path && !c->base_url) || !path || path[0] != '/')
         return DN_EINVAL;
@@ -227,15 +233,15 @@ int dn__api_call_ex(const dn_api_client *c, const char *method, const char *path
     return rc;
 }
 
-int dn__api_call(const char *unix_path, const char *method, const char *path,
-                 const json_t *body, long *status, json_t **reply)
+int dn__api_call(const char *unix_path, const char *method, const char *path, const json_t *body,
+                 long *status, json_t **reply)
 {
     dn_api_client c = {.unix_path = unix_path};
     return dn__api_call_ex(&c, method, path, body, status, reply);
 }
 
-int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb,
-                        void *ud, long *status, json_t **reply)
+int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb, void *ud,
+                        long *status, json_t **reply)
 {
     sink k = {.max = DN_API_LINE_MAX, .streaming = true, .line_cb = line_cb, .ud = ud};
     long st = 0;

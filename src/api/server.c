@@ -79,8 +79,8 @@ struct dn_api {
     unsigned max_conns;
     size_t stream_queue_max;
     uint16_t tcp_port;
-    dn_api_req *reqs;       /* requests MHD still holds */
-    dn_api_conn *conns;     /* sockets MHD holds */
+    dn_api_req *reqs;   /* requests MHD still holds */
+    dn_api_conn *conns; /* sockets MHD holds */
     uv_timer_t sweep;
     bool sweep_inited;
     unsigned deadline_ms;
@@ -124,7 +124,7 @@ struct dn_api_stream {
     dn_api_listener *lis;
     struct MHD_Connection *conn;
     dn_api_req *req; /* the request it answers, until either is gone */
-    char *q; /* queued lines: bytes [off, len) */
+    char *q;         /* queued lines: bytes [off, len) */
     size_t off, len, cap, max;
     bool accepting; /* takes events (in api->streams) */
     bool ended;     /* no more events: send the rest, then end */
@@ -167,9 +167,15 @@ static void run_mhd(dn_api_listener *l)
         uv_timer_stop(&l->timer);
 }
 
-static void on_timer(uv_timer_t *t) { run_mhd(t->data); }
+static void on_timer(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
 
-static void on_epoll(uv_poll_t *p, int status, int events) { run_mhd(p->data); }
+static void on_epoll(uv_poll_t *p, int status, int events)
+{
+    run_mhd(p->data);
+}
 
 /* Make MHD run soon (after a resume from outside MHD_run). MHD's ITC would
  * wake the epoll fd too; the timer makes it independent of that detail and
@@ -351,11 +357,26 @@ int dn__api_reply_error(dn_api_req *r, unsigned status, const char *fmt, ...)
     return req_set_reply(r, status, error_response(msg));
 }
 
-const char *dn__api_req_method(const dn_api_req *r) { return r->method; }
-const char *dn__api_req_path(const dn_api_req *r) { return r->path; }
-const char *dn__api_req_rest(const dn_api_req *r) { return r->rest ? r->rest : ""; }
-json_t *dn__api_req_body(const dn_api_req *r) { return r->body; }
-bool dn__api_req_is_tcp(const dn_api_req *r) { return r->lis && r->lis->tcp; }
+const char *dn__api_req_method(const dn_api_req *r)
+{
+    return r->method;
+}
+const char *dn__api_req_path(const dn_api_req *r)
+{
+    return r->path;
+}
+const char *dn__api_req_rest(const dn_api_req *r)
+{
+    return r->rest ? r->rest : "";
+}
+json_t *dn__api_req_body(const dn_api_req *r)
+{
+    return r->body;
+}
+bool dn__api_req_is_tcp(const dn_api_req *r)
+{
+    return r->lis && r->lis->tcp;
+}
 
 const char *dn__api_req_query(const dn_api_req *r, const char *key)
 {
@@ -410,8 +431,8 @@ static const dn_api_route *route_find(const dn_api *api, const char *path, const
     return hit;
 }
 
-int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix,
-                  dn_api_handler h, void *ud)
+int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix, dn_api_handler h,
+                  void *ud)
 {
     if (!api || !method || !path || path[0] != '/' || !h || strlen(method) >= 16)
         return DN_EINVAL;
@@ -458,8 +479,8 @@ static bool auth_ok(const dn_api *api, struct MHD_Connection *c)
 /* ---- the access handler ---- */
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
 {
     dn_api_listener *l = cls;
     dn_api *api = l->api;
@@ -482,8 +503,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (!known)
                 return req_fail_now(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
             char msg[192];
-            snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", r->method,
-                     allow);
+            snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", r->method, allow);
             enum MHD_Result ret = MHD_YES;
             r->replied = true;
             r->status = MHD_HTTP_METHOD_NOT_ALLOWED;
@@ -557,8 +577,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             r->buf = NULL;
             if (!r->body) {
                 char msg[256];
-                snprintf(msg, sizeof msg, "malformed JSON body: %s (line %d, column %d)",
-                         jerr.text, jerr.line, jerr.column);
+                snprintf(msg, sizeof msg, "malformed JSON body: %s (line %d, column %d)", jerr.text,
+                         jerr.line, jerr.column);
                 return req_fail_now(r, MHD_HTTP_BAD_REQUEST, msg);
             }
         }
@@ -696,7 +716,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return 0;
 }
 
-static void stream_free_mem(uv_handle_t *h) { free(h->data); }
+static void stream_free_mem(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void stream_free(void *cls)
 {
@@ -821,8 +844,10 @@ void dn__api_stream_end(dn_api_stream *s)
     stream_wake(s);
 }
 
-size_t dn__api_stream_queued(const dn_api_stream *s) { return s->len - s->off; }
-
+size_t dn__api_stream_queued(const dn_api_stream *s)
+{
+    return s->len - s->off;
+}
 
 /* ---- per-request deadline ---- */
 
@@ -986,8 +1011,7 @@ static int open_tcp(dn_api *api, const dn_api_config *cfg, char *err, size_t err
         a6->sin6_port = htons(cfg->tcp_port);
         sl = sizeof *a6;
     } else {
-        set_err(err, errlen, "API listen address %s is not an IPv4 or IPv6 address",
-                cfg->tcp_host);
+        set_err(err, errlen, "API listen address %s is not an IPv4 or IPv6 address", cfg->tcp_host);
         return DN_EINVAL;
     }
     if (!is_loopback(&ss) && !cfg->allow_remote) {
@@ -1038,11 +1062,11 @@ static int listener_start(dn_api *api, dn_api_listener *l, int fd, bool tcp, cha
     l->listen_fd = fd;
     l->tcp = tcp;
     l->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
-        l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, l,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_CONNECTION_TIMEOUT, api->conn_timeout, MHD_OPTION_CONNECTION_LIMIT,
-        api->max_conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_END);
+        api->max_conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, l, MHD_OPTION_END);
     if (!l->mhd) {
         set_err(err, errlen, "libmicrohttpd would not start on the API %s socket",
                 tcp ? "TCP" : "unix");
@@ -1067,8 +1091,7 @@ static int listener_start(dn_api *api, dn_api_listener *l, int fd, bool tcp, cha
 
 static void api_stop(dn_api *api);
 
-int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *err,
-                size_t errlen)
+int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!loop || !cfg || !cfg->unix_path || !cfg->unix_path[0]) {
@@ -1146,9 +1169,15 @@ int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *e
     return 0;
 }
 
-uint16_t dn__api_tcp_port(const dn_api *api) { return api ? api->tcp_port : 0; }
+uint16_t dn__api_tcp_port(const dn_api *api)
+{
+    return api ? api->tcp_port : 0;
+}
 
-void dn__api_stats(const dn_api *api, dn_api_stats *st) { *st = api->st; }
+void dn__api_stats(const dn_api *api, dn_api_stats *st)
+{
+    *st = api->st;
+}
 
 /* Stops every daemon and closes the handles; api is freed when the last
  * handle has closed (at once if none was opened). */

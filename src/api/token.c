@@ -71,8 +71,8 @@ static int token_create(const char *path, char out[DN_API_TOKEN_HEX_LEN + 1], ch
     return rc;
 }
 
-int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_LEN + 1],
-                       char *err, size_t errlen)
+int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_LEN + 1], char *err,
+                       size_t errlen)
 {
     if (!path) {
         terr(err, errlen, "no API token path");
@@ -85,8 +85,7 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
             if (rc == -EEXIST)
                 continue; /* someone else made it just now: read theirs */
             if (rc < 0 && err && !err[0])
-                terr(err, errlen, "cannot create the API token %s: %s", path,
-                     dn_strerror(rc));
+                terr(err, errlen, "cannot create the API token %s: %s", path, dn_strerror(rc));
             return rc;
         }
         if (fd < 0) {
@@ -117,8 +116,7 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
                  (buf[i] >= 'A' && buf[i] <= 'F');
         if (!ok) {
             sodium_memzero(buf, sizeof buf);
-            terr(err, errlen, "the API token %s is not %d hex digits", path,
-                 DN_API_TOKEN_HEX_LEN);
+            terr(err, errlen, "the API token %s is not %d hex digits", path, DN_API_TOKEN_HEX_LEN);
             return DN_EMALFORMED;
         }
         memcpy(out, buf, DN_API_TOKEN_HEX_LEN);

@@ -220,7 +220,10 @@ static const char *err_of(json_t *reply)
 }
 
 /* Status code and JSON body of a raw answer. */
-static int raw_status(const job *j) { return j->resp_len > 12 ? atoi(j->resp + 9) : -1; }
+static int raw_status(const job *j)
+{
+    return j->resp_len > 12 ? atoi(j->resp + 9) : -1;
+}
 static json_t *raw_body(const job *j)
 {
     const char *b = strstr(j->resp, "\r\n\r\n");
@@ -263,7 +266,10 @@ static void h_later(dn_api_req *r, void *ud)
     uv_timer_start(&f->later_timer, on_later_timer, 100, 0);
 }
 
-static void h_hang(dn_api_req *r, void *ud) { ((fx *)ud)->hang = r; }
+static void h_hang(dn_api_req *r, void *ud)
+{
+    ((fx *)ud)->hang = r;
+}
 
 static void on_stream_close(dn_api_stream *s, dn_api_stream_end why, void *ud)
 {
@@ -372,8 +378,7 @@ static void test_routes(void **state)
     job_clear(&j);
 
     assert_int_equal(call(f, &j, "POST", "/v0/echo?x=a%20b", json_pack("{s:i}", "a", 7)), 201);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j.reply, "body"), "a")),
-                     7);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j.reply, "body"), "a")), 7);
     assert_string_equal(json_string_value(json_object_get(j.reply, "x")), "a b");
     assert_true(json_is_false(json_object_get(j.reply, "tcp")));
     job_clear(&j);
@@ -575,8 +580,7 @@ static void test_token_file(void **state)
     FILE *fp = fopen(f->token_path, "w");
     fputs("not a token\n", fp);
     fclose(fp);
-    assert_int_equal(dn__api_token_load(f->token_path, true, tok2, err, sizeof err),
-                     DN_EMALFORMED);
+    assert_int_equal(dn__api_token_load(f->token_path, true, tok2, err, sizeof err), DN_EMALFORMED);
 }
 
 static void test_remote_refused(void **state)
@@ -769,6 +773,47 @@ static void test_events_never_read(void **state)
     assert_int_equal(st.stream_queued, 0);
 }
 
+/* A client that never reads, even after its stream was dropped: MHD cannot
+ * write, so the inactivity timeout closes it and the stream is freed. */
+static void test_events_never_read_closed(void **state)
+{
+    fx *f = *state;
+    dn_api_config cfg = {.conn_timeout_s = 1, .stream_queue_max = 8192};
+    start_ok(f, &cfg);
+    int fd = connect_unix(f->sock);
+    assert_true(fd >= 0);
+    static const char req[] = "GET /v0/events HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    for (int i = 0; i < 400 && !f->stream; i++)
+        spin_ms(f, 5);
+    assert_non_null(f->stream);
+    char pad[1024];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    json_t *ev = json_pack("{s:s,s:s}", "type", "test", "pad", pad);
+    for (int i = 0; i < 100000 && f->stream; i++) {
+        dn__api_stream_push(f->stream, ev);
+        uv_run(&f->loop, UV_RUN_NOWAIT); /* MHD fills the socket buffers first */
+    }
+    json_decref(ev);
+    assert_int_equal(f->stream_why, DN_API_STREAM_DROPPED);
+    dn_api_stats st;
+    dn__api_stats(f->api, &st);
+    assert_int_equal(st.connections, 1);
+    assert_true(st.stream_queue_peak <= 8192 + 256);
+    uint64_t t0 = now_ms();
+    bool gone = false;
+    for (int i = 0; i < 800 && !gone; i++) {
+        spin_ms(f, 5);
+        dn__api_stats(f->api, &st);
+        gone = st.connections == 0;
+    }
+    assert_true(gone);
+    assert_true(now_ms() - t0 >= 500); /* by the timeout, not by delivery */
+    assert_int_equal(st.stream_queued, 0);
+    close(fd);
+}
+
 static void test_slow_client_and_limits(void **state)
 {
     fx *f = *state;
@@ -833,8 +878,9 @@ static void test_trickling_client_cut(void **state)
     start_ok(f, &cfg);
     int fd = connect_unix(f->sock);
     assert_true(fd >= 0);
-    static const char req[] = "GET /v0/hello HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    static const char req[] =
+        "GET /v0/hello HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     uint64_t t0 = now_ms();
     bool cut = false;
     size_t i = 0;
@@ -902,6 +948,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_and_live_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_never_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_never_read_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trickling_client_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_pending, setup, teardown),
