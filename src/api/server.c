@@ -153,15 +153,29 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 static void on_timer(uv_timer_t *t);
 
+static unsigned mhd_connections(dn_api_listener *l)
+{
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return di ? di->num_connections : 0;
+}
+
 static void run_mhd(dn_api_listener *l)
 {
     if (!l->mhd)
         return;
+    unsigned before = mhd_connections(l);
     MHD_run(l->mhd);
     if (!l->mhd)
         return;
     MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(l->mhd, &ms) == MHD_YES)
+    /* MHD frees a connection's slot at the end of MHD_run, and only the
+     * next MHD_run watches the listen socket again after it had stopped at
+     * the connection limit: run again at once when connections closed, or a
+     * client in the backlog waits for an unrelated event. */
+    if (mhd_connections(l) < before)
+        uv_timer_start(&l->timer, on_timer, 0, 0);
+    else if (MHD_get_timeout(l->mhd, &ms) == MHD_YES)
         uv_timer_start(&l->timer, on_timer, ms, 0);
     else
         uv_timer_stop(&l->timer);
@@ -1115,11 +1129,13 @@ int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *e
         1000u * (cfg->request_deadline_s ? cfg->request_deadline_s : DN_API_DEADLINE_DEFAULT);
     int rc = 0, tcp_fd = -1;
     if (cfg->tcp_host) {
-        /* Refuse a bad TCP address before touching the socket file. */
-        rc = dn__api_token_load(cfg->token_path, true, api->token, err, errlen);
-        if (rc == 0)
-            rc = tcp_fd = open_tcp(api, cfg, err, errlen);
+        /* Refuse a bad TCP address before touching any file. */
+        rc = tcp_fd = open_tcp(api, cfg, err, errlen);
+        if (rc >= 0)
+            rc = dn__api_token_load(cfg->token_path, true, api->token, err, errlen);
         if (rc < 0) {
+            if (tcp_fd >= 0)
+                close(tcp_fd);
             free(api);
             return rc;
         }
@@ -1207,6 +1223,8 @@ static void api_stop(dn_api *api)
         dn_api_listener *l = &api->lis[i];
         if (!l->mhd)
             continue;
+        if (l->handles) /* before MHD closes the epoll fd it watches */
+            uv_poll_stop(&l->poll);
         /* Take the listen socket back so that we, who made it, close it. */
         MHD_socket fd = MHD_quiesce_daemon(l->mhd);
         MHD_stop_daemon(l->mhd);
