@@ -103,6 +103,7 @@ typedef struct job {
     bool stream;
     int lines;
     int stop_after;
+    int out_of_order; /* lines whose "n" was not the line's index */
     json_t *last_line;
     volatile bool done;
     uv_async_t async;
@@ -123,6 +124,9 @@ static int connect_unix(const char *path)
 static int on_line(json_t *v, void *ud)
 {
     job *j = ud;
+    json_t *n = json_object_get(v, "n");
+    if (n && json_integer_value(n) != j->lines)
+        j->out_of_order++;
     j->lines++;
     json_decref(j->last_line);
     j->last_line = json_incref(v);
@@ -774,6 +778,36 @@ static void test_events_never_read(void **state)
     assert_int_equal(st.stream_queued, 0);
 }
 
+/* Many events to a client that reads: every line arrives, once, in order,
+ * across chunk and read boundaries, while the pusher respects the queue. */
+static void test_events_many(void **state)
+{
+    fx *f = *state;
+    dn_api_config cfg = {0};
+    start_ok(f, &cfg);
+    enum { N = 20000 };
+    job s = {.stream = true, .path = "/v0/events", .stop_after = N};
+    uv_thread_t tid;
+    job_start(f, &s, &tid);
+    for (int i = 0; i < 400 && !f->stream; i++)
+        spin_ms(f, 5);
+    assert_non_null(f->stream);
+    uint64_t end = now_ms() + 10000;
+    for (int i = 0; i < N && now_ms() < end; i++) {
+        json_t *ev = json_pack("{s:s,s:i,s:s}", "type", "test", "n", i, "s", "x\ny\"z");
+        assert_int_equal(dn__api_stream_push(f->stream, ev), 0);
+        json_decref(ev);
+        while (dn__api_stream_queued(f->stream) > 64 * 1024 && now_ms() < end)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    job_finish(f, &s, &tid);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(s.lines, N);
+    assert_int_equal(s.out_of_order, 0);
+    assert_string_equal(json_string_value(json_object_get(s.last_line, "s")), "x\ny\"z");
+    job_clear(&s);
+}
+
 /* A client that never reads, even after its stream was dropped: MHD cannot
  * write, so the inactivity timeout closes it and the stream is freed. */
 static void test_events_never_read_closed(void **state)
@@ -949,6 +983,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_and_live_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_never_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_never_read_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trickling_client_cut, setup, teardown),
