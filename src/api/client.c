@@ -108,17 +108,18 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     return sink_add(k, p, n) == 0 ? n : 0;
 }
 
-/* curl's error for a failed connect, as the errno it came from. */
+/* curl's error for a failed connect, as the errno it came from: -ENOENT and
+ * -ECONNREFUSED mean no daemon; -EACCES (a socket of another user) does not. */
 static int connect_error(const dn_api_client *c, CURL *curl)
 {
-    if (c->unix_path) {
-        struct stat st;
-        if (stat(c->unix_path, &st) != 0)
-            return -ENOENT;
-    }
     long os = 0;
     curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os);
-    if (os == ENOENT)
+    if (os == EACCES || os == EPERM)
+        return -EACCES;
+    if (os == ENOENT || os == ECONNREFUSED)
+        return -(int)os;
+    struct stat st;
+    if (c->unix_path && stat(c->unix_path, &st) != 0)
         return -ENOENT;
     return -ECONNREFUSED;
 }
