@@ -63,7 +63,10 @@ typedef struct dn_api_config {
 } dn_api_config;
 
 /* A handler answers with dn__api_reply / dn__api_reply_error (now or later,
- * exactly once) or dn__api_reply_stream. */
+ * exactly once) or dn__api_reply_stream. One that answers later owns the
+ * deadline: the server neither cuts a request waiting on its handler nor
+ * notices the client leaving meanwhile (MHD does not watch a suspended
+ * connection); the late reply then just frees the request. */
 typedef void (*dn_api_handler)(dn_api_req *req, void *ud);
 
 /* Create the listeners and start serving on loop. On failure returns a
