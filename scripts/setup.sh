@@ -9,7 +9,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libsodium-dev libssl-dev
-  libsqlite3-dev)
+  libsqlite3-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev iproute2 iperf3 clang-format)
 
 pkgs=("${build_pkgs[@]}")

@@ -17,6 +17,7 @@ declare -A allowed=(
   [host]="core multiformats crypto pnet mss noise yamux"
   [proto]="core multiformats crypto"
   [store]="core"
+  [api]="core"
   [cli]="*"
 )
 fail=0
