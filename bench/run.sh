@@ -346,7 +346,10 @@ daemon_gone() {
 mem_run() {
   local conns=$1 per=$2 hp t=$((30 + $1 / 100))
   MB="" MC="" MS=0
-  start_daemon mem --max-conns 100000 || return 1
+  # One benchmark peer holds every connection and stream: lift the per-peer
+  # limits (a public node keeps them).
+  start_daemon mem --max-conns 100000 --max-conns-per-peer 100000 \
+    --max-streams-per-peer 1000000 || return 1
   WHY_FILE=$work/warm.out.err
   run_fg 30 "$work/warm.out" "$CONN_BENCH" ping "$DMA" -n 10 || { # code paths paged in
     stop "$DPID"

@@ -114,8 +114,8 @@ size_t dn_host_listen_addrs(const dn_host *h, dn_multiaddr *out, size_t max);
 typedef void (*dn_dial_cb)(dn_host *h, dn_conn *c, int status, void *arg);
 int dn_host_dial(dn_host *h, const dn_multiaddr *ma, dn_dial_cb cb, void *arg);
 /* Dial by peer id alone: reuse or join as above, else try the addresses
- * the peerstore knows for it, one after another. DN_ENOTFOUND (through cb)
- * when none is known or none answers. */
+ * the peerstore knows for it, one after another. cb gets DN_ENOTFOUND when
+ * none is known, or the last dial's error when none answers. */
 int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *arg);
 
 dn_host *dn_conn_host(const dn_conn *c);

@@ -32,7 +32,10 @@ static void usage(FILE *f)
             "                     only peers with the same key can connect\n"
             "  --data-dir DIR     state directory (default $DMSNET_HOME or ~/.dmsnet)\n"
             "  --enable-perf      serve the perf protocol (/perf/1.0.0)\n"
-            "  --max-conns N      connection limit (default 4096)\n"
+            "  --max-conns N      connection limit (default 4096, and within the\n"
+            "                     file descriptor limit)\n"
+            "  --max-conns-per-peer N    connections one peer may hold (default 8)\n"
+            "  --max-streams-per-peer N  streams one peer may hold (default 4096)\n"
             "  --handshake-timeout S  close connections whose security and muxer\n"
             "                     handshake takes longer (default 10)\n"
             "  --log LEVEL        trace, debug, info, warn, error, off (default info)\n"
@@ -88,12 +91,14 @@ int dn_cmd_daemon(int argc, char **argv)
         {"enable-perf", no_argument, NULL, 'p'},     {"max-conns", required_argument, NULL, 'm'},
         {"log", required_argument, NULL, 'L'},       {"help", no_argument, NULL, 'h'},
         {"handshake-timeout", required_argument, NULL, 'T'},
+        {"max-conns-per-peer", required_argument, NULL, 'P'},
+        {"max-streams-per-peer", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     const char *listen[MAX_LISTEN];
     size_t nlisten = 0;
     const char *identity_path = NULL, *swarm_key = NULL, *data_dir = NULL;
     bool perf = false;
-    unsigned long max_conns = 0, handshake_timeout = 0;
+    unsigned long max_conns = 0, handshake_timeout = 0, conns_per_peer = 0, streams_per_peer = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -116,6 +121,18 @@ int dn_cmd_daemon(int argc, char **argv)
                 dn_cli_error("daemon", "invalid --max-conns '%s'", optarg);
                 return 2;
             }
+            break;
+        }
+        case 'P':
+        case 'S': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || v == 0 || v > 1000000) {
+                dn_cli_error("daemon", "invalid --%s '%s'",
+                             c == 'P' ? "max-conns-per-peer" : "max-streams-per-peer", optarg);
+                return 2;
+            }
+            *(c == 'P' ? &conns_per_peer : &streams_per_peer) = v;
             break;
         }
         case 'T': {
@@ -184,6 +201,8 @@ int dn_cmd_daemon(int argc, char **argv)
     cfg.psk = swarm_key ? psk : NULL;
     cfg.max_conns = (uint32_t)max_conns;
     cfg.handshake_timeout_ms = (uint32_t)handshake_timeout * 1000;
+    cfg.max_conns_per_peer = (uint32_t)conns_per_peer;
+    cfg.max_streams_per_peer = (uint32_t)streams_per_peer;
     dn_host *h;
     int rc = dn_host_new(&loop, &cfg, &h);
     sodium_memzero(psk, sizeof psk);

@@ -314,7 +314,7 @@ int dn_host_remove_handler(dn_host *h, const char *protocol)
     /* Streams still negotiating hold pointers into protocol_list (their
      * mss listener): keep the name alive by leaving the entry in place
      * with no handler until the host is freed. Negotiation then agrees on
-     * it and the stream is reset, as for an unknown protocol. */
+     * it and the stream is reset (the opener sees DN_ERESET). */
     e->fn = NULL;
     e->arg = NULL;
     dn_host_emit(h, NULL, DN_HOST_EV_PROTOCOLS_CHANGED, 0);

@@ -703,9 +703,9 @@ void dn__conn_pump_streams(dn_conn *c)
     deliver_held(c);
     dn_stream **pp = &c->sendq_head;
     while (*pp) {
-        /* Count the muxer's output too: it only moves to c->wire after the
-         * pump, so checking c->wire alone let every queued stream add one
-         * more frame (up to DN_CONN_FRAME_MAX each) beyond the mark. */
+        /* dn__conn_queued counts the muxer's frames and the sealed bytes
+         * behind the write in flight: every queued stream may add at most
+         * one more frame beyond the mark. */
         if (dn__conn_queued(c) >= DN_CONN_WIRE_HIGH)
             return; /* the socket is behind; resume from on_write_done */
         dn_stream *s = *pp;
