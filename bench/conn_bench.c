@@ -75,6 +75,9 @@ static dn_host *new_host(uint32_t max_conns)
                           .psk = psk,
                           .max_conns = max_conns,
                           .max_streams = 65536,
+                          /* One benchmark peer holds every connection. */
+                          .max_conns_per_peer = 1000000,
+                          .max_streams_per_peer = 10000000,
                           .handshake_timeout_ms = 30000,
                           .dial_timeout_ms = 30000};
     if ((rc = dn_host_new(loop, &cfg, &h))) {

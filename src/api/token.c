@@ -4,6 +4,8 @@
  * 0600. The unix socket needs none: its own 0600 mode is the guard. */
 #include "api/api.h"
 
+#include "core/io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -15,32 +17,7 @@
 
 #include "dmsnet/error.h"
 
-static void terr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void terr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int token_create(const char *path, char out[DN_API_TOKEN_HEX_LEN + 1], char *err,
                         size_t errlen)
@@ -59,14 +36,14 @@ static int token_create(const char *path, char out[DN_API_TOKEN_HEX_LEN + 1], ch
     char line[DN_API_TOKEN_HEX_LEN + 1];
     memcpy(line, out, DN_API_TOKEN_HEX_LEN);
     line[DN_API_TOKEN_HEX_LEN] = '\n';
-    int rc = write_all(fd, line, sizeof line);
+    int rc = dn__write_all(fd, line, sizeof line);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     close(fd);
     sodium_memzero(line, sizeof line);
     if (rc != 0) {
         unlink(path);
-        terr(err, errlen, "cannot write the API token %s: %s", path, strerror(-rc));
+        dn__api_set_err(err, errlen, "cannot write the API token %s: %s", path, strerror(-rc));
     }
     return rc;
 }
@@ -75,7 +52,7 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
                        size_t errlen)
 {
     if (!path) {
-        terr(err, errlen, "no API token path");
+        dn__api_set_err(err, errlen, "no API token path");
         return DN_EINVAL;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -85,23 +62,23 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
             if (rc == -EEXIST)
                 continue; /* someone else made it just now: read theirs */
             if (rc < 0 && err && !err[0])
-                terr(err, errlen, "cannot create the API token %s: %s", path, dn_strerror(rc));
+                dn__api_set_err(err, errlen, "cannot create the API token %s: %s", path, dn_strerror(rc));
             return rc;
         }
         if (fd < 0) {
             int e = errno;
-            terr(err, errlen, "cannot open the API token %s: %s", path, strerror(e));
+            dn__api_set_err(err, errlen, "cannot open the API token %s: %s", path, strerror(e));
             return -e;
         }
         struct stat st;
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             close(fd);
-            terr(err, errlen, "the API token %s is not a regular file", path);
+            dn__api_set_err(err, errlen, "the API token %s is not a regular file", path);
             return DN_EINVAL;
         }
         if (st.st_mode & 077) {
             close(fd);
-            terr(err, errlen, "the API token %s is readable by others (mode %03o); chmod 600 it",
+            dn__api_set_err(err, errlen, "the API token %s is readable by others (mode %03o); chmod 600 it",
                  path, (unsigned)(st.st_mode & 0777));
             return DN_EINVAL;
         }
@@ -116,7 +93,7 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
                  (buf[i] >= 'A' && buf[i] <= 'F');
         if (!ok) {
             sodium_memzero(buf, sizeof buf);
-            terr(err, errlen, "the API token %s is not %d hex digits", path, DN_API_TOKEN_HEX_LEN);
+            dn__api_set_err(err, errlen, "the API token %s is not %d hex digits", path, DN_API_TOKEN_HEX_LEN);
             return DN_EMALFORMED;
         }
         memcpy(out, buf, DN_API_TOKEN_HEX_LEN);
@@ -124,6 +101,6 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
         sodium_memzero(buf, sizeof buf);
         return 0;
     }
-    terr(err, errlen, "cannot create the API token %s", path);
+    dn__api_set_err(err, errlen, "cannot create the API token %s", path);
     return DN_EIO;
 }

@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "core/io.h"
 #include "cli/cli.h"
 #include "crypto/keyfile.h"
 #include "dmsnet/error.h"
@@ -32,20 +33,6 @@ static void usage(FILE *f)
                "Every peer of the private network needs the same key file.\n");
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Write text to a new file at path, mode 0600. Without force an existing
  * file is left alone (O_EXCL). With force the key goes to a temporary file
@@ -77,7 +64,7 @@ static int write_key_file(const char *path, const char *text, size_t len, bool f
     const char *created = force ? tmp : path;
     int ret = -1;
     /* A umask can only remove bits, but say 0600 explicitly anyway. */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || dn__write_all(fd, text, len) != 0 || fsync(fd) != 0) {
         dn_cli_error(cmd, "%s: %s", path, strerror(errno));
         close(fd);
         unlink(created);

@@ -2,6 +2,7 @@
  * files. secp256k1, ECDSA P-256 and RSA live in keys_ec.c.
  *
  * Spec: libp2p/specs peer-ids/peer-ids.md, "Keys" and "Key Types". */
+#include "core/io.h"
 #include "crypto/keys_int.h"
 
 #include <dirent.h>
@@ -373,20 +374,6 @@ void dn_privkey_free(dn_privkey *k)
 
 /* ---- key files ---------------------------------------------------------- */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int fsync_parent_dir(const char *path)
 {
@@ -536,7 +523,7 @@ int dn_privkey_save(const dn_privkey *k, const char *path)
         fd = -1;
         goto out;
     }
-    if (fchmod(fd, 0600) || (rc = write_all(fd, pb.data, pb.len)) != 0 || fsync(fd)) {
+    if (fchmod(fd, 0600) || (rc = dn__write_all(fd, pb.data, pb.len)) != 0 || fsync(fd)) {
         rc = rc ? rc : -errno;
         goto fail;
     }
