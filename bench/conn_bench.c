@@ -233,9 +233,9 @@ static int run_ping(unsigned n)
 
 /* ---- hold ------------------------------------------------------------- */
 
-/* Dials in flight are capped so the daemon's accept backlog never
- * overflows (an overflow costs a 1 s SYN retransmit, not memory). */
-#define HOLD_INFLIGHT 128
+/* Dials in flight are capped below the daemon's bound on handshakes from
+ * one address (64: past it the stalest is dropped, as for an attacker). */
+#define HOLD_INFLIGHT 48
 static dn_host *hold_host;
 static dn_conn **held;
 static unsigned hold_want, hold_started, hold_open, hold_streams_per, hold_streams_open,
