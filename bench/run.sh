@@ -349,7 +349,7 @@ mem_run() {
   # One benchmark peer holds every connection and stream: lift the per-peer
   # limits (a public node keeps them).
   start_daemon mem --max-conns 100000 --max-conns-per-peer 100000 \
-    --max-streams-per-peer 1000000 || return 1
+    --max-streams-per-peer 1000000 --max-handshakes-per-ip 100000 || return 1
   WHY_FILE=$work/warm.out.err
   run_fg 30 "$work/warm.out" "$CONN_BENCH" ping "$DMA" -n 10 || { # code paths paged in
     stop "$DPID"

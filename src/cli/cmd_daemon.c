@@ -36,6 +36,8 @@ static void usage(FILE *f)
             "                     file descriptor limit)\n"
             "  --max-conns-per-peer N    connections one peer may hold (default 8)\n"
             "  --max-streams-per-peer N  streams one peer may hold (default 4096)\n"
+            "  --max-handshakes-per-ip N connections from one address still in their\n"
+            "                     handshake (default 64; past it the stalest is dropped)\n"
             "  --handshake-timeout S  close connections whose security and muxer\n"
             "                     handshake takes longer (default 10)\n"
             "  --log LEVEL        trace, debug, info, warn, error, off (default info)\n"
@@ -93,12 +95,14 @@ int dn_cmd_daemon(int argc, char **argv)
         {"handshake-timeout", required_argument, NULL, 'T'},
         {"max-conns-per-peer", required_argument, NULL, 'P'},
         {"max-streams-per-peer", required_argument, NULL, 'S'},
+        {"max-handshakes-per-ip", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0}};
     const char *listen[MAX_LISTEN];
     size_t nlisten = 0;
     const char *identity_path = NULL, *swarm_key = NULL, *data_dir = NULL;
     bool perf = false;
-    unsigned long max_conns = 0, handshake_timeout = 0, conns_per_peer = 0, streams_per_peer = 0;
+    unsigned long max_conns = 0, handshake_timeout = 0, conns_per_peer = 0, streams_per_peer = 0,
+                  handshakes_per_ip = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -124,15 +128,18 @@ int dn_cmd_daemon(int argc, char **argv)
             break;
         }
         case 'P':
-        case 'S': {
+        case 'S':
+        case 'H': {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
+            const char *name = c == 'P'   ? "max-conns-per-peer"
+                               : c == 'S' ? "max-streams-per-peer"
+                                          : "max-handshakes-per-ip";
             if (*end || v == 0 || v > 1000000) {
-                dn_cli_error("daemon", "invalid --%s '%s'",
-                             c == 'P' ? "max-conns-per-peer" : "max-streams-per-peer", optarg);
+                dn_cli_error("daemon", "invalid --%s '%s'", name, optarg);
                 return 2;
             }
-            *(c == 'P' ? &conns_per_peer : &streams_per_peer) = v;
+            *(c == 'P' ? &conns_per_peer : c == 'S' ? &streams_per_peer : &handshakes_per_ip) = v;
             break;
         }
         case 'T': {
@@ -203,6 +210,7 @@ int dn_cmd_daemon(int argc, char **argv)
     cfg.handshake_timeout_ms = (uint32_t)handshake_timeout * 1000;
     cfg.max_conns_per_peer = (uint32_t)conns_per_peer;
     cfg.max_streams_per_peer = (uint32_t)streams_per_peer;
+    cfg.max_handshakes_per_ip = (uint32_t)handshakes_per_ip;
     dn_host *h;
     int rc = dn_host_new(&loop, &cfg, &h);
     sodium_memzero(psk, sizeof psk);
