@@ -477,12 +477,12 @@ dd_keys=()
 for k in dd ddpnet dd8s dd8c; do dd_keys+=("${k}_up_gbps" "${k}_down_gbps"); done
 log "throughput: raw TCP; dmsnet -> dmsnet (plain, pnet, 8 streams, 8 connections)"
 plain_pid="" plain_ma="" pnet_pid="" pnet_ma=""
-if start_daemon plain --enable-perf --max-conns 100000; then
+if start_daemon plain --enable-perf --max-conns 100000 --max-handshakes-per-ip 100000; then
   plain_pid=$DPID plain_ma=$DMA
 else
   failed "daemon plain did not start"
 fi
-if start_daemon pnet --enable-perf --max-conns 100000 --swarm-key "$work/swarm.key"; then
+if start_daemon pnet --enable-perf --max-conns 100000 --max-handshakes-per-ip 100000 --swarm-key "$work/swarm.key"; then
   pnet_pid=$DPID pnet_ma=$DMA
 else
   failed "daemon pnet did not start"
