@@ -375,9 +375,9 @@ void dn_privkey_free(dn_privkey *k)
 /* ---- key files ---------------------------------------------------------- */
 
 
-static int fsync_parent_dir(const char *path)
+/* The directory part of path ("." for a bare name) into dir. */
+static int parent_dir(const char *path, char dir[4096])
 {
-    char dir[4096];
     const char *slash = strrchr(path, '/');
     if (!slash) {
         strcpy(dir, ".");
@@ -385,11 +385,20 @@ static int fsync_parent_dir(const char *path)
         strcpy(dir, "/");
     } else {
         size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir)
+        if (n >= 4096)
             return DN_ETOOBIG;
         memcpy(dir, path, n);
         dir[n] = '\0';
     }
+    return 0;
+}
+
+static int fsync_parent_dir(const char *path)
+{
+    char dir[4096];
+    int prc = parent_dir(path, dir);
+    if (prc)
+        return prc;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -449,17 +458,9 @@ int dn__keyfile_remove_stale(const char *path)
 {
     char dir[4096];
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
-    if (!slash) {
-        strcpy(dir, ".");
-    } else if (slash == path) {
-        strcpy(dir, "/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir)
-            return DN_ETOOBIG;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
+    int prc = parent_dir(path, dir);
+    if (prc)
+        return prc;
     size_t blen = strlen(base);
     if (blen == 0)
         return DN_EINVAL;
