@@ -18,6 +18,7 @@ declare -A allowed=(
   [proto]="core multiformats crypto"
   [store]="core"
   [api]="core"
+  [node]="core multiformats"
   [cli]="*"
 )
 fail=0
