@@ -121,7 +121,9 @@ int dn__node_config_defaults(dn__node_config *cfg)
     cfg->limits.max_streams_per_peer = 4096;
     cfg->limits.max_handshakes_per_ip = 64;
     cfg->log = DN_LOG_INFO;
-    if (addrs_push(&cfg->listen, "/ip4/0.0.0.0/tcp/4001") ||
+    /* As `dmsnet daemon` without --listen: DMS nodes use TCP port 9000. */
+    if (addrs_push(&cfg->listen, "/ip4/0.0.0.0/tcp/9000") ||
+        addrs_push(&cfg->listen, "/ip6/::/tcp/9000") ||
         !(cfg->channel.name = strdup("dmsnet")) || !(cfg->channel.dht_prefix = strdup("/dmsnet"))) {
         dn__node_config_free(cfg);
         return DN_ENOMEM;

@@ -7,7 +7,7 @@
  *
  * Keys and defaults (the JSON file has the same shape as the output of
  * dn__node_config_to_json, i.e. of `dmsnet config show`):
- *   listen                 ["/ip4/0.0.0.0/tcp/4001"]  multiaddrs, at most 16
+ *   listen                 ["/ip4/0.0.0.0/tcp/9000", "/ip6/::/tcp/9000"]  multiaddrs, at most 16
  *   identity               null = <data_dir>/identity.key (a path)
  *   data_dir               null = $DMSNET_HOME or ~/.dmsnet (resolved by the caller)
  *   channel.name           "dmsnet"   1..64 bytes of [A-Za-z0-9._-]

@@ -81,8 +81,9 @@ static void test_defaults(void **state)
 {
     fx *f = *state;
     dn__node_config *c = &f->cfg;
-    assert_int_equal(c->listen.n, 1);
-    assert_string_equal(c->listen.v[0], "/ip4/0.0.0.0/tcp/4001");
+    assert_int_equal(c->listen.n, 2);
+    assert_string_equal(c->listen.v[0], "/ip4/0.0.0.0/tcp/9000");
+    assert_string_equal(c->listen.v[1], "/ip6/::/tcp/9000");
     assert_null(c->identity);
     assert_null(c->data_dir);
     assert_string_equal(c->channel.name, "dmsnet");
