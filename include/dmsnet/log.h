@@ -22,6 +22,8 @@ void dn_log_set_level(dn_log_level level);
 dn_log_level dn_log_get_level(void);
 /* Parse a level name; returns -1 if unknown. */
 int dn_log_level_parse(const char *name);
+/* The name of a level ("info"), the inverse of dn_log_level_parse. */
+const char *dn_log_level_name(dn_log_level level);
 
 void dn_log_write(dn_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

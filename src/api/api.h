@@ -179,8 +179,4 @@ typedef int (*dn_api_line_cb)(json_t *value, void *ud);
 int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb, void *ud,
                         long *status, json_t **reply);
 
-/* Format an error message into err (errlen bytes; either may be 0/NULL). */
-void dn__api_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

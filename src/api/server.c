@@ -9,6 +9,8 @@
  * when MHD must run for connection timeouts. */
 #include "api/api.h"
 
+#include "core/io.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -137,15 +139,6 @@ struct dn_api_stream {
     dn_api_stream *prev, *next;
 };
 
-void dn__api_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- driving MHD from the loop ---- */
 
@@ -945,7 +938,7 @@ static int open_unix(dn_api *api, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
-        dn__api_set_err(err, errlen, "API socket path %s is longer than %zu bytes", path,
+        dn__set_err(err, errlen, "API socket path %s is longer than %zu bytes", path,
                 sizeof sa.sun_path - 1);
         return DN_ETOOBIG;
     }
@@ -953,24 +946,24 @@ static int open_unix(dn_api *api, const char *path, char *err, size_t errlen)
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            dn__api_set_err(err, errlen, "%s exists and is not a socket; not removing it", path);
+            dn__set_err(err, errlen, "%s exists and is not a socket; not removing it", path);
             return DN_EEXIST;
         }
         if (unix_socket_live(&sa)) {
-            dn__api_set_err(err, errlen, "another daemon is already serving the API at %s", path);
+            dn__set_err(err, errlen, "another daemon is already serving the API at %s", path);
             return DN_EEXIST;
         }
         /* A socket file nobody listens on: left by a daemon that died. */
         if (unlink(path) != 0 && errno != ENOENT) {
             int e = errno;
-            dn__api_set_err(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(e));
+            dn__set_err(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(e));
             return -e;
         }
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         int e = errno;
-        dn__api_set_err(err, errlen, "socket: %s", strerror(e));
+        dn__set_err(err, errlen, "socket: %s", strerror(e));
         return -e;
     }
     /* bind creates the file with mode 0777 & ~umask: no window in which the
@@ -981,14 +974,14 @@ static int open_unix(dn_api *api, const char *path, char *err, size_t errlen)
     umask(old);
     if (rc != 0) {
         close(fd);
-        dn__api_set_err(err, errlen, "cannot bind the API socket %s: %s", path, strerror(e));
+        dn__set_err(err, errlen, "cannot bind the API socket %s: %s", path, strerror(e));
         return -e;
     }
     if (chmod(path, 0600) != 0 || lstat(path, &st) != 0 || listen(fd, 64) != 0) {
         e = errno;
         close(fd);
         unlink(path);
-        dn__api_set_err(err, errlen, "cannot listen on the API socket %s: %s", path, strerror(e));
+        dn__set_err(err, errlen, "cannot listen on the API socket %s: %s", path, strerror(e));
         return -e;
     }
     api->sock_dev = st.st_dev;
@@ -1023,11 +1016,11 @@ static int open_tcp(dn_api *api, const dn_api_config *cfg, char *err, size_t err
         a6->sin6_port = htons(cfg->tcp_port);
         sl = sizeof *a6;
     } else {
-        dn__api_set_err(err, errlen, "API listen address %s is not an IPv4 or IPv6 address", cfg->tcp_host);
+        dn__set_err(err, errlen, "API listen address %s is not an IPv4 or IPv6 address", cfg->tcp_host);
         return DN_EINVAL;
     }
     if (!is_loopback(&ss) && !cfg->allow_remote) {
-        dn__api_set_err(err, errlen,
+        dn__set_err(err, errlen,
                 "API listen address %s is not a loopback address; "
                 "refusing without --api-allow-remote",
                 cfg->tcp_host);
@@ -1036,7 +1029,7 @@ static int open_tcp(dn_api *api, const dn_api_config *cfg, char *err, size_t err
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         int e = errno;
-        dn__api_set_err(err, errlen, "socket: %s", strerror(e));
+        dn__set_err(err, errlen, "socket: %s", strerror(e));
         return -e;
     }
     int one = 1;
@@ -1046,7 +1039,7 @@ static int open_tcp(dn_api *api, const dn_api_config *cfg, char *err, size_t err
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 64) != 0) {
         int e = errno;
         close(fd);
-        dn__api_set_err(err, errlen, "cannot listen for the API on %s port %u: %s", cfg->tcp_host,
+        dn__set_err(err, errlen, "cannot listen for the API on %s port %u: %s", cfg->tcp_host,
                 cfg->tcp_port, strerror(e));
         return -e;
     }
@@ -1080,7 +1073,7 @@ static int listener_start(dn_api *api, dn_api_listener *l, int fd, bool tcp, cha
         api->max_conns, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, l, MHD_OPTION_END);
     if (!l->mhd) {
-        dn__api_set_err(err, errlen, "libmicrohttpd would not start on the API %s socket",
+        dn__set_err(err, errlen, "libmicrohttpd would not start on the API %s socket",
                 tcp ? "TCP" : "unix");
         return DN_EIO;
     }
@@ -1089,7 +1082,7 @@ static int listener_start(dn_api *api, dn_api_listener *l, int fd, bool tcp, cha
         uv_timer_init(api->loop, &l->timer) != 0) {
         MHD_stop_daemon(l->mhd);
         l->mhd = NULL;
-        dn__api_set_err(err, errlen, "cannot watch libmicrohttpd's epoll fd");
+        dn__set_err(err, errlen, "cannot watch libmicrohttpd's epoll fd");
         return DN_EIO;
     }
     l->handles = true;
@@ -1107,11 +1100,11 @@ int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *e
 {
     *out = NULL;
     if (!loop || !cfg || !cfg->unix_path || !cfg->unix_path[0]) {
-        dn__api_set_err(err, errlen, "the API needs a unix socket path");
+        dn__set_err(err, errlen, "the API needs a unix socket path");
         return DN_EINVAL;
     }
     if (cfg->tcp_host && !cfg->token_path) {
-        dn__api_set_err(err, errlen, "a TCP API listener needs a token file");
+        dn__set_err(err, errlen, "a TCP API listener needs a token file");
         return DN_EINVAL;
     }
     dn_api *api = calloc(1, sizeof *api);

@@ -43,7 +43,7 @@ static int token_create(const char *path, char out[DN_API_TOKEN_HEX_LEN + 1], ch
     sodium_memzero(line, sizeof line);
     if (rc != 0) {
         unlink(path);
-        dn__api_set_err(err, errlen, "cannot write the API token %s: %s", path, strerror(-rc));
+        dn__set_err(err, errlen, "cannot write the API token %s: %s", path, strerror(-rc));
     }
     return rc;
 }
@@ -52,7 +52,7 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
                        size_t errlen)
 {
     if (!path) {
-        dn__api_set_err(err, errlen, "no API token path");
+        dn__set_err(err, errlen, "no API token path");
         return DN_EINVAL;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -62,23 +62,23 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
             if (rc == -EEXIST)
                 continue; /* someone else made it just now: read theirs */
             if (rc < 0 && err && !err[0])
-                dn__api_set_err(err, errlen, "cannot create the API token %s: %s", path, dn_strerror(rc));
+                dn__set_err(err, errlen, "cannot create the API token %s: %s", path, dn_strerror(rc));
             return rc;
         }
         if (fd < 0) {
             int e = errno;
-            dn__api_set_err(err, errlen, "cannot open the API token %s: %s", path, strerror(e));
+            dn__set_err(err, errlen, "cannot open the API token %s: %s", path, strerror(e));
             return -e;
         }
         struct stat st;
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             close(fd);
-            dn__api_set_err(err, errlen, "the API token %s is not a regular file", path);
+            dn__set_err(err, errlen, "the API token %s is not a regular file", path);
             return DN_EINVAL;
         }
         if (st.st_mode & 077) {
             close(fd);
-            dn__api_set_err(err, errlen, "the API token %s is readable by others (mode %03o); chmod 600 it",
+            dn__set_err(err, errlen, "the API token %s is readable by others (mode %03o); chmod 600 it",
                  path, (unsigned)(st.st_mode & 0777));
             return DN_EINVAL;
         }
@@ -93,7 +93,7 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
                  (buf[i] >= 'A' && buf[i] <= 'F');
         if (!ok) {
             sodium_memzero(buf, sizeof buf);
-            dn__api_set_err(err, errlen, "the API token %s is not %d hex digits", path, DN_API_TOKEN_HEX_LEN);
+            dn__set_err(err, errlen, "the API token %s is not %d hex digits", path, DN_API_TOKEN_HEX_LEN);
             return DN_EMALFORMED;
         }
         memcpy(out, buf, DN_API_TOKEN_HEX_LEN);
@@ -101,6 +101,6 @@ int dn__api_token_load(const char *path, bool create, char out[DN_API_TOKEN_HEX_
         sodium_memzero(buf, sizeof buf);
         return 0;
     }
-    dn__api_set_err(err, errlen, "cannot create the API token %s", path);
+    dn__set_err(err, errlen, "cannot create the API token %s", path);
     return DN_EIO;
 }

@@ -19,6 +19,11 @@ int dn_log_level_parse(const char *name)
     return -1;
 }
 
+const char *dn_log_level_name(dn_log_level level)
+{
+    return level <= DN_LOG_OFF ? level_names[level] : "info";
+}
+
 void dn_log_set_level(dn_log_level level) { current_level = (int)level; }
 
 dn_log_level dn_log_get_level(void)

@@ -5,6 +5,8 @@
  * and a flag can never disagree on what is valid. */
 #include "node/config.h"
 
+#include "core/io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -55,19 +57,7 @@ static const key_def keys[] = {
 };
 /* The objects that group keys; everything else at the top is a key. */
 static const char *const groups[] = {"channel", "limits", "api"};
-static const char *const log_names[] = {"trace", "debug", "info", "warn", "error", "off"};
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void addrs_free(dn__node_config_addrs *a)
 {
@@ -195,13 +185,13 @@ static int parse_ma(const char *s, dn_multiaddr *ma, char *canon, size_t canonle
     show(s, shown, sizeof shown);
     int rc = dn_multiaddr_parse(s, ma);
     if (rc < 0) {
-        seterr(err, errlen, "%s%s is not a valid multiaddr (%s)", where, shown,
+        dn__set_err(err, errlen, "%s%s is not a valid multiaddr (%s)", where, shown,
                dn_multiaddr_error());
         return rc;
     }
     rc = dn_multiaddr_to_string(ma, canon, canonlen);
     if (rc < 0) {
-        seterr(err, errlen, "%s%s cannot be printed back", where, shown);
+        dn__set_err(err, errlen, "%s%s cannot be printed back", where, shown);
         return rc;
     }
     return 0;
@@ -211,12 +201,12 @@ static int apply_addrs(dn__node_config_addrs *dst, const json_t *v, const key_de
                        const char *pre, char *err, size_t errlen)
 {
     if (!json_is_array(v)) {
-        seterr(err, errlen, "%s'%s': expected an array of multiaddr strings, got %s", pre, k->path,
+        dn__set_err(err, errlen, "%s'%s': expected an array of multiaddr strings, got %s", pre, k->path,
                type_name(v));
         return DN_EINVAL;
     }
     if (json_array_size(v) > k->max) {
-        seterr(err, errlen, "%s'%s': %zu entries, at most %u allowed", pre, k->path,
+        dn__set_err(err, errlen, "%s'%s': %zu entries, at most %u allowed", pre, k->path,
                json_array_size(v), k->max);
         return DN_ETOOBIG;
     }
@@ -231,7 +221,7 @@ static int apply_addrs(dn__node_config_addrs *dst, const json_t *v, const key_de
         char where[160];
         snprintf(where, sizeof where, "%s'%s[%zu]': ", pre, k->path, i);
         if (!json_is_string(e)) {
-            seterr(err, errlen, "%sexpected a multiaddr string, got %s", where, type_name(e));
+            dn__set_err(err, errlen, "%sexpected a multiaddr string, got %s", where, type_name(e));
             rc = DN_EINVAL;
             break;
         }
@@ -249,14 +239,14 @@ static int apply_addrs(dn__node_config_addrs *dst, const json_t *v, const key_de
                 last = c.code;
             dn_peerid id;
             if (last != DN_MA_P2P || dn_multiaddr_peerid(&ma, &id) != 0) {
-                seterr(err, errlen, "%s%s has no /p2p/<peer id>", where, canon);
+                dn__set_err(err, errlen, "%s%s has no /p2p/<peer id>", where, canon);
                 rc = DN_EINVAL;
                 break;
             }
         }
         for (size_t j = 0; j < out.n; j++)
             if (strcmp(out.v[j], canon) == 0) {
-                seterr(err, errlen, "%s%s is listed twice", where, canon);
+                dn__set_err(err, errlen, "%s%s is listed twice", where, canon);
                 rc = DN_EEXIST;
                 break;
             }
@@ -265,7 +255,7 @@ static int apply_addrs(dn__node_config_addrs *dst, const json_t *v, const key_de
     }
     if (rc) {
         if (rc == DN_ENOMEM)
-            seterr(err, errlen, "%s'%s': out of memory", pre, k->path);
+            dn__set_err(err, errlen, "%s'%s': out of memory", pre, k->path);
         addrs_free(&out);
         return rc;
     }
@@ -281,13 +271,13 @@ static int check_text(const char *s, const key_def *k, const char *pre, char *er
     show(s, shown, sizeof shown);
     if (k->kind == K_PATH) {
         if (n == 0 || n > DN__NODE_CONFIG_MAX_PATH) {
-            seterr(err, errlen, "%s'%s': a path of 1..%d bytes is needed, got %zu", pre, k->path,
+            dn__set_err(err, errlen, "%s'%s': a path of 1..%d bytes is needed, got %zu", pre, k->path,
                    DN__NODE_CONFIG_MAX_PATH, n);
             return DN_EINVAL;
         }
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-                seterr(err, errlen, "%s'%s': control character at byte %zu of the path", pre,
+                dn__set_err(err, errlen, "%s'%s': control character at byte %zu of the path", pre,
                        k->path, i);
                 return DN_EINVAL;
             }
@@ -295,7 +285,7 @@ static int check_text(const char *s, const key_def *k, const char *pre, char *er
     }
     if (k->kind == K_NAME) {
         if (n == 0 || n > DN__NODE_CONFIG_MAX_NAME) {
-            seterr(err, errlen, "%s'%s': a name of 1..%d bytes is needed, got %zu", pre, k->path,
+            dn__set_err(err, errlen, "%s'%s': a name of 1..%d bytes is needed, got %zu", pre, k->path,
                    DN__NODE_CONFIG_MAX_NAME, n);
             return DN_EINVAL;
         }
@@ -303,7 +293,7 @@ static int check_text(const char *s, const key_def *k, const char *pre, char *er
             char c = s[i];
             if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-')) {
-                seterr(err, errlen,
+                dn__set_err(err, errlen,
                        "%s'%s': \"%s\" has a character outside [A-Za-z0-9._-] at byte %zu", pre,
                        k->path, shown, i);
                 return DN_EINVAL;
@@ -315,17 +305,17 @@ static int check_text(const char *s, const key_def *k, const char *pre, char *er
      * a protocol path: it starts with '/', and a multistream-select line
      * cannot hold spaces or control characters. */
     if (n == 0 || s[0] != '/') {
-        seterr(err, errlen, "%s'%s': \"%s\" must start with '/'", pre, k->path, shown);
+        dn__set_err(err, errlen, "%s'%s': \"%s\" must start with '/'", pre, k->path, shown);
         return DN_EINVAL;
     }
     if (n > DN__NODE_CONFIG_MAX_PREFIX) {
-        seterr(err, errlen, "%s'%s': %zu bytes, at most %d allowed", pre, k->path, n,
+        dn__set_err(err, errlen, "%s'%s': %zu bytes, at most %d allowed", pre, k->path, n,
                DN__NODE_CONFIG_MAX_PREFIX);
         return DN_ETOOBIG;
     }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) {
-            seterr(err, errlen, "%s'%s': \"%s\" has a space or control character at byte %zu", pre,
+            dn__set_err(err, errlen, "%s'%s': \"%s\" has a space or control character at byte %zu", pre,
                    k->path, shown, i);
             return DN_EINVAL;
         }
@@ -353,11 +343,11 @@ static int check_api_listen(const char *s, char *canon, size_t canonlen, bool *l
     while (n < 3 && dn_multiaddr_next(&ma, &off, &c[n]) == 1)
         n++;
     if (n != 2 || (c[0].code != DN_MA_IP4 && c[0].code != DN_MA_IP6) || c[1].code != DN_MA_TCP) {
-        seterr(err, errlen, "%s%s is not /ip4|ip6/<address>/tcp/<port>", where, canon);
+        dn__set_err(err, errlen, "%s%s is not /ip4|ip6/<address>/tcp/<port>", where, canon);
         return DN_EINVAL;
     }
     if (c[1].value_len != 2 || (c[1].value[0] == 0 && c[1].value[1] == 0)) {
-        seterr(err, errlen, "%s%s: port 0 is not allowed (clients need a known port)", where,
+        dn__set_err(err, errlen, "%s%s: port 0 is not allowed (clients need a known port)", where,
                canon);
         return DN_EINVAL;
     }
@@ -384,13 +374,13 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
             return 0;
         }
         if (!json_is_string(v)) {
-            seterr(err, errlen, "%s'%s': expected a string%s, got %s", pre, k->path,
+            dn__set_err(err, errlen, "%s'%s': expected a string%s, got %s", pre, k->path,
                    nullable ? " or null" : "", type_name(v));
             return DN_EINVAL;
         }
         const char *s = json_string_value(v);
         if (strlen(s) != json_string_length(v)) {
-            seterr(err, errlen, "%s'%s': the string holds a NUL byte", pre, k->path);
+            dn__set_err(err, errlen, "%s'%s': the string holds a NUL byte", pre, k->path);
             return DN_EINVAL;
         }
         char *copy;
@@ -410,7 +400,7 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
             copy = strdup(s);
         }
         if (!copy) {
-            seterr(err, errlen, "%s'%s': out of memory", pre, k->path);
+            dn__set_err(err, errlen, "%s'%s': out of memory", pre, k->path);
             return DN_ENOMEM;
         }
         free(*dst);
@@ -419,12 +409,12 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
     }
     case K_LIMIT: {
         if (!json_is_integer(v)) {
-            seterr(err, errlen, "%s'%s': expected an integer, got %s", pre, k->path, type_name(v));
+            dn__set_err(err, errlen, "%s'%s': expected an integer, got %s", pre, k->path, type_name(v));
             return DN_EINVAL;
         }
         json_int_t n = json_integer_value(v);
         if (n < 1 || n > (json_int_t)k->max) {
-            seterr(err, errlen, "%s'%s': %lld is out of range 1..%u", pre, k->path, (long long)n,
+            dn__set_err(err, errlen, "%s'%s': %lld is out of range 1..%u", pre, k->path, (long long)n,
                    k->max);
             return DN_EINVAL;
         }
@@ -433,7 +423,7 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
     }
     case K_BOOL:
         if (!json_is_boolean(v)) {
-            seterr(err, errlen, "%s'%s': expected true or false, got %s", pre, k->path,
+            dn__set_err(err, errlen, "%s'%s': expected true or false, got %s", pre, k->path,
                    type_name(v));
             return DN_EINVAL;
         }
@@ -445,7 +435,7 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
             char shown[96] = "";
             if (json_is_string(v))
                 show(json_string_value(v), shown, sizeof shown);
-            seterr(err, errlen, "%s'%s': %s%s%s is not one of trace, debug, info, warn, error, off",
+            dn__set_err(err, errlen, "%s'%s': %s%s%s is not one of trace, debug, info, warn, error, off",
                    pre, k->path, json_is_string(v) ? "\"" : "",
                    json_is_string(v) ? shown : type_name(v), json_is_string(v) ? "\"" : "");
             return DN_EINVAL;
@@ -485,13 +475,13 @@ static int apply_object(dn__node_config *cfg, const json_t *obj, const char *gro
         char shown[96];
         show(name, shown, sizeof shown);
         if (strlen(name) > 64) {
-            seterr(err, errlen, "%sunknown key '%s%s%s'", pre, group, *group ? "." : "", shown);
+            dn__set_err(err, errlen, "%sunknown key '%s%s%s'", pre, group, *group ? "." : "", shown);
             return DN_EINVAL;
         }
         snprintf(path, sizeof path, "%s%s%s", group, *group ? "." : "", name);
         if (!*group && is_group(name)) {
             if (!json_is_object(v)) {
-                seterr(err, errlen, "%s'%s': expected an object, got %s", pre, name, type_name(v));
+                dn__set_err(err, errlen, "%s'%s': expected an object, got %s", pre, name, type_name(v));
                 return DN_EINVAL;
             }
             int rc = apply_object(cfg, v, name, pre, err, errlen);
@@ -502,7 +492,7 @@ static int apply_object(dn__node_config *cfg, const json_t *obj, const char *gro
         const key_def *k = find_key(path);
         if (!k || (!*group && strchr(name, '.'))) {
             show(path, shown, sizeof shown);
-            seterr(err, errlen, "%sunknown key '%s'", pre, shown);
+            dn__set_err(err, errlen, "%sunknown key '%s'", pre, shown);
             return DN_EINVAL;
         }
         int rc = apply_key(cfg, k, v, pre, err, errlen);
@@ -524,7 +514,7 @@ int dn__node_config_check(const dn__node_config *cfg, char *err, size_t errlen)
         if (!loop) {
             /* The API controls the node; off loopback it is reachable by
              * others, so that must be asked for explicitly. */
-            seterr(err, errlen,
+            dn__set_err(err, errlen,
                    "'api.listen': %s is not a loopback address (set api.allow_remote to true to "
                    "listen there)",
                    canon);
@@ -543,17 +533,17 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
         if (errno == ENOENT)
             return 1;
         int e = errno;
-        seterr(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        dn__set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
         return -e;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s: not a regular file", path);
+        dn__set_err(err, errlen, "%s: not a regular file", path);
         close(fd);
         return DN_EINVAL;
     }
     if (st.st_size > DN__NODE_CONFIG_MAX_FILE) {
-        seterr(err, errlen, "%s: %lld bytes, larger than the %d allowed", path,
+        dn__set_err(err, errlen, "%s: %lld bytes, larger than the %d allowed", path,
                (long long)st.st_size, DN__NODE_CONFIG_MAX_FILE);
         close(fd);
         return DN_ETOOBIG;
@@ -571,7 +561,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
             continue;
         if (r < 0) {
             int e = errno;
-            seterr(err, errlen, "%s: read failed: %s", path, strerror(e));
+            dn__set_err(err, errlen, "%s: read failed: %s", path, strerror(e));
             free(buf);
             close(fd);
             return -e;
@@ -582,7 +572,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
     }
     close(fd);
     if (len > DN__NODE_CONFIG_MAX_FILE) {
-        seterr(err, errlen, "%s: larger than the %d bytes allowed", path, DN__NODE_CONFIG_MAX_FILE);
+        dn__set_err(err, errlen, "%s: larger than the %d bytes allowed", path, DN__NODE_CONFIG_MAX_FILE);
         free(buf);
         return DN_ETOOBIG;
     }
@@ -604,11 +594,11 @@ int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err,
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
     if (!root) {
-        seterr(err, errlen, "%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
+        dn__set_err(err, errlen, "%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
         return DN_EMALFORMED;
     }
     if (!json_is_object(root)) {
-        seterr(err, errlen, "%s: the top level must be a JSON object, got %s", path,
+        dn__set_err(err, errlen, "%s: the top level must be a JSON object, got %s", path,
                type_name(root));
         json_decref(root);
         return DN_EMALFORMED;
@@ -616,7 +606,7 @@ int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err,
     dn__node_config tmp;
     if ((rc = config_copy(&tmp, cfg))) {
         json_decref(root);
-        seterr(err, errlen, "%s: out of memory", path);
+        dn__set_err(err, errlen, "%s: out of memory", path);
         return rc;
     }
     char pre[256];
@@ -626,7 +616,7 @@ int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err,
     if (!rc) {
         char why[512];
         if ((rc = dn__node_config_check(&tmp, why, sizeof why)))
-            seterr(err, errlen, "%s%s", pre, why);
+            dn__set_err(err, errlen, "%s%s", pre, why);
     }
     if (rc) {
         dn__node_config_free(&tmp);
@@ -694,7 +684,7 @@ int dn__node_config_set(dn__node_config *cfg, const char *key, const char *value
     char shown[96];
     if (!k) {
         show(key, shown, sizeof shown);
-        seterr(err, errlen, "unknown key '%s'", shown);
+        dn__set_err(err, errlen, "unknown key '%s'", shown);
         return DN_EINVAL;
     }
     const char *why;
@@ -702,9 +692,9 @@ int dn__node_config_set(dn__node_config *cfg, const char *key, const char *value
     if (!v) {
         show(value, shown, sizeof shown);
         if (why)
-            seterr(err, errlen, "'%s': \"%s\" %s", k->path, shown, why);
+            dn__set_err(err, errlen, "'%s': \"%s\" %s", k->path, shown, why);
         else
-            seterr(err, errlen, "'%s': out of memory", k->path);
+            dn__set_err(err, errlen, "'%s': out of memory", k->path);
         return why ? DN_EINVAL : DN_ENOMEM;
     }
     /* apply_key changes its field only when the whole value is valid */
@@ -744,6 +734,6 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
                      (json_int_t)cfg->limits.max_streams_per_peer, "max_handshakes_per_ip",
                      (json_int_t)cfg->limits.max_handshakes_per_ip, "api", "listen",
                      opt_string(cfg->api.listen), "allow_remote", (int)cfg->api.allow_remote, "log",
-                     log_names[cfg->log <= DN_LOG_OFF ? cfg->log : DN_LOG_INFO], "enable_perf",
+                     dn_log_level_name(cfg->log), "enable_perf",
                      (int)cfg->enable_perf);
 }
