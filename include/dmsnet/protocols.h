@@ -46,6 +46,14 @@ int dn_perf_attach(dn_host *h, uint64_t max_download);
 #define DN_PERF_DEFAULT_MAX_DOWNLOAD (64ull << 30)
 int dn_perf_run(dn_conn *c, uint64_t upload, uint64_t download, dn_perf_done_cb cb, void *arg);
 
+/* AutoNAT v2 (libp2p/specs autonat/autonat-v2.md): whether peers can dial
+ * our addresses. The verdict for the node as a whole: */
+typedef enum dn_reachability {
+    DN_REACHABILITY_UNKNOWN = 0,
+    DN_REACHABILITY_PUBLIC = 1,  /* some address of ours was dialled back */
+    DN_REACHABILITY_PRIVATE = 2, /* every address tested failed the dial-back */
+} dn_reachability;
+
 #ifdef __cplusplus
 }
 #endif

@@ -703,6 +703,35 @@ int dn__node_config_set(dn__node_config *cfg, const char *key, const char *value
     return rc;
 }
 
+int dn__node_config_set_json(dn__node_config *cfg, const char *key, const json_t *value,
+                             char *err, size_t errlen)
+{
+    const key_def *k = find_key(key);
+    if (!k) {
+        char shown[96];
+        show(key, shown, sizeof shown);
+        dn__set_err(err, errlen, "unknown key '%s'", shown);
+        return DN_EINVAL;
+    }
+    return apply_key(cfg, k, value, "", err, errlen);
+}
+
+int dn__node_config_key_index(const char *key)
+{
+    const key_def *k = find_key(key);
+    return k ? (int)(k - keys) : DN_ENOTFOUND;
+}
+
+size_t dn__node_config_key_count(void)
+{
+    return sizeof keys / sizeof keys[0];
+}
+
+const char *dn__node_config_key_name(size_t i)
+{
+    return i < sizeof keys / sizeof keys[0] ? keys[i].path : NULL;
+}
+
 static json_t *opt_string(const char *s)
 {
     return s ? json_string(s) : json_null();

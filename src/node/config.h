@@ -95,6 +95,16 @@ int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err,
 int dn__node_config_set(dn__node_config *cfg, const char *key, const char *value, char *err,
                         size_t errlen);
 
+/* Set one key from a JSON value, as config.json holds it (PUT /v0/config).
+ * Same validation and messages as the file; on error cfg is unchanged. */
+int dn__node_config_set_json(dn__node_config *cfg, const char *key, const json_t *value,
+                             char *err, size_t errlen);
+/* The keys by index (0 .. count-1), for bit sets of keys. index: the key's
+ * position, or DN_ENOTFOUND. */
+int dn__node_config_key_index(const char *key);
+size_t dn__node_config_key_count(void);
+const char *dn__node_config_key_name(size_t i);
+
 /* Rules that span keys (a non-loopback api.listen needs api.allow_remote).
  * Call after the last dn__node_config_set. */
 int dn__node_config_check(const dn__node_config *cfg, char *err, size_t errlen);

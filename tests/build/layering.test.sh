@@ -18,7 +18,7 @@ declare -A allowed=(
   [proto]="core multiformats crypto"
   [store]="core"
   [api]="core"
-  [node]="core multiformats"
+  [node]="core multiformats store api"
   [cli]="*"
 )
 fail=0
