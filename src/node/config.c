@@ -592,9 +592,21 @@ int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err,
         return 0; /* no file: defaults and flags only */
     if (rc)
         return rc;
+    rc = dn__node_config_load_text(cfg, text, len, path, err, errlen);
+    free(text);
+    return rc;
+}
+
+int dn__node_config_load_text(dn__node_config *cfg, const char *text, size_t len, const char *path,
+                              char *err, size_t errlen)
+{
+    int rc;
+    if (len > DN__NODE_CONFIG_MAX_FILE) {
+        dn__set_err(err, errlen, "%s: larger than %d bytes", path, DN__NODE_CONFIG_MAX_FILE);
+        return DN_ETOOBIG;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    free(text);
     if (!root) {
         dn__set_err(err, errlen, "%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
         return DN_EMALFORMED;

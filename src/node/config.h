@@ -90,6 +90,11 @@ int dn__node_config_copy(dn__node_config *dst, const dn__node_config *src);
  * not at all). Runs dn__node_config_check at the end. */
 int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err, size_t errlen);
 
+/* The same for config.json's text already read (path only names it in
+ * messages). The fuzz target drives this. */
+int dn__node_config_load_text(dn__node_config *cfg, const char *text, size_t len, const char *path,
+                              char *err, size_t errlen);
+
 /* Set one key from text, as a flag gives it ("limits.max_conns", "512").
  * Integers in decimal, booleans true|false, lists comma-separated (the whole
  * list is replaced; "" is the empty list), "" for identity, data_dir or
