@@ -1,0 +1,328 @@
+/* AutoNAT v2, C to C (src/proto/autonat.c): dmsnet clients ask dmsnet
+ * servers over loopback TCP (allow_private, since loopback is what a test
+ * may use). Each scenario checks the verdict and the counters of both
+ * sides:
+ *   - public: a listen address two servers dial back -> PUBLIC (confidence 2),
+ *     the address listed as reachable, on_reachability called once;
+ *   - private: only a claimed address on a closed port -> PRIVATE, the
+ *     servers counted dial errors;
+ *   - dial data: an address on another IP (127.0.0.2) than the one the
+ *     request comes from (127.0.0.1): the server asks 30k-100k bytes first
+ *     and gets them, then dials; the observed 127.0.0.1 with our port
+ *     (nothing listens there) fails;
+ *   - a server without allow_private refuses loopback (E_DIAL_REFUSED) and
+ *     the client reaches no verdict;
+ *   - a server's per-peer rate limit answers E_REQUEST_REJECTED.
+ * Hosts share one loop; the loop runs only inside RUN_UNTIL, bounded by a
+ * watchdog; the teardown closes every host and requires an empty loop. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "dmsnet/error.h"
+#include "dmsnet/host.h"
+#include "dmsnet/protocols.h"
+
+#define NHOSTS 4
+
+typedef struct fx {
+    uv_loop_t loop;
+    uv_timer_t watchdog, tick;
+    bool expired;
+    dn_privkey *key[NHOSTS];
+    dn_host *host[NHOSTS];
+    dn_autonat *an[NHOSTS];
+    bool closed[NHOSTS];
+    int verdicts[NHOSTS]; /* on_reachability calls */
+    dn_reachability last[NHOSTS];
+    int dialed, dial_failed;
+} fx;
+
+typedef struct cb_arg {
+    fx *f;
+    int i;
+} cb_arg;
+static cb_arg args[NHOSTS];
+
+static void on_watchdog(uv_timer_t *t) { ((fx *)t->data)->expired = true; }
+static void on_tick(uv_timer_t *t) { (void)t; }
+
+#define RUN_UNTIL(f, expr, ms)                                                                     \
+    do {                                                                                           \
+        (f)->expired = false;                                                                      \
+        uv_timer_start(&(f)->watchdog, on_watchdog, (ms), 0);                                      \
+        uv_timer_start(&(f)->tick, on_tick, 2, 2);                                                 \
+        while (!(expr) && !(f)->expired)                                                           \
+            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
+        uv_timer_stop(&(f)->watchdog);                                                             \
+        uv_timer_stop(&(f)->tick);                                                                 \
+        if (!(expr))                                                                               \
+            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(ms), #expr);              \
+    } while (0)
+
+static void on_verdict(void *arg, dn_reachability r)
+{
+    cb_arg *c = arg;
+    c->f->verdicts[c->i]++;
+    c->f->last[c->i] = r;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->watchdog);
+    uv_timer_init(&f->loop, &f->tick);
+    f->watchdog.data = f;
+    *state = f;
+    return 0;
+}
+
+static void host_closed(void *arg) { *(bool *)arg = true; }
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < NHOSTS; i++)
+        if (f->host[i])
+            dn_host_close(f->host[i], host_closed, &f->closed[i]);
+    bool all = false;
+    for (int n = 0; n < 5000 && !all; n++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        all = true;
+        for (int i = 0; i < NHOSTS; i++)
+            all &= !f->host[i] || f->closed[i];
+        if (!all)
+            uv_sleep(1);
+    }
+    assert_true(all);
+    uv_close((uv_handle_t *)&f->watchdog, NULL);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    for (int i = 0; i < NHOSTS; i++)
+        dn_privkey_free(f->key[i]);
+    free(f);
+    return 0;
+}
+
+/* Host i with identify and AutoNAT; listen ("" for none). */
+static void make_host(fx *f, int i, const char *listen, dn_autonat_config cfg)
+{
+    assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &f->key[i]), 0);
+    dn_host_config hc = DN_HOST_CONFIG_INIT;
+    hc.identity = f->key[i];
+    assert_int_equal(dn_host_new(&f->loop, &hc, &f->host[i]), 0);
+    assert_int_equal(dn_identify_attach(f->host[i]), 0);
+    args[i] = (cb_arg){f, i};
+    cfg.on_reachability = on_verdict;
+    cfg.arg = &args[i];
+    assert_int_equal(dn_autonat_attach(f->host[i], &cfg, &f->an[i]), 0);
+    if (*listen) {
+        dn_multiaddr ma;
+        assert_int_equal(dn_multiaddr_parse(listen, &ma), 0);
+        assert_int_equal(dn_host_listen(f->host[i], &ma), 0);
+    }
+}
+
+static dn_autonat_config server_cfg(bool allow_private)
+{
+    dn_autonat_config c = DN_AUTONAT_CONFIG_INIT;
+    c.client = false;
+    c.allow_private = allow_private;
+    return c;
+}
+
+static dn_autonat_config client_cfg(unsigned confidence)
+{
+    dn_autonat_config c = DN_AUTONAT_CONFIG_INIT;
+    c.server = false;
+    c.allow_private = true;
+    c.confidence = confidence;
+    c.timeout_ms = 5000;
+    return c;
+}
+
+static void on_dial(dn_host *h, dn_conn *c, int status, void *arg)
+{
+    fx *f = arg;
+    if (status)
+        f->dial_failed++;
+    else
+        f->dialed++;
+}
+
+/* Host i dials host j's first listen address (with its peer id). */
+static void dial(fx *f, int i, int j)
+{
+    dn_multiaddr ma;
+    assert_int_equal(dn_host_listen_addrs(f->host[j], &ma, 1), 1);
+    const dn_peerid *id = dn_host_peerid(f->host[j]);
+    assert_int_equal(dn_multiaddr_append(&ma, DN_MA_P2P, id->bytes, id->len), 0);
+    int before = f->dialed;
+    assert_int_equal(dn_host_dial(f->host[i], &ma, on_dial, f), 0);
+    RUN_UNTIL(f, f->dialed > before || f->dial_failed, 5000);
+    assert_int_equal(f->dial_failed, 0);
+}
+
+static dn_autonat_stats stats(fx *f, int i)
+{
+    dn_autonat_stats s;
+    dn_autonat_get_stats(f->an[i], &s);
+    return s;
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+static uint16_t closed_port(void)
+{
+    uv_loop_t l;
+    uv_tcp_t t;
+    struct sockaddr_in sa;
+    uv_loop_init(&l);
+    uv_tcp_init(&l, &t);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&t, (struct sockaddr *)&sa, 0), 0);
+    int len = sizeof sa;
+    assert_int_equal(uv_tcp_getsockname(&t, (struct sockaddr *)&sa, &len), 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&l, UV_RUN_DEFAULT);
+    uv_loop_close(&l);
+    return ntohs(sa.sin_port);
+}
+
+static void test_public(void **state)
+{
+    fx *f = *state;
+    make_host(f, 0, "/ip4/127.0.0.1/tcp/0", client_cfg(2));
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", server_cfg(true));
+    make_host(f, 2, "/ip4/127.0.0.1/tcp/0", server_cfg(true));
+    assert_int_equal(dn_autonat_reachability(f->an[0]), DN_REACHABILITY_UNKNOWN);
+    dial(f, 0, 1);
+    dial(f, 0, 2);
+    RUN_UNTIL(f, dn_autonat_reachability(f->an[0]) == DN_REACHABILITY_PUBLIC, 10000);
+    assert_int_equal(f->verdicts[0], 1);
+    assert_int_equal(f->last[0], DN_REACHABILITY_PUBLIC);
+    dn_multiaddr mine, got[4];
+    dn_host_listen_addrs(f->host[0], &mine, 1);
+    assert_int_equal(dn_autonat_reachable_addrs(f->an[0], got, 4), 1);
+    assert_int_equal(got[0].len, mine.len);
+    assert_memory_equal(got[0].bytes, mine.bytes, mine.len);
+    dn_autonat_stats c = stats(f, 0), s1 = stats(f, 1), s2 = stats(f, 2);
+    assert_true(c.probe_ok >= 2);
+    assert_int_equal(c.probe_failed, 0);
+    assert_int_equal(c.bad_dial_backs, 0);
+    assert_true(s1.dial_backs_ok >= 1 && s2.dial_backs_ok >= 1);
+    /* same IP as the request: no dial data asked */
+    assert_int_equal(s1.dial_data_asked + s2.dial_data_asked, 0);
+    assert_int_equal(c.dial_data_sent, 0);
+    /* probe again: the verdict holds, no second callback */
+    uint64_t before = c.probes;
+    dn_autonat_probe_now(f->an[0]);
+    RUN_UNTIL(f, stats(f, 0).probe_ok >= c.probe_ok + 2, 10000);
+    assert_true(stats(f, 0).probes >= before + 2);
+    assert_int_equal(f->verdicts[0], 1);
+}
+
+static void test_private(void **state)
+{
+    fx *f = *state;
+    /* the client listens nowhere: its only candidate is a closed port */
+    make_host(f, 0, "", client_cfg(2));
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", server_cfg(true));
+    make_host(f, 2, "/ip4/127.0.0.1/tcp/0", server_cfg(true));
+    char text[64];
+    snprintf(text, sizeof text, "/ip4/127.0.0.1/tcp/%u", closed_port());
+    dn_multiaddr claim;
+    assert_int_equal(dn_multiaddr_parse(text, &claim), 0);
+    assert_int_equal(dn_autonat_add_candidate(f->an[0], &claim), 0);
+    dial(f, 0, 1);
+    dial(f, 0, 2);
+    RUN_UNTIL(f, dn_autonat_reachability(f->an[0]) == DN_REACHABILITY_PRIVATE, 10000);
+    assert_int_equal(f->last[0], DN_REACHABILITY_PRIVATE);
+    dn_multiaddr got[2];
+    assert_int_equal(dn_autonat_reachable_addrs(f->an[0], got, 2), 0);
+    assert_true(stats(f, 0).probe_failed >= 2);
+    assert_int_equal(stats(f, 0).probe_ok, 0);
+    assert_true(stats(f, 1).dial_errors >= 1 && stats(f, 2).dial_errors >= 1);
+}
+
+static void test_dial_data(void **state)
+{
+    fx *f = *state;
+    make_host(f, 0, "/ip4/127.0.0.2/tcp/0", client_cfg(1));
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", server_cfg(true));
+    dial(f, 0, 1); /* from 127.0.0.1: the kernel's source for 127.0.0.1 */
+    RUN_UNTIL(f, dn_autonat_reachability(f->an[0]) == DN_REACHABILITY_PUBLIC, 10000);
+    dn_autonat_stats c = stats(f, 0), s = stats(f, 1);
+    assert_true(s.dial_data_asked >= 1);
+    assert_true(s.dial_data_bytes >= 30000);
+    assert_true(c.dial_data_sent >= 30000 && c.dial_data_sent <= 100000 + 4096);
+    assert_true(s.dial_backs_ok >= 1);
+    /* 127.0.0.1 (how the server sees us) with our port: nothing listens */
+    RUN_UNTIL(f, stats(f, 0).probe_failed >= 1, 10000);
+    dn_multiaddr got[4], mine;
+    dn_host_listen_addrs(f->host[0], &mine, 1);
+    assert_int_equal(dn_autonat_reachable_addrs(f->an[0], got, 4), 1);
+    assert_memory_equal(got[0].bytes, mine.bytes, mine.len);
+    assert_int_equal(dn_autonat_reachability(f->an[0]), DN_REACHABILITY_PUBLIC);
+}
+
+static void test_refuses_private(void **state)
+{
+    fx *f = *state;
+    make_host(f, 0, "/ip4/127.0.0.1/tcp/0", client_cfg(1));
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", server_cfg(false));
+    dial(f, 0, 1);
+    RUN_UNTIL(f, stats(f, 1).refused >= 1 && stats(f, 0).probe_other >= 1, 10000);
+    assert_int_equal(stats(f, 1).dial_backs_ok + stats(f, 1).dial_errors, 0);
+    assert_int_equal(dn_autonat_reachability(f->an[0]), DN_REACHABILITY_UNKNOWN);
+    assert_int_equal(f->verdicts[0], 0);
+}
+
+static void test_rate_limit(void **state)
+{
+    fx *f = *state;
+    make_host(f, 0, "/ip4/127.0.0.1/tcp/0", client_cfg(1));
+    dn_autonat_config sc = server_cfg(true);
+    sc.max_requests_per_peer_per_min = 1;
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", sc);
+    /* two candidates: the listen address and a claimed one */
+    char text[64];
+    snprintf(text, sizeof text, "/ip4/127.0.0.1/tcp/%u", closed_port());
+    dn_multiaddr claim;
+    assert_int_equal(dn_multiaddr_parse(text, &claim), 0);
+    assert_int_equal(dn_autonat_add_candidate(f->an[0], &claim), 0);
+    dial(f, 0, 1);
+    RUN_UNTIL(f, stats(f, 1).rejected >= 1, 10000);
+    assert_int_equal(stats(f, 1).requests, 2);
+    assert_int_equal(stats(f, 1).dial_backs_ok + stats(f, 1).dial_errors, 1);
+    /* the client backs off that server: no third request soon */
+    RUN_UNTIL(f, stats(f, 0).probe_other >= 1, 5000);
+    for (int n = 0; n < 200; n++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+    }
+    assert_int_equal(stats(f, 1).requests, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_public, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dial_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
