@@ -62,21 +62,24 @@ typedef enum dn_reachability {
  * configuration with DN_AUTONAT_CONFIG_INIT (or dn_autonat_config_init);
  * zero fields take their default. */
 typedef struct dn_autonat_config {
-    size_t size;             /* sizeof(dn_autonat_config) of the caller */
-    bool server;             /* serve /libp2p/autonat/2/dial-request (default on) */
-    bool client;             /* probe our addresses (default on) */
-    bool allow_private;      /* test and dial loopback/private addresses (tests, labs) */
-    unsigned confidence;     /* distinct servers that must agree, default 3 */
+    size_t size;                /* sizeof(dn_autonat_config) of the caller */
+    bool server;                /* serve /libp2p/autonat/2/dial-request (default on) */
+    bool client;                /* probe our addresses (default on) */
+    bool allow_private;         /* test and dial loopback/private addresses (tests, labs) */
+    unsigned confidence;        /* distinct servers that must agree, default 3 */
     uint32_t probe_interval_ms; /* re-test each address this often, default 10 min */
     void (*on_reachability)(void *arg, dn_reachability r); /* verdict changed (or NULL) */
     void *arg;
-    uint32_t timeout_ms;     /* one probe or one served request, default 30000 */
-    uint32_t max_dial_backs; /* server: dial-backs at once, default 8 */
+    uint32_t timeout_ms;                    /* one probe or one served request, default 30000 */
+    uint32_t max_dial_backs;                /* server: dial-backs at once, default 8 */
     uint32_t max_requests_per_peer_per_min; /* server, default 12 */
-    uint32_t max_requests_per_min; /* server, all peers, default 60 */
+    uint32_t max_requests_per_min;          /* server, all peers, default 60 */
 } dn_autonat_config;
 
-#define DN_AUTONAT_CONFIG_INIT {.size = sizeof(dn_autonat_config), .server = true, .client = true}
+#define DN_AUTONAT_CONFIG_INIT                                                                     \
+    {                                                                                              \
+        .size = sizeof(dn_autonat_config), .server = true, .client = true                          \
+    }
 void dn_autonat_config_init(dn_autonat_config *cfg);
 
 typedef struct dn_autonat dn_autonat;
@@ -103,12 +106,12 @@ typedef struct dn_autonat_stats {
     uint64_t dial_backs_ok;   /* dial-backs the client acknowledged */
     uint64_t dial_errors;     /* dial-backs that could not connect */
     /* client */
-    uint64_t probes;          /* dial requests sent */
-    uint64_t probe_ok;        /* answered OK with our nonce dialled back */
-    uint64_t probe_failed;    /* answered E_DIAL_ERROR */
-    uint64_t probe_other;     /* refused, rejected, errors, no answer */
-    uint64_t dial_data_sent;  /* dial data bytes we sent */
-    uint64_t bad_dial_backs;  /* dial-backs with an unknown nonce or on the request's connection */
+    uint64_t probes;         /* dial requests sent */
+    uint64_t probe_ok;       /* answered OK with our nonce dialled back */
+    uint64_t probe_failed;   /* answered E_DIAL_ERROR */
+    uint64_t probe_other;    /* refused, rejected, errors, no answer */
+    uint64_t dial_data_sent; /* dial data bytes we sent */
+    uint64_t bad_dial_backs; /* dial-backs with an unknown nonce or on the request's connection */
 } dn_autonat_stats;
 void dn_autonat_get_stats(const dn_autonat *a, dn_autonat_stats *out);
 

@@ -27,21 +27,21 @@
 #include "dmsnet/protocols.h"
 #include "proto/autonat_msg.h"
 
-#define MAX_TRACKED 32       /* addresses the client keeps results for */
-#define MAX_EXTRA 8          /* dn_autonat_add_candidate */
-#define WINDOW 5             /* results kept per address, one per server */
-#define MAX_PROBES 3         /* client requests in flight */
-#define MAX_SERVERS 64       /* connected servers looked at per round */
+#define MAX_TRACKED 32 /* addresses the client keeps results for */
+#define MAX_EXTRA 8    /* dn_autonat_add_candidate */
+#define WINDOW 5       /* results kept per address, one per server */
+#define MAX_PROBES 3   /* client requests in flight */
+#define MAX_SERVERS 64 /* connected servers looked at per round */
 #define MAX_BACKOFF 32
-#define BACKOFF_MS 30000     /* a server whose stream broke, or rejected us */
-#define RESULT_TTL_FACTOR 3  /* results older than 3 probe intervals are dropped */
-#define MAX_REQUESTS 32      /* server requests in progress, all peers */
-#define MAX_PEER_REQUESTS 2  /* ... from one peer (js-libp2p also allows 2) */
+#define BACKOFF_MS 30000    /* a server whose stream broke, or rejected us */
+#define RESULT_TTL_FACTOR 3 /* results older than 3 probe intervals are dropped */
+#define MAX_REQUESTS 32     /* server requests in progress, all peers */
+#define MAX_PEER_REQUESTS 2 /* ... from one peer (js-libp2p also allows 2) */
 #define RATE_WINDOW_MS 60000
 #define MAX_RATE 128
-#define LINGER_MS 5000       /* after our answer, for the peer to close */
+#define LINGER_MS 5000                      /* after our answer, for the peer to close */
 #define CLIENT_MAX_DIAL_DATA (200u * 1024u) /* we pay at most this much to be dialled */
-#define DIAL_BACK_MAX_IN 256 /* bytes on a dial-back stream */
+#define DIAL_BACK_MAX_IN 256                /* bytes on a dial-back stream */
 #define DEFAULT_CONFIDENCE 3
 #define DEFAULT_INTERVAL_MS (10u * 60u * 1000u)
 #define DEFAULT_TIMEOUT_MS 30000
@@ -95,7 +95,10 @@ struct dn_autonat {
     dn_autonat_stats st;
 };
 
-static uint64_t now_ms(dn_autonat *a) { return uv_now(dn_host_loop(a->h)); }
+static uint64_t now_ms(dn_autonat *a)
+{
+    return uv_now(dn_host_loop(a->h));
+}
 static void arm(dn_autonat *a, uint64_t delay_ms);
 
 /* ---- addresses ---- */
@@ -158,7 +161,10 @@ static bool tcp_addr_parse(const dn_multiaddr *ma, tcp_addr *out)
     return dn_multiaddr_next(ma, &off, &c) == 0;
 }
 
-static size_t ip_len(uint32_t family) { return family == DN_MA_IP4 ? 4 : 16; }
+static size_t ip_len(uint32_t family)
+{
+    return family == DN_MA_IP4 ? 4 : 16;
+}
 
 static void tcp_addr_build(uint32_t family, const uint8_t *ip, uint16_t port, dn_multiaddr *out)
 {
@@ -192,8 +198,8 @@ enum { RQ_REQUEST, RQ_DATA, RQ_DIAL, RQ_DONE };
 struct srv_req {
     dn_autonat *a;
     srv_req *next;
-    int refs;          /* the request stream, a pending dial, the dial-back stream */
-    dn_stream *s;      /* request stream, NULL once gone */
+    int refs;     /* the request stream, a pending dial, the dial-back stream */
+    dn_stream *s; /* request stream, NULL once gone */
     dn_peerid peer;
     int st;
     dn_buf in;
@@ -203,8 +209,8 @@ struct srv_req {
     uint64_t need, got;
     uint64_t deadline;
     bool counted_dialback;
-    dn_conn *back;     /* our dial-back connection, NULL when none (or gone) */
-    dn_stream *bs;     /* dial-back stream */
+    dn_conn *back; /* our dial-back connection, NULL when none (or gone) */
+    dn_stream *bs; /* dial-back stream */
     dn_buf bin;
     bool answered;
 };
@@ -336,8 +342,8 @@ static void db_opened(dn_stream *s, int status, void *arg)
         return;
     }
     r->bs = s;
-    static const dn_stream_callbacks cbs = {.on_data = db_data, .on_eof = db_eof,
-                                            .on_close = db_close};
+    static const dn_stream_callbacks cbs = {
+        .on_data = db_data, .on_eof = db_eof, .on_close = db_close};
     dn_stream_set_callbacks(s, &cbs, r);
     dn_buf out = DN_BUF_INIT;
     if (dn__autonat_encode_dial_back(r->nonce, &out) || dn_stream_write(s, out.data, out.len)) {
@@ -576,8 +582,8 @@ static void serve_dial_request(dn_host *h, dn_stream *s, void *arg)
     r->next = a->reqs;
     a->reqs = r;
     a->nreqs++;
-    static const dn_stream_callbacks cbs = {.on_data = req_data, .on_eof = req_eof,
-                                            .on_close = req_close};
+    static const dn_stream_callbacks cbs = {
+        .on_data = req_data, .on_eof = req_eof, .on_close = req_close};
     dn_stream_set_callbacks(s, &cbs, r);
     if (a->nreqs > MAX_REQUESTS || mine >= MAX_PEER_REQUESTS || !rate_ok(a, peer)) {
         /* Spec: E_REQUEST_REJECTED for rate and resource limits. The client
@@ -696,7 +702,10 @@ static void probe_finish(probe *p, int outcome)
     arm(a, 0); /* the next probe may start */
 }
 
-static void probe_enter(probe *p) { p->busy++; }
+static void probe_enter(probe *p)
+{
+    p->busy++;
+}
 static void probe_free(probe *p);
 /* Leave a callback: returns false when p was freed. */
 static bool probe_leave(probe *p)
@@ -849,7 +858,8 @@ static void probe_opened(dn_stream *s, int status, void *arg)
         return;
     }
     p->s = s;
-    static const dn_stream_callbacks cbs = {.on_data = probe_data, .on_eof = probe_eof,
+    static const dn_stream_callbacks cbs = {.on_data = probe_data,
+                                            .on_eof = probe_eof,
                                             .on_writable = probe_writable,
                                             .on_close = probe_close};
     dn_stream_set_callbacks(s, &cbs, p);
@@ -958,8 +968,8 @@ static void serve_dial_back(dn_host *h, dn_stream *s, void *arg)
         return;
     }
     d->a = arg;
-    static const dn_stream_callbacks cbs = {.on_data = dbin_data, .on_eof = dbin_eof,
-                                            .on_close = dbin_close};
+    static const dn_stream_callbacks cbs = {
+        .on_data = dbin_data, .on_eof = dbin_eof, .on_close = dbin_close};
     dn_stream_set_callbacks(s, &cbs, d);
 }
 
@@ -1111,8 +1121,9 @@ static void recompute(dn_autonat *a)
         pub |= t->state == DN_REACHABILITY_PUBLIC;
         priv |= t->state == DN_REACHABILITY_PRIVATE;
     }
-    dn_reachability v = pub ? DN_REACHABILITY_PUBLIC
-                            : priv ? DN_REACHABILITY_PRIVATE : DN_REACHABILITY_UNKNOWN;
+    dn_reachability v = pub    ? DN_REACHABILITY_PUBLIC
+                        : priv ? DN_REACHABILITY_PRIVATE
+                               : DN_REACHABILITY_UNKNOWN;
     if (v == a->verdict)
         return;
     a->verdict = v;
@@ -1231,8 +1242,8 @@ static void on_tick(uv_timer_t *timer)
         }
         r->refs++;
         if (r->st == RQ_DIAL && !r->answered)
-            dialback_finish(r, r->back ? DN_AUTONAT_DS_E_DIAL_BACK_ERROR
-                                       : DN_AUTONAT_DS_E_DIAL_ERROR);
+            dialback_finish(r,
+                            r->back ? DN_AUTONAT_DS_E_DIAL_BACK_ERROR : DN_AUTONAT_DS_E_DIAL_ERROR);
         else if (r->s)
             dn_stream_reset(r->s);
         r->deadline = now + LINGER_MS;
@@ -1292,7 +1303,10 @@ static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, 
 
 /* ---- lifecycle and API ---- */
 
-static void timer_closed(uv_handle_t *h) { free(h->data); }
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void autonat_free(void *arg)
 {
@@ -1366,8 +1380,7 @@ int dn_autonat_attach(dn_host *h, const dn_autonat_config *cfg, dn_autonat **out
             return rc;
     }
     if (a->cfg.client) {
-        if ((rc = dn_host_set_handler(h, DN_AUTONAT_DIAL_BACK_PROTOCOL, serve_dial_back, a)) !=
-                0 ||
+        if ((rc = dn_host_set_handler(h, DN_AUTONAT_DIAL_BACK_PROTOCOL, serve_dial_back, a)) != 0 ||
             (rc = dn_host_set_protocol_limit(h, DN_AUTONAT_DIAL_BACK_PROTOCOL, 16)) != 0)
             return rc;
         arm(a, 0);
@@ -1377,7 +1390,10 @@ int dn_autonat_attach(dn_host *h, const dn_autonat_config *cfg, dn_autonat **out
     return 0;
 }
 
-dn_reachability dn_autonat_reachability(const dn_autonat *a) { return a->verdict; }
+dn_reachability dn_autonat_reachability(const dn_autonat *a)
+{
+    return a->verdict;
+}
 
 size_t dn_autonat_reachable_addrs(const dn_autonat *a, dn_multiaddr *out, size_t max)
 {
@@ -1397,9 +1413,8 @@ void dn_autonat_probe_now(dn_autonat *a)
     /* Forget when each server last answered, so all are asked again. */
     for (size_t i = 0; i < a->nt; i++)
         for (size_t r = 0; r < a->t[i].nres; r++)
-            a->t[i].res[r].at = now_ms(a) > a->cfg.probe_interval_ms
-                                    ? now_ms(a) - a->cfg.probe_interval_ms
-                                    : 1;
+            a->t[i].res[r].at =
+                now_ms(a) > a->cfg.probe_interval_ms ? now_ms(a) - a->cfg.probe_interval_ms : 1;
     memset(a->backoff, 0, sizeof a->backoff);
     if (a->cfg.client)
         arm(a, 0);
@@ -1421,4 +1436,7 @@ int dn_autonat_add_candidate(dn_autonat *a, const dn_multiaddr *ma)
     return 0;
 }
 
-void dn_autonat_get_stats(const dn_autonat *a, dn_autonat_stats *out) { *out = a->st; }
+void dn_autonat_get_stats(const dn_autonat *a, dn_autonat_stats *out)
+{
+    *out = a->st;
+}

@@ -114,8 +114,13 @@ static int decode_dial_data_response(const uint8_t *p, size_t len, dn__autonat_m
     return rc;
 }
 
+/* A span may be (NULL, 0); the reader does pointer arithmetic on it. */
+static const uint8_t no_bytes[1];
+#define NONNULL(p) ((p) ? (p) : no_bytes)
+
 int dn__autonat_decode(const uint8_t *p, size_t len, dn__autonat_msg *out)
 {
+    p = NONNULL(p);
     if (len > DN_AUTONAT_MSG_MAX)
         return DN_ETOOBIG;
     memset(out, 0, sizeof *out);
@@ -154,6 +159,7 @@ int dn__autonat_decode(const uint8_t *p, size_t len, dn__autonat_msg *out)
 
 int dn__autonat_decode_dial_back(const uint8_t *p, size_t len, uint64_t *nonce)
 {
+    p = NONNULL(p);
     if (len > DN_AUTONAT_MSG_MAX)
         return DN_ETOOBIG;
     dn_pb_reader r;
@@ -178,6 +184,7 @@ int dn__autonat_decode_dial_back(const uint8_t *p, size_t len, uint64_t *nonce)
 
 int dn__autonat_decode_dial_back_response(const uint8_t *p, size_t len, uint32_t *status)
 {
+    p = NONNULL(p);
     if (len > DN_AUTONAT_MSG_MAX)
         return DN_ETOOBIG;
     dn_pb_reader r;

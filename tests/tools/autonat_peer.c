@@ -44,7 +44,10 @@ static void on_timer(uv_timer_t *t)
         exit_code = 3;
     uv_stop(t->loop);
 }
-static void on_signal(uv_signal_t *s, int signum) { uv_stop(s->loop); }
+static void on_signal(uv_signal_t *s, int signum)
+{
+    uv_stop(s->loop);
+}
 
 static void on_dial(dn_host *h, dn_conn *c, int status, void *arg)
 {
@@ -55,7 +58,10 @@ static void on_dial(dn_host *h, dn_conn *c, int status, void *arg)
     fflush(stdout);
 }
 
-static void closed(void *arg) { *(int *)arg = 1; }
+static void closed(void *arg)
+{
+    *(int *)arg = 1;
+}
 
 static int usage(void)
 {
@@ -98,7 +104,7 @@ int main(int argc, char **argv)
             seconds = strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--until")) {
             i++;
-            until = !strcmp(v, "public") ? DN_REACHABILITY_PUBLIC
+            until = !strcmp(v, "public")    ? DN_REACHABILITY_PUBLIC
                     : !strcmp(v, "private") ? DN_REACHABILITY_PRIVATE
                                             : -2;
             if (until == -2)

@@ -53,8 +53,14 @@ typedef struct cb_arg {
 } cb_arg;
 static cb_arg args[NHOSTS];
 
-static void on_watchdog(uv_timer_t *t) { ((fx *)t->data)->expired = true; }
-static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_watchdog(uv_timer_t *t)
+{
+    ((fx *)t->data)->expired = true;
+}
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 #define RUN_UNTIL(f, expr, ms)                                                                     \
     do {                                                                                           \
@@ -88,7 +94,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void host_closed(void *arg) { *(bool *)arg = true; }
+static void host_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
 
 static int teardown(void **state)
 {

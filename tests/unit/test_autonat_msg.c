@@ -163,12 +163,11 @@ static void test_framing(void **state)
     assert_int_equal(dn__autonat_frame(big, sizeof big, DN_AUTONAT_MSG_MAX, &body, &len),
                      DN_ETOOBIG);
     static const uint8_t at_max[] = {0x80, 0x80, 0x04}; /* 65536: allowed, incomplete */
-    assert_int_equal(dn__autonat_frame(at_max, sizeof at_max, DN_AUTONAT_MSG_MAX, &body, &len),
-                     0);
+    assert_int_equal(dn__autonat_frame(at_max, sizeof at_max, DN_AUTONAT_MSG_MAX, &body, &len), 0);
     static const uint8_t partial_varint[] = {0x80};
     assert_int_equal(dn__autonat_frame(partial_varint, 1, DN_AUTONAT_MSG_MAX, &body, &len), 0);
-    static const uint8_t overlong[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                       0x01};
+    static const uint8_t overlong[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xff, 0xff, 0xff, 0x01};
     assert_int_equal(dn__autonat_frame(overlong, sizeof overlong, DN_AUTONAT_MSG_MAX, &body, &len),
                      DN_EMALFORMED);
 }
