@@ -39,7 +39,11 @@
 #define MAX_PEER_REQUESTS 2 /* ... from one peer (js-libp2p also allows 2) */
 #define RATE_WINDOW_MS 60000
 #define MAX_RATE 128
-#define LINGER_MS 5000                      /* after our answer, for the peer to close */
+#define LINGER_MS 5000 /* after our answer, for the peer to close */
+/* An address that stops being a candidate keeps its verdict this long: a
+ * listener closing with the host must not flip the verdict on the way out. */
+#define GONE_GRACE_MS 5000
+#define MAX_DB_CONNS 8                      /* connections recent dial-backs came in on */
 #define CLIENT_MAX_DIAL_DATA (200u * 1024u) /* we pay at most this much to be dialled */
 #define DIAL_BACK_MAX_IN 256                /* bytes on a dial-back stream */
 #define DEFAULT_CONFIDENCE 3
@@ -63,6 +67,7 @@ typedef struct tracked {
     size_t nres;
     dn_reachability state;
     bool probing, seen;
+    uint64_t unseen_since; /* when it stopped being a candidate (0: it is one) */
 } tracked;
 
 typedef struct probe probe;
@@ -91,7 +96,9 @@ struct dn_autonat {
         dn_peerid peer;
         uint64_t until;
     } backoff[MAX_BACKOFF];
-    dn_buf chunk; /* one framed DialDataResponse of 4096 bytes, reused */
+    dn_buf chunk;                          /* one framed DialDataResponse of 4096 bytes, reused */
+    const dn_conn *db_conns[MAX_DB_CONNS]; /* connections dial-backs came in on */
+    size_t db_next;
     dn_autonat_stats st;
 };
 
@@ -364,6 +371,12 @@ static void dialed(dn_host *h, dn_conn *c, int status, void *arg)
             dn_conn_close(c); /* the request ended while we dialled */
         else if (!r->answered)
             dialback_finish(r, DN_AUTONAT_DS_E_DIAL_ERROR);
+        req_release(r);
+        return;
+    }
+    if (dn_peerid_equal(dn_conn_remote_peer(c), dn_host_peerid(h))) {
+        dn_conn_close(c); /* the address was our own */
+        dialback_finish(r, DN_AUTONAT_DS_E_DIAL_ERROR);
         req_release(r);
         return;
     }
@@ -937,6 +950,8 @@ static void dbin_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
     }
     match->dialed_back = true;
     d->answered = true;
+    d->a->db_conns[d->a->db_next] = dn_stream_conn(s);
+    d->a->db_next = (d->a->db_next + 1) % MAX_DB_CONNS;
     dn_buf out = DN_BUF_INIT;
     if (dn__autonat_encode_dial_back_response(DN_AUTONAT_DBS_OK, &out) == 0 &&
         dn_stream_write(s, out.data, out.len) == 0)
@@ -999,11 +1014,14 @@ static void cand_add(cand_set *cs, const dn_multiaddr *ma)
     cs->m[cs->n++] = *ma;
 }
 
-/* How peers see us: the raw observed address of an inbound connection is
- * where they reached us (a port mapping included); for any connection,
- * the observed IP with each of our listen ports of its family is where a
- * NAT that keeps ports, or none, would let them in. The raw address of an
- * outbound connection is an ephemeral port nobody can dial: left out. */
+/* How peers see us: the observed IP with each of our listen ports of its
+ * family is where a NAT that keeps ports, or none, would let them in (go's
+ * "thin waist" addresses). The observed port itself is left out: the
+ * peerstore keeps one observed address per peer, from whichever of its
+ * connections identified last, and that of an outbound connection is an
+ * ephemeral port nobody can dial. A port-mapping NAT's address is known
+ * from elsewhere (configuration, a mapping protocol): the caller adds it
+ * with dn_autonat_add_candidate. */
 static void cand_observed(dn_conn *c, void *arg)
 {
     cand_set *cs = arg;
@@ -1012,11 +1030,6 @@ static void cand_observed(dn_conn *c, void *arg)
     tcp_addr o;
     if (!info || dn_peer_info_observed(info, &obs) != 0 || !tcp_addr_parse(&obs, &o))
         return;
-    if (!dn_conn_is_outbound(c)) {
-        dn_multiaddr raw;
-        tcp_addr_build(o.family, o.ip, o.port, &raw);
-        cand_add(cs, &raw);
-    }
     for (size_t i = 0; i < cs->nlisten; i++) {
         tcp_addr l;
         if (!tcp_addr_parse(&cs->listen[i], &l) || l.family != o.family)
@@ -1027,11 +1040,13 @@ static void cand_observed(dn_conn *c, void *arg)
     }
 }
 
-static void refresh_candidates(dn_autonat *a)
+/* Returns when an address that went away is to be forgotten (UINT64_MAX:
+ * none). */
+static uint64_t refresh_candidates(dn_autonat *a)
 {
     cand_set *cs = calloc(1, sizeof *cs);
     if (!cs)
-        return;
+        return UINT64_MAX;
     cs->a = a;
     cs->nlisten = dn_host_listen_addrs(a->h, cs->listen, 16);
     if (cs->nlisten > 16)
@@ -1084,14 +1099,27 @@ static void refresh_candidates(dn_autonat *a)
         if (t)
             t->seen = true;
     }
-    /* Forget addresses that are no longer ours (a probe in flight keeps
-     * its entry until it ends). */
+    /* Forget addresses that are no longer ours, after a grace (a probe in
+     * flight keeps its entry until it ends). */
+    uint64_t now = now_ms(a), next = UINT64_MAX;
     size_t k = 0;
-    for (size_t i = 0; i < a->nt; i++)
-        if (a->t[i].seen || a->t[i].probing)
-            a->t[k++] = a->t[i];
+    for (size_t i = 0; i < a->nt; i++) {
+        tracked *t = &a->t[i];
+        if (t->seen)
+            t->unseen_since = 0;
+        else if (!t->unseen_since)
+            t->unseen_since = now ? now : 1;
+        if (!t->seen && !t->probing && now - t->unseen_since >= GONE_GRACE_MS)
+            continue;
+        if (!t->seen) {
+            uint64_t at = t->unseen_since + GONE_GRACE_MS;
+            next = at < next ? at : next;
+        }
+        a->t[k++] = *t;
+    }
     a->nt = k;
     free(cs);
+    return next;
 }
 
 static void recompute(dn_autonat *a)
@@ -1141,10 +1169,15 @@ typedef struct server_list {
     size_t n;
 } server_list;
 
+/* Our own dial-backs (as a server) and the connections dial-backs came
+ * in on (as a client) close soon: never ask a server over them. */
 static bool is_dial_back_conn(dn_autonat *a, const dn_conn *c)
 {
     for (srv_req *r = a->reqs; r; r = r->next)
         if (r->back == c)
+            return true;
+    for (size_t i = 0; i < MAX_DB_CONNS; i++)
+        if (a->db_conns[i] == c)
             return true;
     return false;
 }
@@ -1152,12 +1185,19 @@ static bool is_dial_back_conn(dn_autonat *a, const dn_conn *c)
 static void collect_server(dn_conn *c, void *arg)
 {
     server_list *sl = arg;
-    if (sl->n == MAX_SERVERS || is_dial_back_conn(sl->a, c))
+    if (is_dial_back_conn(sl->a, c))
         return;
     const dn_peerid *id = dn_conn_remote_peer(c);
-    for (size_t i = 0; i < sl->n; i++)
-        if (dn_peerid_equal(dn_conn_remote_peer(sl->c[i]), id))
-            return; /* one connection per server */
+    /* One connection per server: the oldest (the host lists the newest
+     * first), which is the least likely to be a short-lived one. */
+    for (size_t i = 0; i < sl->n; i++) {
+        if (dn_peerid_equal(dn_conn_remote_peer(sl->c[i]), id)) {
+            sl->c[i] = c;
+            return;
+        }
+    }
+    if (sl->n == MAX_SERVERS)
+        return;
     const dn_peer_info *info = dn_host_peer(sl->a->h, id);
     for (size_t i = 0; info && i < info->nprotocols; i++) {
         if (strcmp(info->protocols[i], DN_AUTONAT_DIAL_REQUEST_PROTOCOL) == 0) {
@@ -1261,7 +1301,8 @@ static void on_tick(uv_timer_t *timer)
             dn_stream_reset(p->s); /* frees p */
     }
     if (a->cfg.client) {
-        refresh_candidates(a);
+        uint64_t gone = refresh_candidates(a);
+        next = gone < next ? gone : next;
         recompute(a);
         uint64_t due = run_probes(a);
         next = due < next ? due : next;
@@ -1291,6 +1332,9 @@ static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, 
         for (probe *p = a->probes; p; p = p->next)
             if (p->c == c)
                 p->c = NULL;
+        for (size_t i = 0; i < MAX_DB_CONNS; i++)
+            if (a->db_conns[i] == c)
+                a->db_conns[i] = NULL;
         return;
     case DN_CONN_EV_IDENTIFIED:    /* maybe a new server, a new observed address */
     case DN_HOST_EV_ADDRS_CHANGED: /* new listen addresses */

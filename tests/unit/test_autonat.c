@@ -12,7 +12,13 @@
  *     (nothing listens there) fails;
  *   - a server without allow_private refuses loopback (E_DIAL_REFUSED) and
  *     the client reaches no verdict;
- *   - a server's per-peer rate limit answers E_REQUEST_REJECTED.
+ *   - a server's per-peer rate limit answers E_REQUEST_REJECTED;
+ *   - a hand-driven client against a server: the first address it is
+ *     willing to dial is picked (not garbage, not one naming another peer);
+ *     another IP costs dial data, and without it the server never dials
+ *     (and times the request out); with it, DialBack{our nonce} arrives on
+ *     a new connection, and the answer is OK for that index; malformed and
+ *     oversized requests are reset and the server keeps serving.
  * Hosts share one loop; the loop runs only inside RUN_UNTIL, bounded by a
  * watchdog; the teardown closes every host and requires an empty loop. */
 #include <arpa/inet.h>
@@ -31,6 +37,7 @@
 #include "dmsnet/error.h"
 #include "dmsnet/host.h"
 #include "dmsnet/protocols.h"
+#include "proto/autonat_msg.h"
 
 #define NHOSTS 4
 
@@ -324,6 +331,244 @@ static void test_rate_limit(void **state)
     assert_int_equal(stats(f, 1).requests, 2);
 }
 
+/* ---- a hand-driven client (host 3): raw streams, our own dial-back handler ---- */
+
+typedef struct raw {
+    fx *f;
+    dn_stream *s;
+    dn_conn *req_conn;
+    dn_buf in;
+    bool closed, eof;
+    int close_status;
+    int nmsgs;
+    dn__autonat_msg last; /* spans point into `keep` */
+    uint8_t keep[256];
+    /* dial-backs seen */
+    int dialbacks;
+    uint64_t db_nonce;
+    bool db_same_conn;
+    dn_buf dbin;
+} raw;
+static raw R;
+
+static void raw_data(dn_stream *s, const uint8_t *d, size_t n, void *arg)
+{
+    raw *r = arg;
+    dn_buf_append(&r->in, d, n);
+    const uint8_t *body;
+    size_t blen;
+    int k;
+    while ((k = dn__autonat_frame(r->in.data, r->in.len, DN_AUTONAT_MSG_MAX, &body, &blen)) > 0) {
+        if (blen <= sizeof r->keep) {
+            memcpy(r->keep, body, blen);
+            if (dn__autonat_decode(r->keep, blen, &r->last) == 0)
+                r->nmsgs++;
+        }
+        dn_buf_consume(&r->in, (size_t)k);
+    }
+}
+static void raw_eof(dn_stream *s, void *arg)
+{
+    ((raw *)arg)->eof = true;
+}
+static void raw_close(dn_stream *s, int status, void *arg)
+{
+    raw *r = arg;
+    r->closed = true;
+    r->close_status = status;
+    r->s = NULL;
+}
+static void raw_opened(dn_stream *s, int status, void *arg)
+{
+    raw *r = arg;
+    assert_int_equal(status, 0);
+    static const dn_stream_callbacks cbs = {
+        .on_data = raw_data, .on_eof = raw_eof, .on_close = raw_close};
+    dn_stream_set_callbacks(s, &cbs, r);
+    r->s = s;
+}
+
+static void db_data_cb(dn_stream *s, const uint8_t *d, size_t n, void *arg)
+{
+    raw *r = arg;
+    dn_buf_append(&r->dbin, d, n);
+    const uint8_t *body;
+    size_t blen;
+    if (dn__autonat_frame(r->dbin.data, r->dbin.len, 64, &body, &blen) <= 0)
+        return;
+    assert_int_equal(dn__autonat_decode_dial_back(body, blen, &r->db_nonce), 0);
+    r->dialbacks++;
+    r->db_same_conn = dn_stream_conn(s) == r->req_conn;
+    dn_buf out = DN_BUF_INIT;
+    assert_int_equal(dn__autonat_encode_dial_back_response(DN_AUTONAT_DBS_OK, &out), 0);
+    assert_int_equal(dn_stream_write(s, out.data, out.len), 0);
+    dn_stream_close_write(s);
+    dn_buf_free(&out);
+}
+static void db_handler(dn_host *h, dn_stream *s, void *arg)
+{
+    static const dn_stream_callbacks cbs = {.on_data = db_data_cb};
+    dn_buf_reset(&((raw *)arg)->dbin);
+    dn_stream_set_callbacks(s, &cbs, arg);
+}
+
+static dn_conn *raw_conn;
+static void raw_dialed(dn_host *h, dn_conn *c, int status, void *arg)
+{
+    assert_int_equal(status, 0);
+    raw_conn = c;
+}
+
+/* Host 3 listening on listen, connected to host 1 (a server). */
+static void raw_setup(fx *f, const char *listen)
+{
+    memset(&R, 0, sizeof R);
+    R.f = f;
+    assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &f->key[3]), 0);
+    dn_host_config hc = DN_HOST_CONFIG_INIT;
+    hc.identity = f->key[3];
+    assert_int_equal(dn_host_new(&f->loop, &hc, &f->host[3]), 0);
+    assert_int_equal(dn_identify_attach(f->host[3]), 0);
+    assert_int_equal(dn_host_set_handler(f->host[3], DN_AUTONAT_DIAL_BACK_PROTOCOL, db_handler, &R),
+                     0);
+    dn_multiaddr ma;
+    assert_int_equal(dn_multiaddr_parse(listen, &ma), 0);
+    assert_int_equal(dn_host_listen(f->host[3], &ma), 0);
+    assert_int_equal(dn_host_listen_addrs(f->host[1], &ma, 1), 1);
+    raw_conn = NULL;
+    assert_int_equal(dn_host_dial(f->host[3], &ma, raw_dialed, NULL), 0);
+    RUN_UNTIL(f, raw_conn != NULL, 5000);
+    R.req_conn = raw_conn;
+}
+
+static void raw_open(fx *f)
+{
+    R.closed = R.eof = false;
+    R.nmsgs = 0;
+    dn_buf_reset(&R.in);
+    assert_int_equal(
+        dn_conn_open_stream(raw_conn, DN_AUTONAT_DIAL_REQUEST_PROTOCOL, raw_opened, &R), 0);
+    RUN_UNTIL(f, R.s != NULL, 5000);
+}
+
+static void raw_send_request(const dn_multiaddr *addrs, size_t n, uint64_t nonce)
+{
+    dn__autonat_msg m = {.type = DN_AUTONAT_DIAL_REQUEST};
+    m.u.dial_request.naddrs = n;
+    for (size_t i = 0; i < n; i++) {
+        m.u.dial_request.addrs[i] = addrs[i].bytes;
+        m.u.dial_request.addr_lens[i] = addrs[i].len;
+    }
+    m.u.dial_request.nonce = nonce;
+    dn_buf out = DN_BUF_INIT;
+    assert_int_equal(dn__autonat_encode(&m, &out), 0);
+    assert_int_equal(dn_stream_write(R.s, out.data, out.len), 0);
+    dn_buf_free(&out);
+}
+
+static void test_server_picks_and_charges(void **state)
+{
+    fx *f = *state;
+    dn_autonat_config sc = server_cfg(true);
+    sc.timeout_ms = 500;
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", sc);
+    raw_setup(f, "/ip4/127.0.0.2/tcp/0"); /* we connect from 127.0.0.1 */
+    dn_multiaddr addrs[3], mine;
+    dn_host_listen_addrs(f->host[3], &mine, 1);
+    addrs[0].len = 3; /* not a multiaddr */
+    memcpy(addrs[0].bytes, "\xff\xff\xff", 3);
+    /* our own port, but naming another peer (host 1): never dialled */
+    addrs[1] = mine;
+    const dn_peerid *other = dn_host_peerid(f->host[1]);
+    assert_int_equal(dn_multiaddr_append(&addrs[1], DN_MA_P2P, other->bytes, other->len), 0);
+    addrs[2] = mine;
+
+    /* 1: dial data asked for index 2; we send none: no dial, a timeout */
+    raw_open(f);
+    raw_send_request(addrs, 3, 0x1111);
+    RUN_UNTIL(f, R.nmsgs == 1, 5000);
+    assert_int_equal(R.last.type, DN_AUTONAT_DIAL_DATA_REQUEST);
+    assert_int_equal(R.last.u.dial_data_request.addr_idx, 2);
+    uint64_t need = R.last.u.dial_data_request.num_bytes;
+    assert_true(need >= 30000 && need <= 100000);
+    RUN_UNTIL(f, R.closed, 3000);
+    assert_int_equal(R.dialbacks, 0);
+    assert_int_equal(stats(f, 1).dial_backs_ok + stats(f, 1).dial_errors, 0);
+
+    /* 2: the same, paid in 1000-byte chunks (any size counts) */
+    raw_open(f);
+    raw_send_request(addrs, 3, 0x2222);
+    RUN_UNTIL(f, R.nmsgs == 1, 5000);
+    need = R.last.u.dial_data_request.num_bytes;
+    static const uint8_t zeros[1000];
+    dn__autonat_msg d = {.type = DN_AUTONAT_DIAL_DATA_RESPONSE};
+    d.u.dial_data_response.data = zeros;
+    d.u.dial_data_response.len = sizeof zeros;
+    dn_buf chunk = DN_BUF_INIT;
+    assert_int_equal(dn__autonat_encode(&d, &chunk), 0);
+    for (uint64_t sent = 0; sent + sizeof zeros <= need - 1; sent += sizeof zeros)
+        assert_int_equal(dn_stream_write(R.s, chunk.data, chunk.len), 0);
+    /* not yet all of it: still no dial */
+    for (int n = 0; n < 50; n++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+    }
+    assert_int_equal(R.dialbacks, 0);
+    assert_int_equal(dn_stream_write(R.s, chunk.data, chunk.len), 0);
+    RUN_UNTIL(f, R.nmsgs == 2, 5000);
+    dn_buf_free(&chunk);
+    assert_int_equal(R.dialbacks, 1);
+    assert_true(R.db_nonce == 0x2222);
+    assert_false(R.db_same_conn); /* a new connection */
+    assert_int_equal(R.last.type, DN_AUTONAT_DIAL_RESPONSE);
+    assert_int_equal(R.last.u.dial_response.status, DN_AUTONAT_RS_OK);
+    assert_int_equal(R.last.u.dial_response.addr_idx, 2);
+    assert_int_equal(R.last.u.dial_response.dial_status, DN_AUTONAT_DS_OK);
+    RUN_UNTIL(f, R.eof, 2000); /* the server closes after its answer */
+    dn_stream_close_write(R.s);
+    assert_true(stats(f, 1).dial_data_bytes >= need);
+    assert_int_equal(stats(f, 1).dial_data_asked, 2);
+    dn_buf_free(&R.in);
+    dn_buf_free(&R.dbin);
+}
+
+static void test_server_bad_input(void **state)
+{
+    fx *f = *state;
+    make_host(f, 1, "/ip4/127.0.0.1/tcp/0", server_cfg(true));
+    raw_setup(f, "/ip4/127.0.0.1/tcp/0");
+    /* garbage: a frame that is not a Message */
+    raw_open(f);
+    static const uint8_t junk[] = {3, 0xff, 0xff, 0xff};
+    assert_int_equal(dn_stream_write(R.s, junk, sizeof junk), 0);
+    RUN_UNTIL(f, R.closed, 3000);
+    assert_int_equal(R.close_status, DN_ERESET);
+    /* a length over 64 KiB */
+    raw_open(f);
+    static const uint8_t big[] = {0x81, 0x80, 0x04};
+    assert_int_equal(dn_stream_write(R.s, big, sizeof big), 0);
+    RUN_UNTIL(f, R.closed, 3000);
+    assert_int_equal(R.close_status, DN_ERESET);
+    /* a response where a request belongs */
+    raw_open(f);
+    static const uint8_t resp[] = {2, 0x12, 0};
+    assert_int_equal(dn_stream_write(R.s, resp, sizeof resp), 0);
+    RUN_UNTIL(f, R.closed, 3000);
+    /* and then a good request is served: same IP, no dial data */
+    dn_multiaddr mine;
+    dn_host_listen_addrs(f->host[3], &mine, 1);
+    raw_open(f);
+    raw_send_request(&mine, 1, 0x3333);
+    RUN_UNTIL(f, R.nmsgs == 1, 5000);
+    assert_int_equal(R.last.type, DN_AUTONAT_DIAL_RESPONSE);
+    assert_int_equal(R.last.u.dial_response.dial_status, DN_AUTONAT_DS_OK);
+    assert_true(R.db_nonce == 0x3333);
+    assert_int_equal(stats(f, 1).dial_data_asked, 0);
+    dn_stream_close_write(R.s);
+    dn_buf_free(&R.in);
+    dn_buf_free(&R.dbin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +577,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dial_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_picks_and_charges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
