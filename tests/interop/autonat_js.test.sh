@@ -12,7 +12,8 @@
 #     public    we listen on 0.0.0.0; js dials back 11.201.X.2 -> verdict public, that address
 #               reachable (loopback is never a candidate);
 #     private   we listen only on 12.201.X.2, which js cannot route to; it asks for dial data
-#               first (another IP than our connection's) -> verdict private, nothing reachable;
+#               first (another IP than our connection's); and 11.201.X.2 (the IP js observes)
+#               with our port is closed -> both fail, verdict private, nothing reachable;
 #     dial data the same with a route: js takes our dial data, dials 12.201.X.2 -> public.
 #   dmsnet server, js client (js/autonat-peer.mjs):
 #     same IP   js listens on 11.201.X.1 and dials us: we dial back, js marks it verified;
@@ -94,10 +95,11 @@ grep -q "^reachable /ip4/127\." "$WORK/c-public.out" && fail "c-public: loopback
 [ "$(stat "$WORK/c-public.out" bad_dial_backs)" = 0 ] || fail "c-public: bad dial-backs"
 
 log "private: we listen only on $C2, which js cannot reach"
-client c-private --listen "/ip4/$C2/tcp/0" --until private
+client c-private --listen "/ip4/$C2/tcp/0" --until private --min-failed 2
 grep -q "^reachability private$" "$WORK/c-private.out" || fail "c-private: no private verdict"
 grep -q "^reachable " "$WORK/c-private.out" && fail "c-private: an address was reachable"
-[ "$(stat "$WORK/c-private.out" probe_failed)" -ge 1 ] || fail "c-private: no failed probe"
+[ "$(stat "$WORK/c-private.out" probe_failed)" -ge 2 ] ||
+    fail "c-private: not both addresses ($C2 and the observed $C1) failed"
 [ "$(stat "$WORK/c-private.out" probe_ok)" = 0 ] || fail "c-private: a probe succeeded"
 # js asked for dial data (our address's IP is not our connection's), and we paid 30k-100k
 sent=$(stat "$WORK/c-private.out" dial_data_sent)

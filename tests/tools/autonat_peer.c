@@ -4,13 +4,14 @@
  *   autonat_peer [--listen MA]... [--dial MA]... [--candidate MA]...
  *                [--no-server] [--no-client] [--allow-private]
  *                [--confidence N] [--interval-ms N] [--timeout-ms N]
- *                [--until public|private] [--seconds N]
+ *                [--until public|private [--min-failed N]] [--seconds N]
  *
  * Prints "listening on <ma>/p2p/<id>" per listen address, "dialed <ma>"
  * or "dial failed <ma>: <why>", "reachability <verdict>" on each change,
  * and at exit "reachable <ma>" per reachable address and one "stats ..."
  * line of counters. With --until it exits 0 as soon as that verdict is
- * reached (3 if --seconds pass first); without, it runs --seconds (default
+ * reached (and, with --min-failed, at least N probes answered "not
+ * reachable"), 3 if --seconds pass first; without, it runs --seconds (default
  * 30) or until SIGTERM/SIGINT, then exits 0. */
 #include <signal.h>
 #include <stdio.h>
@@ -28,14 +29,29 @@
 
 static const char *const names[] = {"unknown", "public", "private"};
 static int until = -1, exit_code;
+static unsigned long min_failed;
 static uv_loop_t loop;
+static dn_autonat *an;
+
+static bool done_yet(void)
+{
+    dn_autonat_stats st;
+    dn_autonat_get_stats(an, &st);
+    return (int)dn_autonat_reachability(an) == until && st.probe_failed >= min_failed;
+}
 
 static void on_verdict(void *arg, dn_reachability r)
 {
     printf("reachability %s\n", names[r]);
     fflush(stdout);
-    if ((int)r == until)
+    if (done_yet())
         uv_stop(&loop);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    if (until >= 0 && done_yet())
+        uv_stop(t->loop);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -67,8 +83,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: autonat_peer [--listen MA]... [--dial MA]... [--candidate MA]...\n"
                     "       [--no-server] [--no-client] [--allow-private] [--confidence N]\n"
-                    "       [--interval-ms N] [--timeout-ms N] [--until public|private]"
-                    " [--seconds N]\n");
+                    "       [--interval-ms N] [--timeout-ms N]\n"
+                    "       [--until public|private [--min-failed N]] [--seconds N]\n");
     return 2;
 }
 
@@ -100,6 +116,8 @@ int main(int argc, char **argv)
             acfg.probe_interval_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--timeout-ms")) {
             acfg.timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(a, "--min-failed")) {
+            min_failed = strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--seconds")) {
             seconds = strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--until")) {
@@ -118,7 +136,6 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     dn_privkey *key = NULL;
     dn_host *h = NULL;
-    dn_autonat *an = NULL;
     int rc = dn_privkey_generate(DN_KEY_ED25519, &key);
     dn_host_config cfg = DN_HOST_CONFIG_INIT;
     cfg.identity = key;
@@ -164,10 +181,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    uv_timer_t timer;
+    uv_timer_t timer, poll;
     uv_signal_t term, intr;
     uv_timer_init(&loop, &timer);
     uv_timer_start(&timer, on_timer, seconds * 1000, 0);
+    uv_timer_init(&loop, &poll);
+    uv_timer_start(&poll, on_poll, 50, 50);
     uv_signal_init(&loop, &term);
     uv_signal_start(&term, on_signal, SIGTERM);
     uv_signal_init(&loop, &intr);
@@ -195,6 +214,7 @@ int main(int argc, char **argv)
     printf("verdict %s\n", names[dn_autonat_reachability(an)]);
     fflush(stdout);
     uv_close((uv_handle_t *)&timer, NULL);
+    uv_close((uv_handle_t *)&poll, NULL);
     uv_close((uv_handle_t *)&term, NULL);
     uv_close((uv_handle_t *)&intr, NULL);
     int done = 0;
