@@ -624,8 +624,9 @@ struct probe {
     uint64_t data_left; /* dial data still to send */
     dn_buf in;
     bool dialed_back, done;
-    int busy;    /* inside one of its stream callbacks */
-    bool zombie; /* its stream closed meanwhile: freed when busy drops to 0 */
+    bool asked_data; /* a server asks for dial data once per request */
+    int busy;        /* inside one of its stream callbacks */
+    bool zombie;     /* its stream closed meanwhile: freed when busy drops to 0 */
 };
 
 static tracked *find_tracked(dn_autonat *a, const dn_multiaddr *ma)
@@ -751,7 +752,8 @@ static void probe_send_data(probe *p)
 
 static void probe_on_msg(probe *p, const dn__autonat_msg *m)
 {
-    if (m->type == DN_AUTONAT_DIAL_DATA_REQUEST && !p->data_left) {
+    if (m->type == DN_AUTONAT_DIAL_DATA_REQUEST && !p->asked_data) {
+        p->asked_data = true;
         /* We send one address: only index 0 can be asked for, and we pay
          * at most CLIENT_MAX_DIAL_DATA (rejecting: reset, spec). */
         if (m->u.dial_data_request.addr_idx != 0 ||

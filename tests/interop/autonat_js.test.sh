@@ -79,8 +79,8 @@ client() {
         --seconds 30 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || fail "$name: no verdict (exit $?)"
 }
 
-# stat FILE KEY: a counter from autonat_peer's stats line.
-stat() { sed -n "s/^stats .*\b$2=\([0-9]*\).*/\1/p" "$1"; }
+# counter FILE KEY: a counter from autonat_peer's stats line.
+counter() { sed -n "s/^stats .*\b$2=\([0-9]*\).*/\1/p" "$1"; }
 
 # ---------- js server, dmsnet client
 start_js js-server --listen "/ip4/$J1/tcp/0" --timeout 300
@@ -91,25 +91,25 @@ client c-public --listen /ip4/0.0.0.0/tcp/0 --until public
 grep -q "^reachability public$" "$WORK/c-public.out" || fail "c-public: no public verdict"
 grep -Eq "^reachable /ip4/$C1/tcp/[0-9]+$" "$WORK/c-public.out" || fail "c-public: $C1 not reachable"
 grep -q "^reachable /ip4/127\." "$WORK/c-public.out" && fail "c-public: loopback was tested"
-[ "$(stat "$WORK/c-public.out" probe_ok)" -ge 1 ] || fail "c-public: no successful probe"
-[ "$(stat "$WORK/c-public.out" bad_dial_backs)" = 0 ] || fail "c-public: bad dial-backs"
+[ "$(counter "$WORK/c-public.out" probe_ok)" -ge 1 ] || fail "c-public: no successful probe"
+[ "$(counter "$WORK/c-public.out" bad_dial_backs)" = 0 ] || fail "c-public: bad dial-backs"
 
 log "private: we listen only on $C2, which js cannot reach"
 client c-private --listen "/ip4/$C2/tcp/0" --until private --min-failed 2
 grep -q "^reachability private$" "$WORK/c-private.out" || fail "c-private: no private verdict"
 grep -q "^reachable " "$WORK/c-private.out" && fail "c-private: an address was reachable"
-[ "$(stat "$WORK/c-private.out" probe_failed)" -ge 2 ] ||
+[ "$(counter "$WORK/c-private.out" probe_failed)" -ge 2 ] ||
     fail "c-private: not both addresses ($C2 and the observed $C1) failed"
-[ "$(stat "$WORK/c-private.out" probe_ok)" = 0 ] || fail "c-private: a probe succeeded"
+[ "$(counter "$WORK/c-private.out" probe_ok)" = 0 ] || fail "c-private: a probe succeeded"
 # js asked for dial data (our address's IP is not our connection's), and we paid 30k-100k
-sent=$(stat "$WORK/c-private.out" dial_data_sent)
+sent=$(counter "$WORK/c-private.out" dial_data_sent)
 [ "$sent" -ge 30000 ] && [ "$sent" -le $((100000 + 4096)) ] || fail "c-private: dial data sent: $sent"
 
 log "dial data: with a route to $C2, js takes our dial data and dials it back"
 ip -n "$NSJ" route add "$C2/32" via "$C1" || fail "cannot add the route to $C2"
 client c-data --listen "/ip4/$C2/tcp/0" --until public
 grep -Eq "^reachable /ip4/$C2/tcp/[0-9]+$" "$WORK/c-data.out" || fail "c-data: $C2 not reachable"
-sent=$(stat "$WORK/c-data.out" dial_data_sent)
+sent=$(counter "$WORK/c-data.out" dial_data_sent)
 [ "$sent" -ge 30000 ] && [ "$sent" -le $((100000 + 4096)) ] || fail "c-data: dial data sent: $sent"
 port=$(sed -n "s|^reachable /ip4/$C2/tcp/\([0-9]*\)$|\1|p" "$WORK/c-data.out")
 grep -q "\"connection:open\",\"remote\":\"/ip4/$C2/tcp/$port/p2p/.*\"direction\":\"outbound\"" \
@@ -145,9 +145,9 @@ grep -q '"event":"verified"' "$JSA_OUT" && fail "js verified $J3, which we canno
 stop_pid "$JSA_PID" || fail "js-noroute did not exit 0"
 
 stop_pid "$S_PID" || fail "our server did not exit 0"
-[ "$(stat "$S_OUT" requests)" -ge 3 ] || fail "server: fewer than 3 requests"
-[ "$(stat "$S_OUT" dial_backs_ok)" -ge 2 ] || fail "server: fewer than 2 dial-backs"
-[ "$(stat "$S_OUT" dial_data_asked)" -ge 2 ] || fail "server: dial data asked fewer than 2 times"
-[ "$(stat "$S_OUT" dial_data_bytes)" -ge 60000 ] || fail "server: too little dial data"
-[ "$(stat "$S_OUT" dial_errors)" -ge 1 ] || fail "server: the unroutable dial did not fail"
+[ "$(counter "$S_OUT" requests)" -ge 3 ] || fail "server: fewer than 3 requests"
+[ "$(counter "$S_OUT" dial_backs_ok)" -ge 2 ] || fail "server: fewer than 2 dial-backs"
+[ "$(counter "$S_OUT" dial_data_asked)" -ge 2 ] || fail "server: dial data asked fewer than 2 times"
+[ "$(counter "$S_OUT" dial_data_bytes)" -ge 60000 ] || fail "server: too little dial data"
+[ "$(counter "$S_OUT" dial_errors)" -ge 1 ] || fail "server: the unroutable dial did not fail"
 echo "PASS"
