@@ -18,7 +18,10 @@
  *     another IP costs dial data, and without it the server never dials
  *     (and times the request out); with it, DialBack{our nonce} arrives on
  *     a new connection, and the answer is OK for that index; malformed and
- *     oversized requests are reset and the server keeps serving.
+ *     oversized requests are reset and the server keeps serving;
+ *   - a hand-driven server against a client: OK without a dial-back, or a
+ *     dial-back with another nonce, counts for nothing (and the wrong nonce
+ *     is reset); the right nonce on a new connection counts.
  * Hosts share one loop; the loop runs only inside RUN_UNTIL, bounded by a
  * watchdog; the teardown closes every host and requires an empty loop. */
 #include <arpa/inet.h>
@@ -569,6 +572,159 @@ static void test_server_bad_input(void **state)
     dn_buf_free(&R.dbin);
 }
 
+/* ---- a hand-driven server (host 3) ---- */
+
+typedef struct rsrv {
+    dn_stream *s;
+    dn_buf in;
+    bool got;
+    uint64_t nonce;
+    dn_multiaddr addr;
+    dn_conn *back;
+    dn_stream *bs;
+    bool bs_closed;
+    int bs_status;
+    dn_buf bin;
+    bool bs_answered;
+} rsrv;
+static rsrv S;
+
+static void rs_data(dn_stream *s, const uint8_t *d, size_t n, void *arg)
+{
+    dn_buf_append(&S.in, d, n);
+    const uint8_t *body;
+    size_t blen;
+    dn__autonat_msg m;
+    if (dn__autonat_frame(S.in.data, S.in.len, DN_AUTONAT_MSG_MAX, &body, &blen) <= 0 ||
+        dn__autonat_decode(body, blen, &m) != 0 || m.type != DN_AUTONAT_DIAL_REQUEST)
+        return;
+    assert_int_equal(m.u.dial_request.naddrs, 1); /* our client asks one address at a time */
+    assert_int_equal(
+        dn_multiaddr_from_bytes(m.u.dial_request.addrs[0], m.u.dial_request.addr_lens[0], &S.addr),
+        0);
+    S.nonce = m.u.dial_request.nonce;
+    S.got = true;
+    dn_buf_reset(&S.in);
+}
+static void rs_close(dn_stream *s, int status, void *arg)
+{
+    S.s = NULL;
+}
+static void rs_handler(dn_host *h, dn_stream *s, void *arg)
+{
+    static const dn_stream_callbacks cbs = {.on_data = rs_data, .on_close = rs_close};
+    dn_stream_set_callbacks(s, &cbs, NULL);
+    S.s = s;
+}
+static void rs_answer_ok(void)
+{
+    dn__autonat_msg m = {.type = DN_AUTONAT_DIAL_RESPONSE};
+    m.u.dial_response.status = DN_AUTONAT_RS_OK;
+    m.u.dial_response.dial_status = DN_AUTONAT_DS_OK;
+    dn_buf out = DN_BUF_INIT;
+    assert_int_equal(dn__autonat_encode(&m, &out), 0);
+    assert_non_null(S.s);
+    assert_int_equal(dn_stream_write(S.s, out.data, out.len), 0);
+    dn_stream_close_write(S.s);
+    dn_buf_free(&out);
+}
+static void rs_bs_data(dn_stream *s, const uint8_t *d, size_t n, void *arg)
+{
+    dn_buf_append(&S.bin, d, n);
+    const uint8_t *body;
+    size_t blen;
+    uint32_t st;
+    if (dn__autonat_frame(S.bin.data, S.bin.len, 64, &body, &blen) > 0 &&
+        dn__autonat_decode_dial_back_response(body, blen, &st) == 0 && st == DN_AUTONAT_DBS_OK)
+        S.bs_answered = true;
+}
+static void rs_bs_close(dn_stream *s, int status, void *arg)
+{
+    S.bs_closed = true;
+    S.bs_status = status;
+    S.bs = NULL;
+}
+static void rs_bs_opened(dn_stream *s, int status, void *arg)
+{
+    assert_int_equal(status, 0);
+    static const dn_stream_callbacks cbs = {.on_data = rs_bs_data, .on_close = rs_bs_close};
+    dn_stream_set_callbacks(s, &cbs, NULL);
+    S.bs = s;
+    dn_buf out = DN_BUF_INIT;
+    assert_int_equal(dn__autonat_encode_dial_back(*(uint64_t *)arg, &out), 0);
+    assert_int_equal(dn_stream_write(s, out.data, out.len), 0);
+    dn_buf_free(&out);
+}
+static void rs_dialed(dn_host *h, dn_conn *c, int status, void *arg)
+{
+    assert_int_equal(status, 0);
+    S.back = c;
+}
+/* Dial the requested address anew and send DialBack{nonce}. */
+static void rs_dial_back(fx *f, uint64_t *nonce)
+{
+    S.back = NULL;
+    S.bs_closed = S.bs_answered = false;
+    dn_buf_reset(&S.bin);
+    assert_int_equal(dn_host_dial(f->host[3], &S.addr, rs_dialed, NULL), 0);
+    RUN_UNTIL(f, S.back != NULL, 5000);
+    assert_int_equal(
+        dn_conn_open_stream(S.back, DN_AUTONAT_DIAL_BACK_PROTOCOL, rs_bs_opened, nonce), 0);
+    RUN_UNTIL(f, S.bs_closed || S.bs_answered, 5000);
+}
+
+static void test_client_checks_nonce(void **state)
+{
+    fx *f = *state;
+    memset(&S, 0, sizeof S);
+    make_host(f, 0, "/ip4/127.0.0.1/tcp/0", client_cfg(1));
+    assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &f->key[3]), 0);
+    dn_host_config hc = DN_HOST_CONFIG_INIT;
+    hc.identity = f->key[3];
+    assert_int_equal(dn_host_new(&f->loop, &hc, &f->host[3]), 0);
+    assert_int_equal(dn_identify_attach(f->host[3]), 0);
+    assert_int_equal(
+        dn_host_set_handler(f->host[3], DN_AUTONAT_DIAL_REQUEST_PROTOCOL, rs_handler, NULL), 0);
+    dn_multiaddr ma;
+    assert_int_equal(dn_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma), 0);
+    assert_int_equal(dn_host_listen(f->host[3], &ma), 0);
+    dial(f, 0, 3);
+
+    /* 1: "OK, dialled" without any dial-back */
+    RUN_UNTIL(f, S.got, 5000);
+    rs_answer_ok();
+    RUN_UNTIL(f, stats(f, 0).probe_other >= 1, 5000);
+    assert_int_equal(stats(f, 0).probe_ok, 0);
+
+    /* 2: a dial-back with another nonce: reset, not counted */
+    S.got = false;
+    dn_autonat_probe_now(f->an[0]);
+    RUN_UNTIL(f, S.got, 5000);
+    uint64_t wrong = S.nonce ^ 1;
+    rs_dial_back(f, &wrong);
+    assert_true(S.bs_closed && !S.bs_answered);
+    assert_int_equal(S.bs_status, DN_ERESET);
+    assert_int_equal(stats(f, 0).bad_dial_backs, 1);
+    rs_answer_ok();
+    RUN_UNTIL(f, stats(f, 0).probe_other >= 2, 5000);
+    assert_int_equal(stats(f, 0).probe_ok, 0);
+    assert_int_equal(dn_autonat_reachability(f->an[0]), DN_REACHABILITY_UNKNOWN);
+
+    /* 3: the right nonce on a new connection: acknowledged, and it counts */
+    S.got = false;
+    dn_autonat_probe_now(f->an[0]);
+    RUN_UNTIL(f, S.got, 5000);
+    uint64_t right = S.nonce;
+    rs_dial_back(f, &right);
+    assert_true(S.bs_answered);
+    rs_answer_ok();
+    RUN_UNTIL(f, dn_autonat_reachability(f->an[0]) == DN_REACHABILITY_PUBLIC, 5000);
+    assert_int_equal(stats(f, 0).probe_ok, 1);
+    assert_int_equal(stats(f, 0).bad_dial_backs, 1);
+    dn_buf_free(&S.in);
+    dn_buf_free(&S.bin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,6 +735,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_picks_and_charges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_checks_nonce, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
