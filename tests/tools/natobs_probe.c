@@ -18,6 +18,7 @@
 #include "dmsnet/error.h"
 #include "dmsnet/host.h"
 #include "dmsnet/keys.h"
+#include "dmsnet/network.h"
 #include "dmsnet/protocols.h"
 #include "node/natobs.h"
 
@@ -30,12 +31,6 @@ typedef struct probe {
     dn_peerid peers[MAX_PEERS];
     bool done[MAX_PEERS];
 } probe;
-
-/* (network.h's dn_nat_type_name lives in the node, not built yet here.) */
-static const char *nat_name(dn_nat_type t)
-{
-    return t == DN_NAT_CONE ? "cone" : t == DN_NAT_SYMMETRIC ? "symmetric" : "unknown";
-}
 
 /* " label <multiaddr>" ("confirmed" starts its line: no leading space). */
 static void print_ma(const char *label, const dn_multiaddr *m)
@@ -170,7 +165,7 @@ int main(int argc, char **argv)
         print_ma("confirmed", &conf[i]);
         printf("\n");
     }
-    printf("nat %s\n", nat_name(dn__natobs_nat_type(p.obs)));
+    printf("nat %s\n", dn_nat_type_name(dn__natobs_nat_type(p.obs)));
     fflush(stdout);
     int ok = p.identified == p.npeers;
     if (!ok)
