@@ -64,8 +64,11 @@ typedef struct dn_host_config {
                                      stream data queued rather than sealed */
     /* Outbound TCP dials leave from the port we listen on (SO_REUSEPORT,
      * as go-libp2p does), so a NAT that keeps ports shows peers our listen
-     * port and their observed addresses are worth something; a dial falls
-     * back to an ephemeral port when that one cannot be used. true: always
+     * port and their observed addresses are worth something. Only the port
+     * changes: a dial binds a listener's address when it is the source IP
+     * the kernel would pick for the destination, or unspecified, and
+     * falls back to an ephemeral port when that one cannot be used
+     * (another connection to the same address holds it). true: always
      * dial from an ephemeral port, and listen without SO_REUSEPORT. */
     bool no_port_reuse;
 } dn_host_config;

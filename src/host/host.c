@@ -616,21 +616,42 @@ static bool sockaddr_unspecified(const struct sockaddr_storage *ss)
     return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, zero, 16) == 0;
 }
 
-static bool sockaddr_loopback(const struct sockaddr *sa)
+static bool sockaddr_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* The source address the kernel would pick for dst (its route's preferred
+ * source): connecting a UDP socket looks the route up and sends nothing. */
+static bool route_source(const struct sockaddr *dst, struct sockaddr_storage *src)
+{
+    int fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    socklen_t len = sizeof *src;
+    bool ok = connect(fd, dst, sockaddr_len(dst)) == 0 &&
+              getsockname(fd, (struct sockaddr *)src, &len) == 0;
+    close(fd);
+    return ok;
 }
 
 int dn__host_reuse_socket(dn_host *h, const struct sockaddr *dst)
 {
     if (h->cfg.no_port_reuse)
         return DN_ENOTFOUND;
-    /* A listener on the unspecified address lets the kernel pick the source
-     * IP by route; one on a specific address fits when it is loopback just
-     * when the destination is (go-libp2p's reuse picks likewise). */
+    /* Reuse changes the source port only, never the source IP the kernel
+     * would choose (go-libp2p's reuse also asks the routing table): a
+     * listener on exactly that IP, else one on the unspecified address
+     * (the kernel then picks by route as usual). A listener on another IP
+     * is no use: the remote may have no route back to it. */
+    struct sockaddr_storage src;
+    bool have_src = route_source(dst, &src);
     struct sockaddr_storage pick;
     int best = 0;
     for (const dn_listener *l = h->listeners; l; l = l->next) {
@@ -639,9 +660,7 @@ int dn__host_reuse_socket(dn_host *h, const struct sockaddr *dst)
         if (!l->active || uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&b, &len) != 0 ||
             b.ss_family != dst->sa_family)
             continue;
-        int score = sockaddr_unspecified(&b)                                             ? 2
-                    : sockaddr_loopback((struct sockaddr *)&b) == sockaddr_loopback(dst) ? 1
-                                                                                         : 0;
+        int score = have_src && sockaddr_same_ip(&b, &src) ? 2 : sockaddr_unspecified(&b) ? 1 : 0;
         if (score > best) {
             best = score;
             pick = b;

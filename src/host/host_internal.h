@@ -285,8 +285,9 @@ void dn__host_handshake_end(dn_host *h, dn_conn *c);
 /* Fill c->remote_addr from the socket's peer address. */
 void dn__conn_remote_from_socket(dn_conn *c);
 /* A socket for a dial to dst, bound to the address and port of one of our
- * listeners of its family (port reuse): its descriptor, or a negative
- * error when port reuse is off, no listener fits or the bind fails. */
+ * listeners (port reuse): one on the source IP the kernel picks for dst,
+ * or on the unspecified address. Its descriptor, or a negative error when
+ * port reuse is off, no listener fits or the bind fails. */
 int dn__host_reuse_socket(dn_host *h, const struct sockaddr *dst);
 void dn__conn_mark_dirty(dn_conn *c);
 void dn__conn_flush(dn_conn *c);

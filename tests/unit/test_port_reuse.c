@@ -94,7 +94,7 @@ static unsigned port_of(const dn_multiaddr *m)
     return 0;
 }
 
-static dn_host *host_up(fx *f, int i, bool no_reuse)
+static dn_host *host_up_on(fx *f, int i, bool no_reuse, const char *listen)
 {
     dn_host_config cfg = DN_HOST_CONFIG_INIT;
     cfg.identity = f->key[i];
@@ -102,9 +102,23 @@ static dn_host *host_up(fx *f, int i, bool no_reuse)
     assert_int_equal(dn_host_new(&f->loop, &cfg, &f->host[i]), 0);
     obs_args[i] = (obs_arg){f, i};
     assert_int_equal(dn_host_add_observer(f->host[i], on_event, &obs_args[i]), 0);
-    dn_multiaddr any = ma("/ip4/127.0.0.1/tcp/0");
+    dn_multiaddr any = ma(listen);
     assert_int_equal(dn_host_listen(f->host[i], &any), 0);
     return f->host[i];
+}
+
+static dn_host *host_up(fx *f, int i, bool no_reuse)
+{
+    return host_up_on(f, i, no_reuse, "/ip4/127.0.0.1/tcp/0");
+}
+
+/* The IP of a /ip4/<ip>/tcp/<port> multiaddr, as text. */
+static const char *ip_of(const dn_multiaddr *m, char buf[64])
+{
+    char s[DN_MULTIADDR_STR_MAX];
+    assert_true(dn_multiaddr_to_string(m, s, sizeof s) > 0);
+    assert_int_equal(sscanf(s, "/ip4/%63[0-9.]/", buf), 1);
+    return buf;
 }
 
 static dn_multiaddr listen_of(fx *f, int i, bool p2p)
@@ -280,12 +294,37 @@ static void test_listen_taken(void **state)
     assert_int_equal(dn_host_listen_addrs(f->host[1], out, 2), 0);
 }
 
+/* Only the port changes, never the source IP the kernel picks: a listener
+ * on 127.0.0.2 is no use for a dial to 127.0.0.1 (the kernel's source
+ * there is 127.0.0.1, and the remote might have no route back to another
+ * address); a listener on 0.0.0.0 is, with the kernel's source IP. */
+static void test_source_ip_kept(void **state)
+{
+    fx *f = *state;
+    host_up_on(f, 0, false, "/ip4/127.0.0.2/tcp/0");
+    host_up(f, 1, false);
+    dn_multiaddr la = listen_of(f, 0, false);
+    char ip[64];
+    dn_conn *in;
+    dn_conn *c = dial(f, 0, 1, true, &in);
+    assert_string_equal(ip_of(dn_conn_local_addr(c), ip), "127.0.0.1");
+    assert_int_not_equal(port_of(dn_conn_local_addr(c)), port_of(&la));
+
+    host_up_on(f, 2, false, "/ip4/0.0.0.0/tcp/0");
+    dn_multiaddr lc = listen_of(f, 2, false);
+    c = dial(f, 2, 1, true, &in);
+    assert_string_equal(ip_of(dn_conn_local_addr(c), ip), "127.0.0.1");
+    assert_int_equal(port_of(dn_conn_local_addr(c)), port_of(&lc));
+    assert_int_equal(port_of(dn_conn_remote_addr(in)), port_of(&lc));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dial_from_listen_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_port_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_ip_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
