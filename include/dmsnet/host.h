@@ -105,6 +105,18 @@ void dn_host_foreach_conn(dn_host *h, void (*fn)(dn_conn *c, void *arg), void *a
 int dn_host_listen(dn_host *h, const dn_multiaddr *ma);
 /* The bound listen addresses (real ports), without /p2p. Returns the count. */
 size_t dn_host_listen_addrs(const dn_host *h, dn_multiaddr *out, size_t max);
+/* The listen addresses as peers can dial them: an unspecified bind address
+ * (0.0.0.0, ::) becomes one address per local interface address of its
+ * family (link-local IPv6 left out: it needs a zone). Returns how many were
+ * written (at most max). */
+size_t dn_host_dialable_addrs(const dn_host *h, dn_multiaddr *out, size_t max);
+
+typedef struct dn_host_stats {
+    uint64_t bytes_in, bytes_out; /* TCP payload bytes, every connection, since dn_host_new */
+    size_t conns;                 /* connections held (upgrading ones included) */
+    size_t handshakes;            /* inbound ones still in their handshake */
+} dn_host_stats;
+void dn_host_get_stats(const dn_host *h, dn_host_stats *st);
 
 /* Dial /ip4|ip6/<addr>/tcp/<port>[/p2p/<id>]. With /p2p the remote must
  * prove that identity (DN_EPEERID otherwise). cb runs once, never from
@@ -204,6 +216,7 @@ typedef struct dn_peer_info {
     unsigned connections;       /* open connections to this peer */
     unsigned streams;           /* open streams over them */
     uint64_t last_seen_ms;      /* loop time of the last connection event */
+    int64_t latency_us;         /* last round trip measured (ping); -1 unknown */
     /* private: */
     uint8_t *addr_bytes;        /* naddrs entries: 2-byte big-endian length + bytes */
     size_t addr_bytes_len;
@@ -230,6 +243,7 @@ typedef struct dn_peer_update {
     size_t naddrs;
     const dn_multiaddr *observed_addr;
     bool identified;              /* mark the peer identified */
+    uint64_t latency_us;          /* a round trip just measured; 0 keeps */
 } dn_peer_update;
 /* Store what u says about peer (creating the entry). Bounded: at most 32
  * addresses, 128 protocols (8 KiB of names in all) and 255-byte strings

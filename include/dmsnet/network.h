@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "dmsnet/host.h"
+#include "dmsnet/keys.h"
 #include "dmsnet/multiaddr.h"
 #include "dmsnet/peerid.h"
 #include "dmsnet/protocols.h"
@@ -73,6 +74,10 @@ const char *dn_network_config_data_dir(const dn_network_config *cfg);
  * connect (pnet). The key is copied and wiped when cfg is freed; swarm
  * names the swarm in Status. NULL psk goes back to the public channel. */
 int dn_network_config_set_psk(dn_network_config *cfg, const uint8_t *psk, const char *swarm);
+
+/* Use this identity instead of loading the identity key file. The key is
+ * borrowed: it must outlive every dn_network made from cfg. */
+int dn_network_config_set_identity(dn_network_config *cfg, const dn_privkey *key);
 
 /* ---- init, start, stop ---- */
 

@@ -1,4 +1,6 @@
-/* dmsnet daemon: run a node in the foreground until SIGINT/SIGTERM. */
+/* dmsnet daemon: run a node (src/node) in the foreground until SIGINT or
+ * SIGTERM, serving the local API. The configuration is the defaults, then
+ * DATA_DIR/config.json, then the flags (each flag is a config key). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,29 +10,40 @@
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
-#include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
-
-#define MAX_LISTEN 16
-/* DMS nodes listen on TCP port 9000 by default, on every interface. */
-static const char *const default_listen[] = {"/ip4/0.0.0.0/tcp/9000", "/ip6/::/tcp/9000"};
+#include "dmsnet/network.h"
+#include "node/node_internal.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: dmsnet daemon [options]\n\n"
-            "Run a libp2p node in the foreground. When ready it prints one line per\n"
-            "listen address: 'listening on <multiaddr>/p2p/<peer id>'. SIGINT or SIGTERM\n"
+            "Run a dmsnet node in the foreground, with its local API. When ready it\n"
+            "prints one line per address peers can dial: 'listening on\n"
+            "<multiaddr>/p2p/<peer id>' (an unspecified address such as 0.0.0.0 is\n"
+            "shown once per interface address), then 'api listening on unix:<path>'\n"
+            "(and 'api listening on <multiaddr>' with --api-listen). SIGINT or SIGTERM\n"
             "stop it cleanly (exit 0).\n\n"
+            "The configuration is the defaults, then DATA_DIR/config.json (if present;\n"
+            "`dmsnet config show` prints the effective one), then these flags:\n\n"
             "options:\n"
+            "  --data-dir DIR     state directory (default $DMSNET_HOME or ~/.dmsnet):\n"
+            "                     identity.key, dmsnet.db, api.sock, api.token\n"
+            "  --config FILE      configuration file (default DATA_DIR/config.json)\n"
             "  --listen MA        listen address, repeatable (default /ip4/0.0.0.0/tcp/9000\n"
             "                     and /ip6/::/tcp/9000; port 0 picks a free port)\n"
+            "  --bootstrap MA     a bootstrap peer of the public channel, repeatable\n"
+            "                     (a multiaddr ending in /p2p/<peer id>); redialled with\n"
+            "                     backoff until connected\n"
             "  --identity FILE    identity key file (default: DATA_DIR/identity.key,\n"
             "                     created on first run with mode 0600)\n"
             "  --swarm-key FILE   join the private network of this swarm key (pnet);\n"
             "                     only peers with the same key can connect\n"
-            "  --data-dir DIR     state directory (default $DMSNET_HOME or ~/.dmsnet)\n"
+            "  --api-listen MA    also serve the API on TCP, /ip4/127.0.0.1/tcp/PORT\n"
+            "                     (PORT 0 picks one); requests need the bearer token in\n"
+            "                     DATA_DIR/api.token\n"
+            "  --api-allow-remote allow a non-loopback --api-listen address\n"
             "  --enable-perf      serve the perf protocol (/perf/1.0.0)\n"
             "  --max-conns N      connection limit (default 4096, and within the\n"
             "                     file descriptor limit)\n"
@@ -44,221 +57,234 @@ static void usage(FILE *f)
             "  -h, --help         show this help\n");
 }
 
-static void on_conn_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg)
+/* Flags that are configuration keys, in the order given. */
+typedef struct flag_set {
+    const char *key;
+    const char *value;
+} flag_set;
+#define MAX_FLAGS 256
+
+/* Repeatable list flags collect into one comma-separated value. */
+typedef struct list_flag {
+    char *text;
+    size_t n;
+} list_flag;
+
+static int list_add(list_flag *l, const char *v)
 {
-    /* Three events per connection: render nothing nobody will read. */
-    if (dn_log_get_level() > DN_LOG_INFO || !c)
-        return;
-    char id[DN_PEERID_STR_MAX], addr[DN_MULTIADDR_STR_MAX];
-    dn_peerid_to_string(dn_conn_remote_peer(c), id, sizeof id);
-    if (dn_multiaddr_to_string(dn_conn_remote_addr(c), addr, sizeof addr) < 0)
-        snprintf(addr, sizeof addr, "?");
-    switch (ev) {
-    case DN_CONN_EV_OPENED:
-        /* Per-connection lines are rate-limited: a peer that connects
-         * thousands of times must not flood the log. */
-        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "connected %s %s (%s)",
-                       dn_conn_is_outbound(c) ? "to" : "from", id, addr);
-        break;
-    case DN_CONN_EV_IDENTIFIED: {
-        const dn_peer_info *p = dn_host_peer(h, dn_conn_remote_peer(c));
-        /* The agent is the peer's text: escaped, it cannot forge a line. */
-        char agent[DN_ESCAPE_MAX(64)] = "";
-        if (p)
-            dn_escape_text(p->agent_version, strlen(p->agent_version), agent, sizeof agent);
-        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "identified %s: agent '%s', %zu protocols", id,
-                       agent, p ? p->nprotocols : 0);
-        break;
-    }
-    case DN_CONN_EV_CLOSED:
-        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "disconnected %s (%s)", id,
-                       status ? dn_strerror(status) : "closed");
-        break;
-    default:
-        break;
-    }
+    size_t old = l->text ? strlen(l->text) : 0, add = strlen(v);
+    char *t = realloc(l->text, old + add + 2);
+    if (!t)
+        return DN_ENOMEM;
+    if (old)
+        t[old++] = ',';
+    memcpy(t + old, v, add + 1);
+    l->text = t;
+    l->n++;
+    return 0;
+}
+
+typedef struct daemon_state {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    dn_network *net;
+} daemon_state;
+
+static void on_stopped(void *arg)
+{
+    daemon_state *d = arg;
+    d->net = NULL;
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
 {
+    daemon_state *d = sig->data;
+    if (!d->net)
+        return;
     DN_INFO("daemon", "received %s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    uv_stop(sig->loop);
+    dn_network_stop(d->net, on_stopped, d);
+}
+
+static void print_ready(dn_network *net)
+{
+    dn_network_status *st;
+    if (dn_network_get_status(net, &st) == 0) {
+        for (size_t i = 0; i < st->nlisten_addrs; i++)
+            printf("listening on %s/p2p/%s\n", st->listen_addrs[i], st->peer_id);
+        dn_network_status_free(st);
+    }
+    printf("api listening on unix:%s/api.sock\n", dn__node_data_dir(net));
+    dn_api *api = dn__node_api_of(net) ? dn__node_api_server(dn__node_api_of(net)) : NULL;
+    const char *tcp = dn__node_config_of(net)->api.listen;
+    uint16_t port = api ? dn__api_tcp_port(api) : 0;
+    if (tcp && port) {
+        /* api.listen is canonical /ip4|ip6/<addr>/tcp/<port>: swap the port
+         * for the one bound (it may have been 0). */
+        const char *slash = strstr(tcp, "/tcp/");
+        printf("api listening on %.*s/tcp/%u\n", (int)(slash ? slash - tcp : 0), tcp,
+               (unsigned)port);
+    }
+    fflush(stdout);
 }
 
 int dn_cmd_daemon(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"identity", required_argument, NULL, 'i'},
-        {"swarm-key", required_argument, NULL, 's'}, {"data-dir", required_argument, NULL, 'd'},
-        {"enable-perf", no_argument, NULL, 'p'},     {"max-conns", required_argument, NULL, 'm'},
-        {"log", required_argument, NULL, 'L'},       {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'l'},
+        {"identity", required_argument, NULL, 'i'},
+        {"swarm-key", required_argument, NULL, 's'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"enable-perf", no_argument, NULL, 'p'},
+        {"max-conns", required_argument, NULL, 'm'},
+        {"log", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
         {"handshake-timeout", required_argument, NULL, 'T'},
         {"max-conns-per-peer", required_argument, NULL, 'P'},
         {"max-streams-per-peer", required_argument, NULL, 'S'},
         {"max-handshakes-per-ip", required_argument, NULL, 'H'},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"api-listen", required_argument, NULL, 'a'},
+        {"api-allow-remote", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0}};
-    const char *listen[MAX_LISTEN];
-    size_t nlisten = 0;
-    const char *identity_path = NULL, *swarm_key = NULL, *data_dir = NULL;
-    bool perf = false;
-    unsigned long max_conns = 0, handshake_timeout = 0, conns_per_peer = 0, streams_per_peer = 0,
-                  handshakes_per_ip = 0;
+    flag_set flags[MAX_FLAGS];
+    size_t nflags = 0;
+    list_flag listen = {0}, bootstrap = {0};
+    const char *swarm_key = NULL, *data_dir = NULL, *config_path = NULL;
+    int status = 2;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *key = NULL, *value = optarg;
         switch (c) {
         case 'l':
-            if (nlisten == MAX_LISTEN) {
-                dn_cli_error("daemon", "at most %d --listen addresses", MAX_LISTEN);
-                return 2;
-            }
-            listen[nlisten++] = optarg;
-            break;
-        case 'i': identity_path = optarg; break;
-        case 's': swarm_key = optarg; break;
-        case 'd': data_dir = optarg; break;
-        case 'p': perf = true; break;
-        case 'm': {
-            char *end;
-            max_conns = strtoul(optarg, &end, 10);
-            if (*end || max_conns == 0 || max_conns > 1000000) {
-                dn_cli_error("daemon", "invalid --max-conns '%s'", optarg);
-                return 2;
-            }
-            break;
+            if (list_add(&listen, optarg))
+                goto out;
+            continue;
+        case 'b':
+            if (list_add(&bootstrap, optarg))
+                goto out;
+            continue;
+        case 's': swarm_key = optarg; continue;
+        case 'd': data_dir = optarg; continue;
+        case 'c': config_path = optarg; continue;
+        case 'i': key = "identity"; break;
+        case 'p': key = "enable_perf", value = "true"; break;
+        case 'm': key = "limits.max_conns"; break;
+        case 'P': key = "limits.max_conns_per_peer"; break;
+        case 'S': key = "limits.max_streams_per_peer"; break;
+        case 'H': key = "limits.max_handshakes_per_ip"; break;
+        case 'T': key = "limits.handshake_timeout_s"; break;
+        case 'L': key = "log"; break;
+        case 'a': key = "api.listen"; break;
+        case 'R': key = "api.allow_remote", value = "true"; break;
+        case 'h': usage(stdout); status = 0; goto out;
+        default: usage(stderr); goto out;
         }
-        case 'P':
-        case 'S':
-        case 'H': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            const char *name = c == 'P'   ? "max-conns-per-peer"
-                               : c == 'S' ? "max-streams-per-peer"
-                                          : "max-handshakes-per-ip";
-            if (*end || v == 0 || v > 1000000) {
-                dn_cli_error("daemon", "invalid --%s '%s'", name, optarg);
-                return 2;
-            }
-            *(c == 'P' ? &conns_per_peer : c == 'S' ? &streams_per_peer : &handshakes_per_ip) = v;
-            break;
+        if (nflags == MAX_FLAGS) {
+            dn_cli_error("daemon", "too many options");
+            goto out;
         }
-        case 'T': {
-            char *end;
-            handshake_timeout = strtoul(optarg, &end, 10);
-            if (*end || handshake_timeout == 0 || handshake_timeout > 3600) {
-                dn_cli_error("daemon", "invalid --handshake-timeout '%s'", optarg);
-                return 2;
-            }
-            break;
-        }
-        case 'L': {
-            int lvl = dn_log_level_parse(optarg);
-            if (lvl < 0) {
-                dn_cli_error("daemon", "unknown log level '%s'", optarg);
-                return 2;
-            }
-            dn_log_set_level((dn_log_level)lvl);
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
+        flags[nflags++] = (flag_set){key, value};
     }
     if (optind < argc) {
         dn_cli_error("daemon", "unexpected argument '%s'", argv[optind]);
-        return 2;
+        goto out;
     }
-
-    char dir[4096], keypath[4200];
+    status = 1;
+    char dir[4096], cfgpath[4200];
     if (!data_dir) {
         if (dn_cli_default_data_dir(dir, sizeof dir)) {
             dn_cli_error("daemon", "no data directory: set --data-dir or $DMSNET_HOME");
-            return 1;
+            goto out;
         }
         data_dir = dir;
     }
-    if (!identity_path) {
-        snprintf(keypath, sizeof keypath, "%s/identity.key", data_dir);
-        identity_path = keypath;
+    if (!config_path) {
+        snprintf(cfgpath, sizeof cfgpath, "%s/config.json", data_dir);
+        config_path = cfgpath;
     }
 
-    dn_multiaddr addrs[MAX_LISTEN];
-    if (nlisten == 0) {
-        for (size_t i = 0; i < sizeof default_listen / sizeof *default_listen; i++)
-            listen[nlisten++] = default_listen[i];
+    dn_network_config *cfg = NULL;
+    dn_privkey *key = NULL;
+    uint8_t psk[32];
+    char err[512];
+    if (dn_network_config_new(&cfg)) {
+        dn_cli_error("daemon", "out of memory");
+        goto out;
     }
-    for (size_t i = 0; i < nlisten; i++)
-        if (dn_cli_parse_multiaddr("daemon", listen[i], &addrs[i]))
-            return 2;
+    if (dn_network_config_load_file(cfg, config_path, err, sizeof err)) {
+        dn_cli_error("daemon", "%s", err);
+        goto out_cfg;
+    }
+    /* Flags win over the file; a bad one is a usage error naming it. */
+    int rc = dn_network_config_set(cfg, "data_dir", data_dir, err, sizeof err);
+    if (!rc && listen.n)
+        rc = dn_network_config_set(cfg, "listen", listen.text, err, sizeof err);
+    if (!rc && bootstrap.n)
+        rc = dn_network_config_set(cfg, "channel.bootstrap", bootstrap.text, err, sizeof err);
+    for (size_t i = 0; !rc && i < nflags; i++)
+        rc = dn_network_config_set(cfg, flags[i].key, flags[i].value, err, sizeof err);
+    if (!rc)
+        rc = dn_network_config_check(cfg, err, sizeof err);
+    if (rc) {
+        dn_cli_error("daemon", "%s", err);
+        status = 2;
+        goto out_cfg;
+    }
 
     /* The swarm key first: a bad one must not leave a new identity behind. */
-    uint8_t psk[32];
-    if (swarm_key && dn_cli_load_swarm_key("daemon", swarm_key, psk))
-        return 1;
-    dn_privkey *key = NULL;
-    if (dn_cli_load_identity("daemon", identity_path, 1, &key)) {
+    if (swarm_key) {
+        if (dn_cli_load_swarm_key("daemon", swarm_key, psk))
+            goto out_cfg;
+        dn_network_config_set_psk(cfg, psk, NULL);
         sodium_memzero(psk, sizeof psk);
-        return 1;
     }
+    /* The daemon owns its identity file (stale temporaries are cleaned,
+     * a missing key is created): the CLI's loader does both. */
+    const dn__node_config *nc = &cfg->c;
+    char keypath[4200];
+    if (nc->identity)
+        snprintf(keypath, sizeof keypath, "%s", nc->identity);
+    else
+        snprintf(keypath, sizeof keypath, "%s/identity.key", data_dir);
+    if (dn_cli_load_identity("daemon", keypath, 1, &key))
+        goto out_cfg;
+    dn_network_config_set_identity(cfg, key);
 
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dn_host_config cfg = DN_HOST_CONFIG_INIT;
-    cfg.identity = key;
-    cfg.psk = swarm_key ? psk : NULL;
-    cfg.max_conns = (uint32_t)max_conns;
-    cfg.handshake_timeout_ms = (uint32_t)handshake_timeout * 1000;
-    cfg.max_conns_per_peer = (uint32_t)conns_per_peer;
-    cfg.max_streams_per_peer = (uint32_t)streams_per_peer;
-    cfg.max_handshakes_per_ip = (uint32_t)handshakes_per_ip;
-    dn_host *h;
-    int rc = dn_host_new(&loop, &cfg, &h);
-    sodium_memzero(psk, sizeof psk);
-    if (rc) {
-        dn_cli_error("daemon", "cannot start: %s", dn_strerror(rc));
-        uv_loop_close(&loop);
-        dn_privkey_free(key);
-        return 1;
+    daemon_state d = {0};
+    uv_loop_init(&d.loop);
+    if ((rc = dn_network_new(&d.loop, cfg, &d.net, err, sizeof err))) {
+        dn_cli_error("daemon", "cannot start: %s", err);
+        uv_run(&d.loop, UV_RUN_DEFAULT); /* lets what was half built close */
+        uv_loop_close(&d.loop);
+        goto out_key;
     }
-    int status = 0;
-    if ((rc = dn_host_add_observer(h, on_conn_event, NULL)) ||
-        (rc = dn_cli_attach_services(h, perf))) {
-        dn_cli_error("daemon", "cannot start: %s", dn_strerror(rc));
-        status = 1;
-    }
-    for (size_t i = 0; i < nlisten && status == 0; i++) {
-        rc = dn_host_listen(h, &addrs[i]);
-        if (rc) {
-            dn_cli_error("daemon", "cannot listen on %s: %s", listen[i], dn_strerror(rc));
-            status = 1;
-            break;
-        }
-    }
-    if (status == 0) {
-        char id[DN_PEERID_STR_MAX];
-        dn_peerid_to_string(dn_host_peerid(h), id, sizeof id);
-        dn_multiaddr bound[MAX_LISTEN];
-        size_t n = dn_host_listen_addrs(h, bound, MAX_LISTEN);
-        for (size_t i = 0; i < n; i++) {
-            char text[DN_MULTIADDR_STR_MAX];
-            dn_multiaddr_to_string(&bound[i], text, sizeof text);
-            printf("listening on %s/p2p/%s\n", text, id);
-        }
-        fflush(stdout);
+    uv_signal_init(&d.loop, &d.sigint);
+    uv_signal_init(&d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    if ((rc = dn_network_start(d.net, err, sizeof err))) {
+        dn_cli_error("daemon", "%s", err);
+        dn_network_stop(d.net, on_stopped, &d);
+    } else {
+        print_ready(d.net);
         if (swarm_key)
             DN_INFO("daemon", "private network: only peers with the same swarm key can connect");
-
-        uv_signal_t sigint, sigterm;
-        uv_signal_init(&loop, &sigint);
-        uv_signal_init(&loop, &sigterm);
-        uv_signal_start(&sigint, on_signal, SIGINT);
-        uv_signal_start(&sigterm, on_signal, SIGTERM);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_close((uv_handle_t *)&sigint, NULL);
-        uv_close((uv_handle_t *)&sigterm, NULL);
+        uv_signal_start(&d.sigint, on_signal, SIGINT);
+        uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+        status = 0;
     }
-    dn_cli_shutdown(h);
-    uv_loop_close(&loop);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&d.loop))
+        DN_WARN("daemon", "the event loop still had handles at exit");
+out_key:
     dn_privkey_free(key);
+out_cfg:
+    dn_network_config_free(cfg);
+out:
+    free(listen.text);
+    free(bootstrap.text);
     return status;
 }

@@ -292,6 +292,8 @@ static void start_write(dn_conn *c)
     }
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n > 0)
+        c->host->bytes_out += (uint64_t)n;
     if (n == (int)len) {
         dn__session_output_sent(&c->sess, (size_t)n);
         return;
@@ -315,6 +317,7 @@ static void start_write(dn_conn *c)
         return;
     }
     c->writing = true;
+    c->write_len = (size_t)len;
 }
 
 static void on_write_done(uv_write_t *req, int status)
@@ -327,6 +330,7 @@ static void on_write_done(uv_write_t *req, int status)
         dn__conn_fail(c, status);
         return;
     }
+    c->host->bytes_out += c->write_len;
     dn__session_output_sent(&c->sess, SIZE_MAX);
     dn__conn_flush(c);
 }
@@ -421,6 +425,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     dn_host *h = c->host;
+    h->bytes_in += (uint64_t)nread;
     c->last_progress_ms = uv_now(h->loop);
     dn__session_recv_commit(&c->sess, (size_t)nread, uv_now(h->loop));
     sync_phase(c);

@@ -627,6 +627,61 @@ size_t dn_host_listen_addrs(const dn_host *h, dn_multiaddr *out, size_t max)
     return n;
 }
 
+/* Our listen addresses as others can use them: an unspecified bind
+ * address (0.0.0.0, ::) becomes one address per local interface. */
+size_t dn_host_dialable_addrs(const dn_host *h, dn_multiaddr *out, size_t max)
+{
+    dn_multiaddr bound[DN_HOST_MAX_LISTENERS];
+    size_t nb = dn_host_listen_addrs(h, bound, DN_HOST_MAX_LISTENERS), n = 0;
+    if (nb > DN_HOST_MAX_LISTENERS)
+        nb = DN_HOST_MAX_LISTENERS;
+    uv_interface_address_t *ifs = NULL;
+    int nifs = -1; /* listed on first need: it costs a netlink dump */
+    for (size_t i = 0; i < nb && n < max; i++) {
+        size_t off = 0;
+        dn_ma_component ip, port;
+        if (dn_multiaddr_next(&bound[i], &off, &ip) != 1 ||
+            dn_multiaddr_next(&bound[i], &off, &port) != 1)
+            continue;
+        static const uint8_t zero[16];
+        bool unspecified = memcmp(ip.value, zero, ip.value_len) == 0;
+        if (!unspecified) {
+            out[n++] = bound[i];
+            continue;
+        }
+        if (nifs < 0 && uv_interface_addresses(&ifs, &nifs) != 0)
+            nifs = 0;
+        for (int k = 0; k < nifs && n < max; k++) {
+            const struct sockaddr *sa = (const struct sockaddr *)&ifs[k].address;
+            dn_multiaddr *m = &out[n];
+            m->len = 0;
+            if (ip.code == DN_MA_IP4 && sa->sa_family == AF_INET)
+                dn_multiaddr_append(m, DN_MA_IP4,
+                                    (const uint8_t *)&ifs[k].address.address4.sin_addr, 4);
+            else if (ip.code == DN_MA_IP6 && sa->sa_family == AF_INET6 &&
+                     ifs[k].address.address6.sin6_scope_id == 0)
+                dn_multiaddr_append(m, DN_MA_IP6,
+                                    (const uint8_t *)&ifs[k].address.address6.sin6_addr, 16);
+            else
+                continue;
+            dn_multiaddr_append(m, DN_MA_TCP, port.value, port.value_len);
+            n++;
+        }
+    }
+    if (ifs)
+        uv_free_interface_addresses(ifs, nifs);
+    return n;
+}
+
+void dn_host_get_stats(const dn_host *h, dn_host_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->bytes_in = h->bytes_in;
+    st->bytes_out = h->bytes_out;
+    st->conns = h->nconns;
+    st->handshakes = h->nhandshakes;
+}
+
 /* ---- dialing ---- */
 
 static void on_defer(uv_timer_t *t)
@@ -868,6 +923,8 @@ int dn_host_peer_update(dn_host *h, const dn_peerid *peer, const dn_peer_update 
         return rc;
     if (u->identified)
         p->identified = true;
+    if (u->latency_us)
+        p->latency_us = u->latency_us > INT64_MAX ? INT64_MAX : (int64_t)u->latency_us;
     return 0;
 }
 

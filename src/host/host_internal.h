@@ -115,6 +115,7 @@ struct dn_conn {
     bool failed;          /* teardown started */
     bool close_after_flush;
     bool writing;         /* a uv_write is in flight */
+    size_t write_len;     /* its length */
     bool dirty;           /* linked in host->dirty_head */
     bool opened_event;    /* DN_CONN_EV_OPENED was delivered */
     bool goaway_received; /* the peer said goodbye: its reset is no error */
@@ -241,6 +242,7 @@ struct dn_host {
     uv_timer_t neg_timer; /* per-stream negotiation deadlines */
     size_t nnegotiating;  /* inbound streams negotiating, all connections */
     dn_stream *neg_head, *neg_tail;
+    uint64_t bytes_in, bytes_out; /* on the wire, every connection, since dn_host_new */
     dn_peerstore peers;
     host_observer *observers;
     size_t nobservers;

@@ -169,6 +169,7 @@ dn_peer_info *dn__peerstore_get(dn_peerstore *ps, const dn_peerid *id, bool crea
     p->id = *id;
     p->agent_version = empty;
     p->protocol_version = empty;
+    p->latency_us = -1;
     ps->entries[ps->n++] = p;
     return p;
 }

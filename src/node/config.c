@@ -50,6 +50,7 @@ static const key_def keys[] = {
     {"limits.max_conns_per_peer", K_LIMIT, OFF(limits.max_conns_per_peer), 1024},
     {"limits.max_streams_per_peer", K_LIMIT, OFF(limits.max_streams_per_peer), 1000000},
     {"limits.max_handshakes_per_ip", K_LIMIT, OFF(limits.max_handshakes_per_ip), 1000000},
+    {"limits.handshake_timeout_s", K_LIMIT, OFF(limits.handshake_timeout_s), 3600},
     {"api.listen", K_API_LISTEN, OFF(api.listen), 0},
     {"api.allow_remote", K_BOOL, OFF(api.allow_remote), 0},
     {"log", K_LOG, OFF(log), 0},
@@ -110,6 +111,7 @@ int dn__node_config_defaults(dn__node_config *cfg)
     cfg->limits.max_conns_per_peer = 8;
     cfg->limits.max_streams_per_peer = 4096;
     cfg->limits.max_handshakes_per_ip = 64;
+    cfg->limits.handshake_timeout_s = 10;
     cfg->log = DN_LOG_INFO;
     /* As `dmsnet daemon` without --listen: DMS nodes use TCP port 9000. */
     if (addrs_push(&cfg->listen, "/ip4/0.0.0.0/tcp/9000") ||
@@ -131,7 +133,7 @@ static int copy_addrs(dn__node_config_addrs *dst, const dn__node_config_addrs *s
     return 0;
 }
 
-static int config_copy(dn__node_config *dst, const dn__node_config *src)
+int dn__node_config_copy(dn__node_config *dst, const dn__node_config *src)
 {
     *dst = *src;
     dst->listen.n = 0, dst->listen.v = NULL;
@@ -604,7 +606,7 @@ int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err,
         return DN_EMALFORMED;
     }
     dn__node_config tmp;
-    if ((rc = config_copy(&tmp, cfg))) {
+    if ((rc = dn__node_config_copy(&tmp, cfg))) {
         json_decref(root);
         dn__set_err(err, errlen, "%s: out of memory", path);
         return rc;
@@ -752,7 +754,7 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
 {
     /* json_pack with "o" takes the references and fails (returning NULL)
      * if any is NULL, so an allocation failure gives NULL. */
-    return json_pack("{s:o, s:o, s:o, s:{s:s, s:s, s:o}, s:{s:I, s:I, s:I, s:I}, s:{s:o, s:b}, "
+    return json_pack("{s:o, s:o, s:o, s:{s:s, s:s, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:b}, "
                      "s:s, s:b}",
                      "listen", addrs_json(&cfg->listen), "identity", opt_string(cfg->identity),
                      "data_dir", opt_string(cfg->data_dir), "channel", "name", cfg->channel.name,
@@ -761,7 +763,8 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
                      (json_int_t)cfg->limits.max_conns, "max_conns_per_peer",
                      (json_int_t)cfg->limits.max_conns_per_peer, "max_streams_per_peer",
                      (json_int_t)cfg->limits.max_streams_per_peer, "max_handshakes_per_ip",
-                     (json_int_t)cfg->limits.max_handshakes_per_ip, "api", "listen",
+                     (json_int_t)cfg->limits.max_handshakes_per_ip, "handshake_timeout_s",
+                     (json_int_t)cfg->limits.handshake_timeout_s, "api", "listen",
                      opt_string(cfg->api.listen), "allow_remote", (int)cfg->api.allow_remote, "log",
                      dn_log_level_name(cfg->log), "enable_perf",
                      (int)cfg->enable_perf);

@@ -18,6 +18,7 @@
  *   limits.max_conns_per_peer        8  1..1024
  *   limits.max_streams_per_peer   4096  1..1000000
  *   limits.max_handshakes_per_ip    64  1..1000000
+ *   limits.handshake_timeout_s      10  1..3600 (security + muxer handshake)
  *   api.listen             null       /ip4|ip6/<addr>/tcp/<1..65535>; null = no TCP
  *                                     listener. The address must be loopback
  *                                     unless api.allow_remote is true.
@@ -65,6 +66,7 @@ typedef struct dn__node_config {
         uint32_t max_conns_per_peer;
         uint32_t max_streams_per_peer;
         uint32_t max_handshakes_per_ip;
+        uint32_t handshake_timeout_s;
     } limits;
     struct {
         char *listen; /* NULL = none */
@@ -77,6 +79,8 @@ typedef struct dn__node_config {
 /* Fill cfg with the defaults above (cfg need not be initialised). 0 or DN_ENOMEM. */
 int dn__node_config_defaults(dn__node_config *cfg);
 void dn__node_config_free(dn__node_config *cfg);
+/* A deep copy into dst (uninitialised); 0 or DN_ENOMEM (dst then empty). */
+int dn__node_config_copy(dn__node_config *dst, const dn__node_config *src);
 
 /* Apply the JSON object in path over cfg. An absent file is fine (0, cfg
  * unchanged). A file that is not a regular file, is larger than

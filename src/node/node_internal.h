@@ -27,10 +27,16 @@ struct dn_network_config {
     /* Keys set through dn_network_config_set (flags): they win over what
      * the user stored through the API. Bit i = key i of config.c's table. */
     uint64_t explicit_keys;
+    const dn_privkey *identity_key; /* borrowed; NULL: load the key file */
     bool has_psk;
     uint8_t psk[32];
     char *swarm;
 };
+
+/* A deep copy of src into dst (uninitialised); free with the members'
+ * own free (dn__node_netconfig_clear). */
+int dn__node_netconfig_copy(dn_network_config *dst, const dn_network_config *src);
+void dn__node_netconfig_clear(dn_network_config *cfg);
 
 /* The effective configuration of a running node (borrowed). */
 const dn__node_config *dn__node_config_of(const dn_network *n);
@@ -60,6 +66,11 @@ void dn__node_bus_remove(dn__node_bus *b, dn_network_event_cb cb, void *arg);
 void dn__node_bus_emit(dn__node_bus *b, dn_network *n, dn_network_event *ev);
 size_t dn__node_bus_count(const dn__node_bus *b);
 
+/* Status as JSON values (new references; NULL on ENOMEM), for the API:
+ * dn_network_status_to_json's document, and one entry of its "peers". */
+json_t *dn__node_status_json(const dn_network_status *st);
+json_t *dn__node_peer_status_json(const dn_network_peer_status *p);
+
 /* ---- the API server (node_api.c) ---- */
 
 typedef struct dn__node_api dn__node_api;
@@ -69,6 +80,8 @@ int dn__node_api_start(dn_network *n, dn__node_api **out, char *err, size_t errl
 /* Close the listeners and end the event streams (before the host goes). */
 void dn__node_api_stop(dn__node_api *a);
 dn_api *dn__node_api_server(dn__node_api *a);
+/* The running node's API (NULL before dn_network_start). */
+dn__node_api *dn__node_api_of(dn_network *n);
 /* An event as the API and `dmsnet events --json` show it (new reference):
  * type, time, and the event's fields (peer, connectedness, addrs,
  * reachability, nat_type, agent, protocols). */

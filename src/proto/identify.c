@@ -45,52 +45,6 @@ typedef struct identify_svc {
     size_t npush;
 } identify_svc;
 
-/* Our listen addresses as others can use them: an unspecified bind
- * address (0.0.0.0, ::) becomes one address per local interface. */
-static size_t advertised_addrs(dn_host *h, dn_multiaddr *out, size_t max)
-{
-    dn_multiaddr bound[MAX_LISTEN];
-    size_t nb = dn_host_listen_addrs(h, bound, MAX_LISTEN), n = 0;
-    if (nb > MAX_LISTEN)
-        nb = MAX_LISTEN;
-    uv_interface_address_t *ifs = NULL;
-    int nifs = -1; /* listed on first need: it costs a netlink dump */
-    for (size_t i = 0; i < nb && n < max; i++) {
-        size_t off = 0;
-        dn_ma_component ip, port;
-        if (dn_multiaddr_next(&bound[i], &off, &ip) != 1 ||
-            dn_multiaddr_next(&bound[i], &off, &port) != 1)
-            continue;
-        static const uint8_t zero[16];
-        bool unspecified = memcmp(ip.value, zero, ip.value_len) == 0;
-        if (!unspecified) {
-            out[n++] = bound[i];
-            continue;
-        }
-        if (nifs < 0 && uv_interface_addresses(&ifs, &nifs) != 0)
-            nifs = 0;
-        for (int k = 0; k < nifs && n < max; k++) {
-            const struct sockaddr *sa = (const struct sockaddr *)&ifs[k].address;
-            dn_multiaddr *m = &out[n];
-            m->len = 0;
-            if (ip.code == DN_MA_IP4 && sa->sa_family == AF_INET)
-                dn_multiaddr_append(m, DN_MA_IP4,
-                                    (const uint8_t *)&ifs[k].address.address4.sin_addr, 4);
-            else if (ip.code == DN_MA_IP6 && sa->sa_family == AF_INET6 &&
-                     ifs[k].address.address6.sin6_scope_id == 0)
-                dn_multiaddr_append(m, DN_MA_IP6,
-                                    (const uint8_t *)&ifs[k].address.address6.sin6_addr, 16);
-            else
-                continue;
-            dn_multiaddr_append(m, DN_MA_TCP, port.value, port.value_len);
-            n++;
-        }
-    }
-    if (ifs)
-        uv_free_interface_addresses(ifs, nifs);
-    return n;
-}
-
 /* Our signed peer record for these addresses, from the cache when they are
  * unchanged (signing costs more than the rest of identify). */
 static int sealed_record(identify_svc *svc, const dn_multiaddr *addrs, size_t naddrs,
@@ -130,7 +84,7 @@ static int build_identify(identify_svc *svc, dn_conn *c, dn_buf *out)
     dn_buf msg = DN_BUF_INIT, pub = DN_BUF_INIT;
     const dn_buf *rec = NULL;
     dn_multiaddr addrs[MAX_ADVERTISED];
-    size_t naddrs = advertised_addrs(h, addrs, MAX_ADVERTISED);
+    size_t naddrs = dn_host_dialable_addrs(h, addrs, MAX_ADVERTISED);
     const char *protos[MAX_PROTOCOLS];
     size_t nprotos = dn_host_protocols(h, protos, MAX_PROTOCOLS);
     if (nprotos > MAX_PROTOCOLS)

@@ -139,8 +139,13 @@ static void ping_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)
         return;
     }
     p->answered++;
+    uint64_t rtt_ns = uv_hrtime() - p->sent_at;
+    /* Every answered ping is the peer's latest round trip (Status shows it). */
+    dn_conn *c = dn_stream_conn(s);
+    dn_host_peer_update(dn_conn_host(c), dn_conn_remote_peer(c),
+                        &(dn_peer_update){.latency_us = rtt_ns / 1000 ? rtt_ns / 1000 : 1});
     if (p->cbs.on_reply)
-        p->cbs.on_reply(p->arg, p->answered, uv_hrtime() - p->sent_at);
+        p->cbs.on_reply(p->arg, p->answered, rtt_ns);
     if (p->done)
         return;
     if (p->answered == p->count)

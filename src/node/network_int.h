@@ -1,0 +1,61 @@
+/* node — the dn_network struct and what network.c, dial.c, nat.c and
+ * status.c share. Other layers use node_internal.h. */
+#ifndef DN_NODE_NETWORK_INT_H
+#define DN_NODE_NETWORK_INT_H
+
+#include "node/node_internal.h"
+
+/* Our own addresses kept for change detection (dialable + observed). */
+#define DN__NODE_MAX_LOCAL_ADDRS 64
+
+typedef struct dn__bootstrap dn__bootstrap; /* dial.c */
+typedef struct dn__nat dn__nat;             /* nat.c */
+
+struct dn_network {
+    uv_loop_t *loop;
+    dn_network_config cfg; /* the node's own copy, store settings applied */
+    char data_dir[DN__NODE_CONFIG_MAX_PATH];
+    dn_store *store;
+    dn_privkey *own_key; /* loaded here when cfg gave none */
+    dn_host *host;
+    dn__node_bus *bus;
+    dn__node_api *api;
+    dn__nat *nat;
+    dn__bootstrap *boot;
+    uv_timer_t tick; /* store batch, observed-address expiry, bootstrap retries */
+    bool started, stopping;
+    uint64_t started_ms, started_loop_ms;
+    dn_reachability reachability;
+    dn_nat_type nat_type;
+    dn_multiaddr local_addrs[DN__NODE_MAX_LOCAL_ADDRS];
+    size_t nlocal_addrs;
+    dn_peerid dirty[1024]; /* identified peers not yet written */
+    size_t ndirty;
+    int handles; /* closing: the host and the tick timer */
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+void dn__node_emit(dn_network *n, dn_network_event *ev);
+void dn__node_free_now(dn_network *n);
+size_t dn__node_local_addrs(dn_network *n, dn_multiaddr *out, size_t max);
+void dn__node_refresh_local_addrs(dn_network *n);
+
+/* dial.c: dialing, bootstrap peers (retried with backoff until connected),
+ * redialling the peers the store saw recently. */
+void dn__node_bootstrap_start(dn_network *n);
+void dn__node_bootstrap_tick(dn_network *n);
+void dn__node_bootstrap_connected(dn_network *n, const dn_peerid *peer);
+void dn__node_bootstrap_free(dn_network *n);
+void dn__node_redial_recent(dn_network *n, uint64_t window_ms, size_t max);
+
+/* nat.c: AutoNAT (reachability) and the observed-address manager (NAT
+ * type, confirmed observed addresses). */
+int dn__node_attach_nat(dn_network *n, char *err, size_t errlen);
+void dn__node_nat_observed(dn_network *n, dn_conn *c, const dn_peer_info *p);
+void dn__node_nat_forget(dn_network *n, dn_conn *c);
+void dn__node_nat_tick(dn_network *n);
+size_t dn__node_nat_confirmed(dn_network *n, dn_multiaddr *out, size_t max);
+void dn__node_nat_free(dn_network *n);
+
+#endif
