@@ -618,10 +618,17 @@ static void config_usage(FILE *f)
             "when it is valid JSON for the key (512, true, null, [\"/ip4/...\"]), else\n"
             "the text form a flag takes (info, /ip4/1.2.3.4/tcp/1,/ip4/...). null\n"
             "removes the setting (back to config.json or the default).\n\n"
-            "keys: listen, identity, data_dir, channel.name, channel.dht_prefix,\n"
-            "channel.bootstrap, limits.max_conns, limits.max_conns_per_peer,\n"
-            "limits.max_streams_per_peer, limits.max_handshakes_per_ip, api.listen,\n"
-            "api.allow_remote, log, enable_perf (docs/config.md).\n\noptions:\n");
+            "keys:");
+    size_t col = 5;
+    for (size_t i = 0; i < dn__node_config_key_count(); i++) {
+        const char *k = dn__node_config_key_name(i);
+        if (col + strlen(k) + 2 > 76) {
+            fprintf(f, "\n     ");
+            col = 5;
+        }
+        col += (size_t)fprintf(f, " %s%s", k, i + 1 < dn__node_config_key_count() ? "," : "");
+    }
+    fprintf(f, "\n\noptions:\n");
     fputs(common_opts, f);
     fputs(common_tail, f);
 }

@@ -207,21 +207,13 @@ static void on_status(dn_api_req *req, void *ud)
         dn__api_reply_error(req, 500, "status: %s", dn_strerror(rc));
         return;
     }
-    char *text = dn_network_status_to_json(st);
+    json_t *v = dn__node_status_json(st);
     dn_network_status_free(st);
-    json_error_t jerr;
-    json_t *v = text ? json_loads(text, 0, &jerr) : NULL;
-    free(text);
     if (!v) {
         dn__api_reply_error(req, 500, "status: out of memory");
         return;
     }
     dn__api_reply(req, 200, v);
-}
-
-static json_t *strv_json(char **v, size_t n)
-{
-    return text_array((const char *const *)v, n);
 }
 
 static void on_peers(dn_api_req *req, void *ud)
@@ -233,25 +225,13 @@ static void on_peers(dn_api_req *req, void *ud)
         dn__api_reply_error(req, 500, "peers: %s", dn_strerror(rc));
         return;
     }
+    /* The same entries as status's "peers" (status.c), so both agree. */
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < st->npeers; i++) {
-        const dn_network_peer_status *p = &st->peers[i];
-        json_t *o = json_object();
-        if (!o || json_array_append_new(arr, o)) {
+    for (size_t i = 0; arr && i < st->npeers; i++)
+        if (json_array_append_new(arr, dn__node_peer_status_json(&st->peers[i]))) {
             json_decref(arr);
             arr = NULL;
-            break;
         }
-        json_object_set_new(o, "peer_id", json_string(p->peer_id));
-        json_object_set_new(o, "addrs", strv_json(p->addrs, p->naddrs));
-        json_object_set_new(o, "direction", json_string(p->outbound ? "outbound" : "inbound"));
-        json_object_set_new(o, "protocols", strv_json(p->protocols, p->nprotocols));
-        json_object_set_new(o, "agent", text_json(p->agent));
-        json_object_set_new(o, "rtt_ms", p->rtt_us < 0 ? json_null()
-                                                       : json_real((double)p->rtt_us / 1000.0));
-        json_object_set_new(o, "connections", json_integer(p->connections));
-        json_object_set_new(o, "streams", json_integer(p->streams));
-    }
     dn_network_status_free(st);
     json_t *v = arr ? json_pack("{s:o}", "peers", arr) : NULL;
     if (!v) {
@@ -538,17 +518,6 @@ static void on_config_get(dn_api_req *req, void *ud)
     dn__api_reply(req, 200, v);
 }
 
-/* The value of a dotted key in config JSON ({"limits": {"max_conns": ..}}). */
-static json_t *config_lookup(json_t *cfg, const char *key)
-{
-    const char *dot = strchr(key, '.');
-    if (!dot)
-        return json_object_get(cfg, key);
-    char group[32];
-    snprintf(group, sizeof group, "%.*s", (int)(dot - key), key);
-    return json_object_get(json_object_get(cfg, group), dot + 1);
-}
-
 /* The update as a flat object of dotted keys: {"limits.max_conns": 8} and
  * {"limits": {"max_conns": 8}} both work. 0, or answers 400. */
 static int flatten_update(dn_api_req *req, json_t *body, json_t *flat)
@@ -601,10 +570,9 @@ static void on_config_put(dn_api_req *req, void *ud)
     if (!body)
         return;
     json_t *flat = json_object();
-    json_t *cur = dn__node_config_to_json(dn__node_config_of(a->n));
     dn__node_config tmp;
-    bool tmp_ok = dn__node_config_defaults(&tmp) == 0;
-    if (!flat || !cur || !tmp_ok) {
+    bool tmp_ok = dn__node_config_copy(&tmp, dn__node_config_of(a->n)) == 0;
+    if (!flat || !tmp_ok) {
         dn__api_reply_error(req, 500, "out of memory");
         goto out;
     }
@@ -618,14 +586,6 @@ static void on_config_put(dn_api_req *req, void *ud)
      * effective configuration takes every new value, then the rules that
      * span keys run on the result. */
     char err[512];
-    for (size_t i = 0; i < dn__node_config_key_count(); i++) {
-        const char *name = dn__node_config_key_name(i);
-        json_t *v = config_lookup(cur, name);
-        if (v && dn__node_config_set_json(&tmp, name, v, err, sizeof err) != 0) {
-            dn__api_reply_error(req, 500, "effective configuration: %s", err);
-            goto out;
-        }
-    }
     const char *k;
     json_t *v;
     json_object_foreach(flat, k, v)
@@ -659,7 +619,6 @@ out:
     if (tmp_ok)
         dn__node_config_free(&tmp);
     json_decref(flat);
-    json_decref(cur);
 }
 
 /* ---- GET /v0/events ---- */
