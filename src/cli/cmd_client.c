@@ -250,9 +250,10 @@ int dn_cmd_status(int argc, char **argv)
     printf("%-16s", "agent");
     put_escaped(stdout, jstr(st, "agent_version", ""));
     putchar('\n');
-    printf("%-16s%s", "mode", jstr(st, "mode", "?"));
+    const char *mode = jstr(st, "mode", "?");
+    printf("%-16s%s", "mode", mode);
     if (json_string_value(json_object_get(st, "network"))) {
-        printf(" (");
+        printf(" (%s ", !strcmp(mode, "private") ? "swarm" : "channel");
         put_escaped(stdout, jstr(st, "network", ""));
         printf(")");
     }
