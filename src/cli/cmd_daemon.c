@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/log.h"
 #include "dmsnet/network.h"
@@ -89,6 +90,39 @@ typedef struct daemon_state {
     uv_signal_t sigint, sigterm;
     dn_network *net;
 } daemon_state;
+
+/* One log line per peer event; rate-limited, since a peer that connects
+ * thousands of times must not flood the log. */
+static void log_event(dn_network *n, const dn_network_event *ev, void *arg)
+{
+    (void)n, (void)arg;
+    if (dn_log_get_level() > DN_LOG_INFO)
+        return; /* render nothing nobody will read */
+    char id[DN_PEERID_STR_MAX] = "";
+    if (ev->peer)
+        dn_peerid_to_string(ev->peer, id, sizeof id);
+    switch (ev->type) {
+    case DN_NET_EV_PEER_CONNECTEDNESS:
+        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "%s %s",
+                       ev->connectedness == DN_CONNECTED ? "connected" : "disconnected", id);
+        break;
+    case DN_NET_EV_PEER_IDENTIFIED: {
+        /* The agent is the peer's text: escaped, it cannot forge a line. */
+        char agent[DN_ESCAPE_MAX(64)];
+        dn_escape_text(ev->agent, strlen(ev->agent), agent, sizeof agent);
+        DN_LOG_LIMITED(DN_LOG_INFO, "daemon", "identified %s: agent '%s', %zu protocols", id,
+                       agent, ev->nprotocols);
+        break;
+    }
+    case DN_NET_EV_REACHABILITY_CHANGED:
+        DN_INFO("daemon", "reachability: %s", dn_reachability_name(ev->reachability));
+        break;
+    case DN_NET_EV_NAT_TYPE_CHANGED:
+        DN_INFO("daemon", "NAT type: %s", dn_nat_type_name(ev->nat_type));
+        break;
+    default: break;
+    }
+}
 
 static void on_stopped(void *arg)
 {
@@ -262,6 +296,8 @@ int dn_cmd_daemon(int argc, char **argv)
         uv_loop_close(&d.loop);
         goto out_key;
     }
+    dn_network_event_register(d.net, DN_NET_EV_ALL & ~(1u << DN_NET_EV_LOCAL_ADDRS_UPDATED),
+                              log_event, NULL);
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
     d.sigint.data = d.sigterm.data = &d;

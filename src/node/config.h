@@ -25,6 +25,9 @@
  *   api.allow_remote       false
  *   log                    "info"     trace|debug|info|warn|error|off
  *   enable_perf            false
+ *   autonat.server         true       answer AutoNAT v2 dial requests
+ *   autonat.allow_private  false      also test/dial private and loopback addresses
+ *   autonat.confidence     3          1..16 servers that must agree on an address
  *
  * Multiaddrs are kept in their canonical string form (as dn_multiaddr_to_string
  * prints them). The configuration holds no secret (the identity is a path to
@@ -74,6 +77,11 @@ typedef struct dn__node_config {
     } api;
     dn_log_level log;
     bool enable_perf;
+    struct {
+        bool server;        /* answer other peers' AutoNAT dial requests */
+        bool allow_private; /* test and dial private/loopback addresses (labs, tests) */
+        uint32_t confidence; /* servers that must agree on an address */
+    } autonat;
 } dn__node_config;
 
 /* Fill cfg with the defaults above (cfg need not be initialised). 0 or DN_ENOMEM. */
@@ -89,6 +97,11 @@ int dn__node_config_copy(dn__node_config *dst, const dn__node_config *src);
  * a message in err; cfg is then left unchanged (the file applies whole or
  * not at all). Runs dn__node_config_check at the end. */
 int dn__node_config_load_file(dn__node_config *cfg, const char *path, char *err, size_t errlen);
+
+/* The same for config.json's text already read (path only names it in
+ * messages). The fuzz target drives this. */
+int dn__node_config_load_text(dn__node_config *cfg, const char *text, size_t len, const char *path,
+                              char *err, size_t errlen);
 
 /* Set one key from text, as a flag gives it ("limits.max_conns", "512").
  * Integers in decimal, booleans true|false, lists comma-separated (the whole
