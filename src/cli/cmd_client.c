@@ -460,16 +460,15 @@ int dn_cmd_disconnect(int argc, char **argv)
 
 static void events_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: dmsnet events [--json] [--types T1,T2] [--data-dir DIR]\n\n"
-            "Follow the daemon's events, one line per event, until interrupted or the\n"
-            "daemon stops. Types: local_addresses_updated, local_reachability_changed,\n"
-            "peer_identification_completed, nat_device_type_changed,\n"
-            "peer_connectedness_changed. --json prints each event as one JSON object per\n"
-            "line (keys type, time (unix ms) and the event's fields: peer, connectedness,\n"
-            "addrs, reachability, nat_type, agent, protocols).\n\n"
-            "options:\n"
-            "  --types LIST       only these event types (comma-separated)\n");
+    fprintf(f, "usage: dmsnet events [--json] [--types T1,T2] [--data-dir DIR]\n\n"
+               "Follow the daemon's events, one line per event, until interrupted or the\n"
+               "daemon stops. Types: local_addresses_updated, local_reachability_changed,\n"
+               "peer_identification_completed, nat_device_type_changed,\n"
+               "peer_connectedness_changed. --json prints each event as one JSON object per\n"
+               "line (keys type, time (unix ms) and the event's fields: peer, connectedness,\n"
+               "addrs, reachability, nat_type, agent, protocols).\n\n"
+               "options:\n"
+               "  --types LIST       only these event types (comma-separated)\n");
     fputs(common_opts, f);
     fprintf(f, "\nExit status: 0 when the daemon ends the stream (it stops), 1 on failure\n"
                "(no daemon; or the stream was dropped because this client did not keep\n"
@@ -606,20 +605,19 @@ int dn_cmd_events(int argc, char **argv)
 
 static void config_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: dmsnet config show [--json] [--data-dir DIR]\n"
-            "       dmsnet config set [--json] [--data-dir DIR] <key> <value>\n\n"
-            "show: the running daemon's effective configuration (GET /v0/config). When\n"
-            "no daemon runs, the configuration a daemon started now would use (the\n"
-            "defaults and DIR/config.json; not flags, nor what was set through the API\n"
-            "and is kept in DIR/dmsnet.db), with a note on stderr; exit 0.\n\n"
-            "set: change one key on the running daemon (PUT /v0/config). The daemon\n"
-            "keeps it across restarts (a command-line flag still wins over it) and\n"
-            "says whether it took effect now or at the next start. The value is JSON\n"
-            "when it is valid JSON for the key (512, true, null, [\"/ip4/...\"]), else\n"
-            "the text form a flag takes (info, /ip4/1.2.3.4/tcp/1,/ip4/...). null\n"
-            "removes the setting (back to config.json or the default).\n\n"
-            "keys:");
+    fprintf(f, "usage: dmsnet config show [--json] [--data-dir DIR]\n"
+               "       dmsnet config set [--json] [--data-dir DIR] <key> <value>\n\n"
+               "show: the running daemon's effective configuration (GET /v0/config). When\n"
+               "no daemon runs, the configuration a daemon started now would use (the\n"
+               "defaults and DIR/config.json; not flags, nor what was set through the API\n"
+               "and is kept in DIR/dmsnet.db), with a note on stderr; exit 0.\n\n"
+               "set: change one key on the running daemon (PUT /v0/config). The daemon\n"
+               "keeps it across restarts (a command-line flag still wins over it) and\n"
+               "says whether it took effect now or at the next start. The value is JSON\n"
+               "when it is valid JSON for the key (512, true, null, [\"/ip4/...\"]), else\n"
+               "the text form a flag takes (info, /ip4/1.2.3.4/tcp/1,/ip4/...). null\n"
+               "removes the setting (back to config.json or the default).\n\n"
+               "keys:");
     size_t col = 5;
     for (size_t i = 0; i < dn__node_config_key_count(); i++) {
         const char *k = dn__node_config_key_name(i);
@@ -811,4 +809,3 @@ int dn_cmd_config(int argc, char **argv)
     /* client_parse saw argv + 1 */
     return show ? config_show(&c, argc - 1, argv + 1) : config_set(&c, argc - 1, argv + 1);
 }
-

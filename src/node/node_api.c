@@ -362,9 +362,9 @@ static void on_ping_done(void *arg, int status)
         char msg[512];
         snprintf(msg, sizeof msg, "ping %s: %s (%zu of %u answered)", op->peer_id,
                  dn_strerror(status), json_array_size(op->rtts), op->count);
-        op_answer(op, status == DN_ETIMEOUT ? 504 : 502,
-                  json_pack("{s:s, s:s, s:O}", "error", msg, "peer_id", op->peer_id, "rtt_ms",
-                            op->rtts));
+        op_answer(
+            op, status == DN_ETIMEOUT ? 504 : 502,
+            json_pack("{s:s, s:s, s:O}", "error", msg, "peer_id", op->peer_id, "rtt_ms", op->rtts));
     }
     op_unref(op);
 }
@@ -739,7 +739,8 @@ static int parse_api_listen(const char *s, char *host, size_t hostlen, uint16_t 
     dn_ma_component c;
     bool have_host = false, have_port = false;
     while (dn_multiaddr_next(&ma, &off, &c) == 1) {
-        if ((c.code == DN_MA_IP4 && c.value_len == 4) || (c.code == DN_MA_IP6 && c.value_len == 16)) {
+        if ((c.code == DN_MA_IP4 && c.value_len == 4) ||
+            (c.code == DN_MA_IP6 && c.value_len == 16)) {
             if (!inet_ntop(c.code == DN_MA_IP4 ? AF_INET : AF_INET6, c.value, host,
                            (socklen_t)hostlen))
                 return DN_EINVAL;
@@ -765,8 +766,8 @@ int dn__node_api_start(dn_network *n, dn__node_api **out, char *err, size_t errl
         snprintf(err, errlen, "api: data directory path too long");
         return DN_ETOOBIG;
     }
-    dn_api_config ac = {.unix_path = sock, .token_path = token,
-                        .allow_remote = cfg->api.allow_remote};
+    dn_api_config ac = {
+        .unix_path = sock, .token_path = token, .allow_remote = cfg->api.allow_remote};
     if (cfg->api.listen) {
         if (parse_api_listen(cfg->api.listen, host, sizeof host, &ac.tcp_port)) {
             snprintf(err, errlen, "'api.listen': %s is not /ip4|ip6/<addr>/tcp/<port>",
@@ -788,10 +789,10 @@ int dn__node_api_start(dn_network *n, dn__node_api **out, char *err, size_t errl
         const char *method, *path;
         dn_api_handler h;
     } routes[] = {
-        {"GET", "/v0/status", on_status},         {"GET", "/v0/peers", on_peers},
-        {"POST", "/v0/connect", on_connect},      {"POST", "/v0/disconnect", on_disconnect},
-        {"POST", "/v0/ping", on_ping},            {"GET", "/v0/config", on_config_get},
-        {"PUT", "/v0/config", on_config_put},     {"GET", "/v0/events", on_events},
+        {"GET", "/v0/status", on_status},     {"GET", "/v0/peers", on_peers},
+        {"POST", "/v0/connect", on_connect},  {"POST", "/v0/disconnect", on_disconnect},
+        {"POST", "/v0/ping", on_ping},        {"GET", "/v0/config", on_config_get},
+        {"PUT", "/v0/config", on_config_put}, {"GET", "/v0/events", on_events},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         rc = dn__api_route(a->api, routes[i].method, routes[i].path, false, routes[i].h, a);
