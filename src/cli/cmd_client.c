@@ -470,9 +470,9 @@ static void events_usage(FILE *f)
                "options:\n"
                "  --types LIST       only these event types (comma-separated)\n");
     fputs(common_opts, f);
-    fprintf(f, "\nExit status: 0 when the daemon ends the stream (it stops), 1 on failure\n"
-               "(no daemon; or the stream was dropped because this client did not keep\n"
-               "up), 2 usage.\n");
+    fprintf(f, "\nExit status: 0 when the daemon ends the stream, 1 on failure (no daemon;\n"
+               "the connection to the daemon was lost, as when it stops; or the stream\n"
+               "was dropped because this client did not keep up), 2 usage.\n");
 }
 
 typedef struct ev_state {
@@ -586,6 +586,9 @@ int dn_cmd_events(int argc, char **argv)
     if (rc) {
         if (dn__api_no_daemon(rc))
             print_no_daemon(&c);
+        else if (status == 200 && rc == DN_EIO)
+            /* the stream had started: a daemon that stops (or dies) cuts it */
+            dn_cli_error(c.cmd, "lost the connection to the daemon at %s (did it stop?)", c.sock);
         else
             dn_cli_error(c.cmd, "event stream from %s: %s", c.sock, dn_strerror(rc));
         return 1;

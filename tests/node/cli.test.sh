@@ -345,6 +345,13 @@ dm cf config set no.such 1 --data-dir "$A"
 [ "$RC" = 1 ] || fail "config set unknown key: $RC $ERR"
 
 stop_node A
+# The followers end when their daemon stops: exit 1, saying so.
+for ((i = 0; i < 50; i++)); do kill -0 "$EVJ_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$EVJ_PID"
+rc=$?
+forget_pid "$EVJ_PID"
+[ $rc = 1 ] && grep -q "lost the connection to the daemon" "$WORK/evjson.err" ||
+    fail "dmsnet events after the daemon stopped: exit $rc, $(cat "$WORK/evjson.err")"
 dm cf config show --json --data-dir "$A"
 [ "$RC" = 0 ] && grep -q "no daemon running" <<<"$ERR" || fail "config show, A stopped: $RC $ERR"
 start_node A "$A"
