@@ -207,7 +207,7 @@ static const char oom_body[] = "{\"error\":\"out of memory\"}\n";
 
 static struct MHD_Response *json_response(json_t *v)
 {
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6)) : strdup("{}");
     struct MHD_Response *resp = NULL;
     if (text) {
         size_t n = strlen(text);
@@ -817,7 +817,7 @@ int dn__api_stream_push(dn_api_stream *s, const json_t *value)
 {
     if (!s || !s->accepting)
         return DN_ECLOSED;
-    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
     if (!text)
         return DN_ENOMEM;
     size_t n = strlen(text);

@@ -163,7 +163,7 @@ static int call(const client *c, const char *method, const char *path, const jso
 
 static int print_json(json_t *v)
 {
-    char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
     if (!text)
         return 1;
     puts(text);
@@ -512,7 +512,7 @@ static int on_event_line(json_t *v, void *ud)
     if (!strcmp(type, "dropped"))
         s->dropped = true;
     if (s->c->json) {
-        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
         if (text) {
             puts(text);
             free(text);
@@ -658,7 +658,7 @@ static int print_config(const client *c, json_t *cfg)
             printf("?\n");
             continue;
         }
-        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
         put_escaped(stdout, text ? text : "?");
         free(text);
         putchar('\n');

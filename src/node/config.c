@@ -353,11 +353,7 @@ static int check_api_listen(const char *s, char *canon, size_t canonlen, bool *l
         dn__set_err(err, errlen, "%s%s is not /ip4|ip6/<address>/tcp/<port>", where, canon);
         return DN_EINVAL;
     }
-    if (c[1].value_len != 2 || (c[1].value[0] == 0 && c[1].value[1] == 0)) {
-        dn__set_err(err, errlen, "%s%s: port 0 is not allowed (clients need a known port)", where,
-               canon);
-        return DN_EINVAL;
-    }
+    /* Port 0 picks a free port: the daemon prints the one bound. */
     *loop = is_loopback(&c[0]);
     return 0;
 }

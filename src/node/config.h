@@ -19,7 +19,7 @@
  *   limits.max_streams_per_peer   4096  1..1000000
  *   limits.max_handshakes_per_ip    64  1..1000000
  *   limits.handshake_timeout_s      10  1..3600 (security + muxer handshake)
- *   api.listen             null       /ip4|ip6/<addr>/tcp/<1..65535>; null = no TCP
+ *   api.listen             null       /ip4|ip6/<addr>/tcp/<port> (0 picks one); null = no TCP
  *                                     listener. The address must be loopback
  *                                     unless api.allow_remote is true.
  *   api.allow_remote       false

@@ -66,7 +66,7 @@ struct ev_sub {
 
 /* Peer-supplied text as a JSON string. jansson refuses invalid UTF-8; such
  * text goes in escaped (\xNN per bad byte) rather than being dropped. */
-static json_t *text_json(const char *s)
+json_t *dn__node_text_json(const char *s)
 {
     if (!s)
         return json_string("");
@@ -100,7 +100,7 @@ static json_t *text_array(const char *const *v, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, text_json(v[i]));
+        json_array_append_new(arr, dn__node_text_json(v[i]));
     return arr;
 }
 
@@ -132,7 +132,7 @@ json_t *dn__node_event_json(const dn_network_event *ev)
             json_object_set_new(o, "connectedness",
                                 json_string(dn_connectedness_name(ev->connectedness)));
         } else {
-            json_object_set_new(o, "agent", text_json(ev->agent));
+            json_object_set_new(o, "agent", dn__node_text_json(ev->agent));
             json_object_set_new(o, "protocols", text_array(ev->protocols, ev->nprotocols));
             json_object_set_new(o, "addrs", ma_array(ev->addrs, ev->naddrs));
         }

@@ -69,6 +69,9 @@ size_t dn__node_bus_count(const dn__node_bus *b);
 /* Status as JSON values (new references; NULL on ENOMEM), for the API:
  * dn_network_status_to_json's document, and one entry of its "peers". */
 json_t *dn__node_status_json(const dn_network_status *st);
+/* Peer-supplied text as a JSON string: invalid UTF-8 goes in escaped
+ * (\xNN per bad byte) rather than dropped (node_api.c). */
+json_t *dn__node_text_json(const char *s);
 json_t *dn__node_peer_status_json(const dn_network_peer_status *p);
 
 /* ---- the API server (node_api.c) ---- */

@@ -167,14 +167,14 @@ json_t *dn__node_peer_status_json(const dn_network_peer_status *p)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    /* The agent is the peer's text: json_string refuses invalid UTF-8, so
-     * such an agent becomes null rather than a broken document. */
-    json_t *agent = json_string(p->agent);
+    json_t *agent = dn__node_text_json(p->agent), *protocols = json_array();
+    for (size_t i = 0; protocols && i < p->nprotocols; i++)
+        json_array_append_new(protocols, dn__node_text_json(p->protocols[i]));
     int bad = json_object_set_new(o, "peer_id", json_string(p->peer_id)) ||
               json_object_set_new(o, "addrs", strv_json(p->addrs, p->naddrs)) ||
               json_object_set_new(o, "direction",
                                   json_string(p->outbound ? "outbound" : "inbound")) ||
-              json_object_set_new(o, "protocols", strv_json(p->protocols, p->nprotocols)) ||
+              json_object_set_new(o, "protocols", protocols) ||
               json_object_set_new(o, "agent", agent ? agent : json_null()) ||
               json_object_set_new(o, "rtt_ms",
                                   p->rtt_us < 0 ? json_null()
@@ -226,7 +226,7 @@ char *dn_network_status_to_json(const dn_network_status *st)
     json_t *o = dn__node_status_json(st);
     if (!o)
         return NULL;
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     json_decref(o);
     return s;
 }
