@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -19,6 +20,8 @@
 #include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "node/config.h"
+#include "node/node_internal.h"
+#include "store/store.h"
 
 #define PATH_MAX_ 4096
 
@@ -612,8 +615,8 @@ static void config_usage(FILE *f)
                "       dmsnet config set [--json] [--data-dir DIR] <key> <value>\n\n"
                "show: the running daemon's effective configuration (GET /v0/config). When\n"
                "no daemon runs, the configuration a daemon started now would use (the\n"
-               "defaults and DIR/config.json; not flags, nor what was set through the API\n"
-               "and is kept in DIR/dmsnet.db), with a note on stderr; exit 0.\n\n"
+               "defaults, DIR/config.json and what was set through the API, kept in\n"
+               "DIR/dmsnet.db; not flags), with a note on stderr; exit 0.\n\n"
                "set: change one key on the running daemon (PUT /v0/config). The daemon\n"
                "keeps it across restarts (a command-line flag still wins over it) and\n"
                "says whether it took effect now or at the next start. The value is JSON\n"
@@ -679,15 +682,32 @@ static int config_offline(const client *c)
         dn__node_config_free(&cfg);
         return 1;
     }
+    /* What was set through the API is kept in the store; read it only when
+     * there is one (opening would create it). */
+    char db[PATH_MAX_ + 16];
+    snprintf(db, sizeof db, "%s/" DN_STORE_FILENAME, c->dir);
+    bool stored = access(db, F_OK) == 0;
+    if (stored) {
+        dn_store *st;
+        int rc = dn__store_open(c->dir, &st, err, sizeof err);
+        if (!rc) {
+            rc = dn__node_config_apply_stored(&cfg, st, 0, err, sizeof err);
+            dn__store_close(st);
+        }
+        if (rc) {
+            dn_cli_error("config", "%s", err);
+            dn__node_config_free(&cfg);
+            return 1;
+        }
+    }
     json_t *j = dn__node_config_to_json(&cfg);
     dn__node_config_free(&cfg);
     if (!j)
         return 1;
     fprintf(stderr,
             "dmsnet config: no daemon running at %s; showing the configuration a daemon "
-            "started now would use (defaults + %s, without flags or settings kept in "
-            "dmsnet.db)\n",
-            c->sock, path);
+            "started now would use (defaults, %s%s; flags not included)\n",
+            c->sock, path, stored ? ", settings kept in dmsnet.db" : "");
     int rc = print_config(c, j);
     json_decref(j);
     return rc;

@@ -126,8 +126,10 @@ static void flush_peers(dn_network *n)
     for (size_t i = 0; !rc && i < n->ndirty; i++) {
         if (i && peer_id_cmp(&n->dirty[i], &n->dirty[i - 1]) == 0)
             continue;
+        /* Only identified peers are marked; one that left since keeps its
+         * entry (key, agent, addresses), though not its identified flag. */
         const dn_peer_info *p = dn_host_peer(n->host, &n->dirty[i]);
-        if (!p || !p->identified)
+        if (!p)
             continue;
         int prc = put_peer(n, p, now);
         if (prc)
@@ -328,20 +330,37 @@ static int load_identity(dn_network *n, char *err, size_t errlen)
 /* Settings the user stored through the API apply over config.json, except
  * for keys a flag set explicitly. A stored value that no longer validates
  * (an older dmsnet wrote it) is skipped with a warning, never fatal. */
+typedef struct settings_ctx {
+    dn__node_config *c;
+    uint64_t explicit_keys;
+} settings_ctx;
+
 static int apply_setting(void *ud, const char *key, const char *json, int64_t updated_ms)
 {
-    dn_network *n = ud;
+    settings_ctx *ctx = ud;
     (void)updated_ms;
     int idx = dn__node_config_key_index(key);
-    if (idx >= 0 && idx < 64 && (n->cfg.explicit_keys & (1ull << idx)))
+    if (idx >= 0 && idx < 64 && (ctx->explicit_keys & (1ull << idx)))
         return 0;
     json_error_t jerr;
     json_t *v = json_loads(json, JSON_DECODE_ANY, &jerr);
     char why[256] = "not JSON";
-    if (!v || dn__node_config_set_json(&n->cfg.c, key, v, why, sizeof why))
+    if (!v || dn__node_config_set_json(ctx->c, key, v, why, sizeof why))
         DN_WARN("node", "ignoring the stored setting '%s': %s", key, why);
     json_decref(v);
     return 0;
+}
+
+int dn__node_config_apply_stored(dn__node_config *c, dn_store *st, uint64_t explicit_keys,
+                                 char *err, size_t errlen)
+{
+    settings_ctx ctx = {.c = c, .explicit_keys = explicit_keys};
+    int rc = dn__store_setting_list(st, apply_setting, &ctx);
+    if (rc < 0) {
+        dn__set_err(err, errlen, "%s", dn__store_errmsg(st));
+        return rc;
+    }
+    return dn__node_config_check(c, err, errlen);
 }
 
 int dn_network_new(uv_loop_t *loop, const dn_network_config *cfg, dn_network **out, char *err,
@@ -370,11 +389,8 @@ int dn_network_new(uv_loop_t *loop, const dn_network_config *cfg, dn_network **o
     snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->c.data_dir);
     if ((rc = dn__store_open(n->data_dir, &n->store, err, errlen)))
         goto fail;
-    if ((rc = dn__store_setting_list(n->store, apply_setting, n)) < 0) {
-        dn__set_err(err, errlen, "%s", dn__store_errmsg(n->store));
-        goto fail;
-    }
-    if ((rc = dn__node_config_check(&n->cfg.c, err, errlen)))
+    if ((rc = dn__node_config_apply_stored(&n->cfg.c, n->store, n->cfg.explicit_keys, err,
+                                           errlen)))
         goto fail;
     dn_log_set_level(n->cfg.c.log);
     if ((rc = load_identity(n, err, errlen)))

@@ -38,6 +38,13 @@ struct dn_network_config {
 int dn__node_netconfig_copy(dn_network_config *dst, const dn_network_config *src);
 void dn__node_netconfig_clear(dn_network_config *cfg);
 
+/* Apply the settings stored through the API (st's settings table) over c,
+ * except keys in explicit_keys (bit = dn__node_config_key_index), then the
+ * cross-key check: what dn_network_new does, and `dmsnet config show` when
+ * no daemon runs. */
+int dn__node_config_apply_stored(dn__node_config *c, dn_store *st, uint64_t explicit_keys,
+                                 char *err, size_t errlen);
+
 /* The effective configuration of a running node (borrowed). */
 const dn__node_config *dn__node_config_of(const dn_network *n);
 /* The data directory the node uses (resolved, never NULL). */

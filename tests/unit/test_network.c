@@ -367,7 +367,11 @@ static void test_saved_peers_redialled(void **state)
     dn_peerid_to_string(dn_network_peerid(f->nodes[1].n), b_id, sizeof b_id);
     assert_int_equal(dn_network_dial(f->nodes[0].n, b_addr, on_dial, f), 0);
     RUN_UNTIL(f, f->nodes[0].identified == 1, 5000);
-    /* Stop writes what is pending: B is in A's store afterwards. */
+    /* B leaves before A's next batched write, then A stops: what is
+     * pending is written, the peer that left included. */
+    dn_peerid bid = *dn_network_peerid(f->nodes[1].n);
+    assert_int_equal(dn_network_disconnect(f->nodes[0].n, &bid), 0);
+    RUN_UNTIL(f, f->nodes[0].disconnected == 1 && f->nodes[1].disconnected == 1, 5000);
     stop_node(f, 0);
     dn_store *st;
     char err[256];
@@ -381,7 +385,6 @@ static void test_saved_peers_redialled(void **state)
     dn__store_close(st);
 
     /* At its next start A dials B by itself. */
-    RUN_UNTIL(f, f->nodes[1].disconnected == 1, 5000);
     f->nodes[0].connected = 0;
     start_node(f, 0);
     RUN_UNTIL(f, f->nodes[0].connected == 1 && f->nodes[1].connected == 2, 5000);
