@@ -14,8 +14,11 @@
  *   come through a pipe, each line timestamped as it arrives:
  *     ready_ms   its "listening on" line (the node is up);
  *     first_ms   its "connected to bootstrap peer" log line;
- *     seen_ms    B's log line "connected <A's peer id>", read from B's pipe:
- *                the same moment seen from the other side.
+ *     seen_ms    B sees A connected: B's log line "connected <A's peer id>"
+ *                (read from B's pipe) or the peer_connectedness_changed
+ *                event for A on B's API event stream (`dmsnet events
+ *                --json` on B, piped), whichever comes first: the same
+ *                moment seen from the other side.
  *   then SIGTERM and wait for it (exit 0 expected: clean stop).
  * and, right after each, the baseline:
  *     ping_ms    t0 to the exit of `dmsnet ping <B> -c 1` (exit 0): a fresh
@@ -57,7 +60,8 @@ typedef struct proc {
     bool eof;
 } proc;
 
-static proc b_proc = {.pid = -1, .fd = -1}, a_proc = {.pid = -1, .fd = -1};
+static proc b_proc = {.pid = -1, .fd = -1}, a_proc = {.pid = -1, .fd = -1},
+            e_proc = {.pid = -1, .fd = -1};
 
 static void kill_proc(proc *p)
 {
@@ -82,6 +86,7 @@ static void die(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     kill_proc(&a_proc);
+    kill_proc(&e_proc);
     kill_proc(&b_proc);
     exit(1);
 }
@@ -193,6 +198,25 @@ static void on_b_line(proc *p, const char *line, uint64_t t, void *ud)
     }
 }
 
+/* B's event stream (`dmsnet events --json`): one JSON object per line. */
+static void on_e_line(proc *p, const char *line, uint64_t t, void *ud)
+{
+    (void)p;
+    run_state *r = ud;
+    const char *m;
+    if (!strstr(line, "\"type\":\"peer_connectedness_changed\"") ||
+        !strstr(line, "\"connectedness\":\"connected\"") || !(m = strstr(line, "\"peer\":\"")) ||
+        r->nseen == SEEN_MAX)
+        return;
+    m += strlen("\"peer\":\"");
+    size_t n = strcspn(m, "\"");
+    if (n >= sizeof r->seen_ids[0])
+        return;
+    memcpy(r->seen_ids[r->nseen], m, n);
+    r->seen_ids[r->nseen][n] = 0;
+    r->seen_t[r->nseen++] = t;
+}
+
 static void on_a_line(proc *p, const char *line, uint64_t t, void *ud)
 {
     (void)p;
@@ -235,10 +259,12 @@ static bool pump(run_state *r, bool (*done)(const run_state *), int ms)
         uint64_t now = now_ns();
         if (now >= end)
             return false;
-        struct pollfd pf[2];
+        struct pollfd pf[3];
         int n = 0;
         if (b_proc.fd >= 0 && !b_proc.eof)
             pf[n++] = (struct pollfd){.fd = b_proc.fd, .events = POLLIN};
+        if (e_proc.fd >= 0 && !e_proc.eof)
+            pf[n++] = (struct pollfd){.fd = e_proc.fd, .events = POLLIN};
         if (a_proc.fd >= 0 && !a_proc.eof)
             pf[n++] = (struct pollfd){.fd = a_proc.fd, .events = POLLIN};
         if (n == 0)
@@ -247,6 +273,7 @@ static bool pump(run_state *r, bool (*done)(const run_state *), int ms)
         if (poll(pf, (nfds_t)n, left) < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
         drain(&b_proc, on_b_line, r);
+        drain(&e_proc, on_e_line, r);
         if (a_proc.fd >= 0)
             drain(&a_proc, on_a_line, r);
         match_seen(r);
@@ -370,6 +397,12 @@ int main(int argc, char **argv)
         die("B did not print its address");
     char b_ma[512];
     snprintf(b_ma, sizeof b_ma, "%s", r.b_ma);
+    /* B's side of the connection: its log line "connected <id>" when it
+     * logs peer events, and its API's event stream, followed by the CLI
+     * (`dmsnet events --json`); whichever tells first. If the follower
+     * cannot run (no API) the log line still counts. */
+    char *eargv[] = {dmsnet, "events", "--json", "--data-dir", bdir, NULL};
+    spawn(&e_proc, eargv, true);
 
     double ready[MAX_RUNS], first[MAX_RUNS], seen[MAX_RUNS], ping[MAX_RUNS];
     for (unsigned i = 0; i < runs; i++) {
@@ -415,6 +448,7 @@ int main(int argc, char **argv)
             die("run %u: dmsnet ping %s -c 1 exited with %d", i, b_ma, st);
         ping[i] = ms_since(t0, t1);
     }
+    kill_proc(&e_proc);
     kill(b_proc.pid, SIGTERM);
     int st = wait_exit(&b_proc, 10000, NULL);
     if (st != 0)
