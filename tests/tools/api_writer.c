@@ -1,8 +1,9 @@
 /* Drives the daemon's PUT /v0/config for tests/store/daemon_killnine.test.sh.
  *
  *   api_writer write SOCK ROUND COUNT
- *       COUNT sequential PUT /v0/config {"<key>": ROUND*1000 + i} (ROUND 1..999,
- *       so every value is unique and within every key's bounds), the key
+ *       COUNT sequential PUT /v0/config {"<key>": ROUND*20000 + i} (ROUND 1..49,
+ *       COUNT <= 20000: every value is unique and within every key's bounds,
+ *       at most 1,000,000), the key
  *       going round the three below. Before each request it prints
  *       "send <key> <value>", after a 200 reply "ack <key> <value>" (each
  *       line flushed at once, so a line in the file is a fact: an "ack"
@@ -34,7 +35,8 @@ static const char *const keys[] = {"limits.max_conns", "limits.max_streams_per_p
                                    "limits.max_handshakes_per_ip"};
 static const long long defaults[] = {4096, 4096, 64};
 #define NKEYS (sizeof keys / sizeof keys[0])
-#define MAX_COUNT 1000
+#define MAX_COUNT 20000
+#define MAX_ROUND 49
 
 static int key_index(const char *k)
 {
@@ -46,13 +48,13 @@ static int key_index(const char *k)
 
 static int do_write(const char *sock, long round, long count)
 {
-    if (round < 1 || round > 999 || count < 1 || count > MAX_COUNT) {
-        fprintf(stderr, "api_writer: ROUND 1..999, COUNT 1..%d\n", MAX_COUNT);
+    if (round < 1 || round > MAX_ROUND || count < 1 || count > MAX_COUNT) {
+        fprintf(stderr, "api_writer: ROUND 1..%d, COUNT 1..%d\n", MAX_ROUND, MAX_COUNT);
         return 2;
     }
     for (long i = 0; i < count; i++) {
         const char *k = keys[i % NKEYS];
-        long long v = round * 1000 + i;
+        long long v = round * MAX_COUNT + i;
         json_t *body = json_pack("{s:I}", k, (json_int_t)v);
         if (!body) {
             fprintf(stderr, "api_writer: out of memory\n");
