@@ -55,9 +55,12 @@ static const key_def keys[] = {
     {"api.allow_remote", K_BOOL, OFF(api.allow_remote), 0},
     {"log", K_LOG, OFF(log), 0},
     {"enable_perf", K_BOOL, OFF(enable_perf), 0},
+    {"autonat.server", K_BOOL, OFF(autonat.server), 0},
+    {"autonat.allow_private", K_BOOL, OFF(autonat.allow_private), 0},
+    {"autonat.confidence", K_LIMIT, OFF(autonat.confidence), 16},
 };
 /* The objects that group keys; everything else at the top is a key. */
-static const char *const groups[] = {"channel", "limits", "api"};
+static const char *const groups[] = {"channel", "limits", "api", "autonat"};
 
 
 static void addrs_free(dn__node_config_addrs *a)
@@ -112,6 +115,8 @@ int dn__node_config_defaults(dn__node_config *cfg)
     cfg->limits.max_streams_per_peer = 4096;
     cfg->limits.max_handshakes_per_ip = 64;
     cfg->limits.handshake_timeout_s = 10;
+    cfg->autonat.server = true;
+    cfg->autonat.confidence = 3;
     cfg->log = DN_LOG_INFO;
     /* As `dmsnet daemon` without --listen: DMS nodes use TCP port 9000. */
     if (addrs_push(&cfg->listen, "/ip4/0.0.0.0/tcp/9000") ||
@@ -767,7 +772,7 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
     /* json_pack with "o" takes the references and fails (returning NULL)
      * if any is NULL, so an allocation failure gives NULL. */
     return json_pack("{s:o, s:o, s:o, s:{s:s, s:s, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:b}, "
-                     "s:s, s:b}",
+                     "s:s, s:b, s:{s:b, s:b, s:I}}",
                      "listen", addrs_json(&cfg->listen), "identity", opt_string(cfg->identity),
                      "data_dir", opt_string(cfg->data_dir), "channel", "name", cfg->channel.name,
                      "dht_prefix", cfg->channel.dht_prefix, "bootstrap",
@@ -778,6 +783,8 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
                      (json_int_t)cfg->limits.max_handshakes_per_ip, "handshake_timeout_s",
                      (json_int_t)cfg->limits.handshake_timeout_s, "api", "listen",
                      opt_string(cfg->api.listen), "allow_remote", (int)cfg->api.allow_remote, "log",
-                     dn_log_level_name(cfg->log), "enable_perf",
-                     (int)cfg->enable_perf);
+                     dn_log_level_name(cfg->log), "enable_perf", (int)cfg->enable_perf,
+                     "autonat", "server", (int)cfg->autonat.server, "allow_private",
+                     (int)cfg->autonat.allow_private, "confidence",
+                     (json_int_t)cfg->autonat.confidence);
 }

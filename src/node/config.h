@@ -25,6 +25,9 @@
  *   api.allow_remote       false
  *   log                    "info"     trace|debug|info|warn|error|off
  *   enable_perf            false
+ *   autonat.server         true       answer AutoNAT v2 dial requests
+ *   autonat.allow_private  false      also test/dial private and loopback addresses
+ *   autonat.confidence     3          1..16 servers that must agree on an address
  *
  * Multiaddrs are kept in their canonical string form (as dn_multiaddr_to_string
  * prints them). The configuration holds no secret (the identity is a path to
@@ -74,6 +77,11 @@ typedef struct dn__node_config {
     } api;
     dn_log_level log;
     bool enable_perf;
+    struct {
+        bool server;        /* answer other peers' AutoNAT dial requests */
+        bool allow_private; /* test and dial private/loopback addresses (labs, tests) */
+        uint32_t confidence; /* servers that must agree on an address */
+    } autonat;
 } dn__node_config;
 
 /* Fill cfg with the defaults above (cfg need not be initialised). 0 or DN_ENOMEM. */

@@ -273,10 +273,24 @@ static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event e, int status, v
 
 /* ---- the periodic tick ---- */
 
+/* Each identified peer's round trip is measured again this often, so
+ * Status shows a recent one. */
+#define RTT_EVERY_TICKS 60
+
+static void ping_conn(dn_conn *c, void *arg)
+{
+    dn_network *n = arg;
+    const dn_peer_info *p = dn_host_peer(n->host, dn_conn_remote_peer(c));
+    if (p && p->identified && speaks(p, DN_PING_PROTOCOL))
+        (void)dn_ping_run(c, 1, 0, &no_ping_cbs, NULL);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     dn_network *n = t->data;
     flush_peers(n);
+    if (++n->ticks % RTT_EVERY_TICKS == 0)
+        dn_host_foreach_conn(n->host, ping_conn, n);
     dn__node_nat_tick(n);
     dn__node_bootstrap_tick(n);
 }

@@ -24,6 +24,7 @@ struct dn_network {
     dn__bootstrap *boot;
     uv_timer_t tick; /* store batch, observed-address expiry, bootstrap retries */
     bool started, stopping;
+    uint64_t ticks;
     uint64_t started_ms, started_loop_ms;
     dn_reachability reachability;
     dn_nat_type nat_type;

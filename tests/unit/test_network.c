@@ -99,7 +99,8 @@ static void test_bus(void **state)
 typedef struct node_rec {
     dn_network *n;
     char dir[64];
-    int connected, disconnected, identified, addrs_updated;
+    int connected, disconnected, identified, addrs_updated, reach_events;
+    dn_reachability reach;
     char last_peer[DN_PEERID_STR_MAX];
     char last_agent[128];
     size_t last_nprotocols;
@@ -154,6 +155,10 @@ static void on_event(dn_network *n, const dn_network_event *ev, void *arg)
         r->last_nprotocols = ev->nprotocols;
         break;
     case DN_NET_EV_LOCAL_ADDRS_UPDATED: r->addrs_updated++; break;
+    case DN_NET_EV_REACHABILITY_CHANGED:
+        r->reach_events++;
+        r->reach = ev->reachability;
+        break;
     default: break;
     }
 }
@@ -448,6 +453,26 @@ static void test_config_update_persists(void **state)
     assert_int_equal(dn__node_config_of(f->nodes[0].n)->limits.max_conns, 4096);
 }
 
+/* AutoNAT v2 between two nodes on loopback (allowed for the test): each
+ * serves the other, and A's address is dialled back, so A is public; the
+ * event and Status say so. */
+static void test_reachability_event(void **state)
+{
+    fx *f = *state;
+    start_node_cfg(f, 1, make_cfg(f, 1, "autonat.allow_private", "true", NULL));
+    start_node_cfg(f, 0,
+                   make_cfg(f, 0, "autonat.allow_private", "true", "autonat.confidence", "1", NULL));
+    char b_addr[256];
+    addr_of(f, 1, b_addr, sizeof b_addr);
+    assert_int_equal(dn_network_dial(f->nodes[0].n, b_addr, on_dial, f), 0);
+    RUN_UNTIL(f, f->nodes[0].reach_events >= 1, 10000);
+    assert_int_equal(f->nodes[0].reach, DN_REACHABILITY_PUBLIC);
+    dn_network_status *st;
+    assert_int_equal(dn_network_get_status(f->nodes[0].n, &st), 0);
+    assert_int_equal(st->reachability, DN_REACHABILITY_PUBLIC);
+    dn_network_status_free(st);
+}
+
 static void test_bad_store_refused(void **state)
 {
     fx *f = *state;
@@ -486,6 +511,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_saved_peers_redialled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_update_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reachability_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_store_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
