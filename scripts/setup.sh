@@ -10,7 +10,7 @@ want_test=0
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libsodium-dev libssl-dev
   libsqlite3-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev iproute2 iperf3 clang-format)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev iproute2 iperf3 clang-format nftables curl jq sqlite3)
 
 pkgs=("${build_pkgs[@]}")
 if [ $want_test = 1 ]; then

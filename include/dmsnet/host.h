@@ -62,6 +62,15 @@ typedef struct dn_host_config {
     size_t node_buffer_budget;    /* connections' read and write buffers, default 64 MiB:
                                      past it they read in small chunks and keep
                                      stream data queued rather than sealed */
+    /* Outbound TCP dials leave from the port we listen on (SO_REUSEPORT,
+     * as go-libp2p does), so a NAT that keeps ports shows peers our listen
+     * port and their observed addresses are worth something. Only the port
+     * changes: a dial binds a listener's address when it is the source IP
+     * the kernel would pick for the destination, or unspecified, and
+     * falls back to an ephemeral port when that one cannot be used
+     * (another connection to the same address holds it). true: always
+     * dial from an ephemeral port, and listen without SO_REUSEPORT. */
+    bool no_port_reuse;
 } dn_host_config;
 
 #define DN_HOST_CONFIG_INIT {.size = sizeof(dn_host_config)}
@@ -136,6 +145,12 @@ const dn_peerid *dn_conn_remote_peer(const dn_conn *c);
 const dn_pubkey *dn_conn_remote_pubkey(const dn_conn *c);
 /* The remote's address as seen on the socket. */
 const dn_multiaddr *dn_conn_remote_addr(const dn_conn *c);
+/* Our end of the socket (/ip4|ip6/<addr>/tcp/<port>): a listen port for
+ * inbound connections and for dials that reused it, else an ephemeral one.
+ * Empty (len 0) before the TCP connection is up. */
+const dn_multiaddr *dn_conn_local_addr(const dn_conn *c);
+/* A number unique to this connection for the host's lifetime (never 0). */
+uint64_t dn_conn_id(const dn_conn *c);
 bool dn_conn_is_outbound(const dn_conn *c);
 /* Close the connection (GoAway, flush, then the socket). */
 void dn_conn_close(dn_conn *c);

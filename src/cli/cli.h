@@ -12,6 +12,13 @@ int dn_cmd_daemon(int argc, char **argv);    /* cmd_daemon.c */
 int dn_cmd_ping(int argc, char **argv);      /* cmd_ping.c */
 int dn_cmd_perf(int argc, char **argv);      /* cmd_perf.c */
 int dn_cmd_identify(int argc, char **argv);  /* cmd_identify.c */
+/* Clients of the daemon's API (cmd_client.c). */
+int dn_cmd_status(int argc, char **argv);
+int dn_cmd_peers(int argc, char **argv);
+int dn_cmd_connect(int argc, char **argv);
+int dn_cmd_disconnect(int argc, char **argv);
+int dn_cmd_events(int argc, char **argv);
+int dn_cmd_config(int argc, char **argv);
 
 /* Print "dmsnet <cmd>: <message>" on stderr (one line). */
 void dn_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,12 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"daemon", dn_cmd_daemon, "run a node in the foreground"},
+    {"status", dn_cmd_status, "show the running daemon's status"},
+    {"peers", dn_cmd_peers, "list the daemon's connected peers"},
+    {"connect", dn_cmd_connect, "connect the daemon to a peer"},
+    {"disconnect", dn_cmd_disconnect, "close the daemon's connections to a peer"},
+    {"events", dn_cmd_events, "follow the daemon's events"},
+    {"config", dn_cmd_config, "show or change the daemon's configuration"},
     {"ping", dn_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", dn_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
     {"identify", dn_cmd_identify, "show what a peer says about itself (/ipfs/id/1.0.0)"},

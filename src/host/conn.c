@@ -11,8 +11,11 @@
  * Teardown never happens inside an engine callback: dn__conn_fail only
  * marks the connection (and closes the session) and closes its handles;
  * memory is released in the close callback, on a later loop turn. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #endif
 
@@ -460,6 +463,7 @@ int dn__conn_new(dn_host *h, bool outbound, dn_conn **out)
         return DN_ENOMEM;
     c->host = h;
     c->outbound = outbound;
+    c->id = ++h->last_conn_id;
     int rc = uv_tcp_init(h->loop, &c->tcp);
     if (rc) {
         free(c);
@@ -482,29 +486,42 @@ int dn__conn_new(dn_host *h, bool outbound, dn_conn **out)
     return 0;
 }
 
+static void ma_from_sockaddr(const struct sockaddr_storage *ss, dn_multiaddr *ma)
+{
+    uint8_t bin[16];
+    uint16_t port;
+    ma->len = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        memcpy(bin, &sin->sin_addr, 4);
+        port = ntohs(sin->sin_port);
+        dn_multiaddr_append(ma, DN_MA_IP4, bin, 4);
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        memcpy(bin, &sin6->sin6_addr, 16);
+        port = ntohs(sin6->sin6_port);
+        dn_multiaddr_append(ma, DN_MA_IP6, bin, 16);
+    }
+    uint8_t p[2] = {(uint8_t)(port >> 8), (uint8_t)port};
+    dn_multiaddr_append(ma, DN_MA_TCP, p, 2);
+}
+
 void dn__conn_remote_from_socket(dn_conn *c)
 {
     if (c->remote_addr.len)
         return;
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        uint8_t bin[16];
-        uint16_t port;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-            memcpy(bin, &sin->sin_addr, 4);
-            port = ntohs(sin->sin_port);
-            dn_multiaddr_append(&c->remote_addr, DN_MA_IP4, bin, 4);
-        } else {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            memcpy(bin, &sin6->sin6_addr, 16);
-            port = ntohs(sin6->sin6_port);
-            dn_multiaddr_append(&c->remote_addr, DN_MA_IP6, bin, 16);
-        }
-        uint8_t p[2] = {(uint8_t)(port >> 8), (uint8_t)port};
-        dn_multiaddr_append(&c->remote_addr, DN_MA_TCP, p, 2);
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        ma_from_sockaddr(&ss, &c->remote_addr);
+}
+
+static void conn_local_from_socket(dn_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        ma_from_sockaddr(&ss, &c->local_addr);
 }
 
 /* TCP is up (either direction): start the session and reading. */
@@ -512,6 +529,7 @@ static int conn_begin(dn_conn *c)
 {
     uv_tcp_nodelay(&c->tcp, 1);
     dn__conn_remote_from_socket(c);
+    conn_local_from_socket(c);
     dn_host *h = c->host;
     dn__session_config cfg = {.outbound = c->outbound,
                               .identity = h->identity,
@@ -579,7 +597,27 @@ int dn__conn_dial(dn_host *h, const struct sockaddr *addr, const dn_peerid *expe
         c->have_expected = true;
         c->expected = *expected;
     }
+    /* Port reuse: leave from a listen port (see dn_host_config.no_port_reuse). */
+    int fd = dn__host_reuse_socket(h, addr);
+    if (fd >= 0 && uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
+        fd = -1;
+    }
     rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
+    if (fd >= 0 && (rc == UV_EADDRNOTAVAIL || rc == UV_EADDRINUSE)) {
+        /* That 4-tuple is taken: a connection to the same address is open
+         * or in TIME_WAIT. Dial from an ephemeral port instead, on a fresh
+         * socket put under the descriptor libuv already holds (the failed
+         * connect left nothing registered with the loop). */
+        int fresh = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fresh >= 0) {
+            if (dup2(fresh, fd) == fd) {
+                (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+                rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
+            }
+            close(fresh);
+        }
+    }
     if (rc) {
         /* Report through the callback like every other failure. */
         dn__conn_fail(c, rc);

@@ -1,8 +1,12 @@
 /* The host: listeners, dialing, connection reuse, protocol handlers and the
  * once-per-loop-turn write flush. */
+#include <errno.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <sodium.h>
@@ -557,6 +561,126 @@ static void accept_one(dn_listener *l)
     dn__conn_start_inbound(c);
 }
 
+/* ---- port reuse ----
+ *
+ * Listeners and dial sockets share their port through SO_REUSEPORT (Linux:
+ * sockets of one user may bind the same address and port when all of them
+ * set it), as go-libp2p's TCP transport does. A dial bound to our listen
+ * port shows the remote, and through a port-preserving NAT everyone, the
+ * port we can be reached on; identify's observed addresses then mean
+ * something (node/natobs.h). */
+
+static socklen_t sockaddr_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static int set_reuse(int fd, int family)
+{
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+        return -errno;
+    /* Like our IPv6 listeners (UV_TCP_IPV6ONLY): no IPv4 through [::]. */
+    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one))
+        return -errno;
+    return 0;
+}
+
+/* With SO_REUSEPORT a listener could bind a port another one (of this host,
+ * another host or another process of the same user) listens on already,
+ * and the two would share its connections. A plain socket bound first
+ * tells: with SO_REUSEADDR it gets past connections dialed from that port
+ * and TIME_WAIT, not past a listener. */
+static int port_taken(const struct sockaddr_storage *ss)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0; /* the real bind will say */
+    int one = 1, taken = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, sockaddr_len((const struct sockaddr *)ss)) != 0 &&
+        errno == EADDRINUSE)
+        taken = 1;
+    close(fd);
+    return taken;
+}
+
+static bool sockaddr_unspecified(const struct sockaddr_storage *ss)
+{
+    static const uint8_t zero[16];
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == 0;
+    return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, zero, 16) == 0;
+}
+
+static bool sockaddr_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* The source address the kernel would pick for dst (its route's preferred
+ * source): connecting a UDP socket looks the route up and sends nothing. */
+static bool route_source(const struct sockaddr *dst, struct sockaddr_storage *src)
+{
+    int fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    socklen_t len = sizeof *src;
+    bool ok = connect(fd, dst, sockaddr_len(dst)) == 0 &&
+              getsockname(fd, (struct sockaddr *)src, &len) == 0;
+    close(fd);
+    return ok;
+}
+
+int dn__host_reuse_socket(dn_host *h, const struct sockaddr *dst)
+{
+    if (h->cfg.no_port_reuse)
+        return DN_ENOTFOUND;
+    /* Reuse changes the source port only, never the source IP the kernel
+     * would choose (go-libp2p's reuse also asks the routing table): a
+     * listener on exactly that IP, else one on the unspecified address
+     * (the kernel then picks by route as usual). A listener on another IP
+     * is no use: the remote may have no route back to it. */
+    struct sockaddr_storage src;
+    bool have_src = route_source(dst, &src);
+    struct sockaddr_storage pick;
+    int best = 0;
+    for (const dn_listener *l = h->listeners; l; l = l->next) {
+        struct sockaddr_storage b;
+        int len = sizeof b;
+        if (!l->active || uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&b, &len) != 0 ||
+            b.ss_family != dst->sa_family)
+            continue;
+        int score = have_src && sockaddr_same_ip(&b, &src) ? 2 : sockaddr_unspecified(&b) ? 1 : 0;
+        if (score > best) {
+            best = score;
+            pick = b;
+        }
+    }
+    if (!best)
+        return DN_ENOTFOUND;
+    int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = set_reuse(fd, dst->sa_family);
+    if (!rc && bind(fd, (struct sockaddr *)&pick, sockaddr_len((struct sockaddr *)&pick)) != 0)
+        rc = -errno;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 static void on_listener_freed(uv_handle_t *handle)
 {
     dn_listener *l = handle->data;
@@ -580,13 +704,24 @@ int dn_host_listen(dn_host *h, const dn_multiaddr *ma)
     if (!l)
         return DN_ENOMEM;
     l->host = h;
-    if ((rc = uv_tcp_init(h->loop, &l->tcp))) {
+    bool reuse = !h->cfg.no_port_reuse;
+    if (reuse && port_taken(&ss)) {
+        free(l);
+        return UV_EADDRINUSE;
+    }
+    /* The socket exists before the bind so SO_REUSEPORT can be set (libuv
+     * 1.44 has no UV_TCP_REUSEPORT). */
+    if ((rc = uv_tcp_init_ex(h->loop, &l->tcp, ss.ss_family))) {
         free(l);
         return rc;
     }
     l->tcp.data = l;
     unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, flags);
+    uv_os_fd_t fd;
+    if (reuse && (rc = uv_fileno((uv_handle_t *)&l->tcp, &fd)) == 0)
+        rc = set_reuse(fd, ss.ss_family);
+    if (!rc)
+        rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, flags);
     if (!rc)
         /* A deep backlog: under a flood of connections a good peer's SYN
          * waits in it instead of being dropped (a 1 s retransmit). The
@@ -886,6 +1021,8 @@ dn_host *dn_conn_host(const dn_conn *c) { return c->host; }
 const dn_peerid *dn_conn_remote_peer(const dn_conn *c) { return &c->remote; }
 const dn_pubkey *dn_conn_remote_pubkey(const dn_conn *c) { return c->remote_key; }
 const dn_multiaddr *dn_conn_remote_addr(const dn_conn *c) { return &c->remote_addr; }
+const dn_multiaddr *dn_conn_local_addr(const dn_conn *c) { return &c->local_addr; }
+uint64_t dn_conn_id(const dn_conn *c) { return c->id; }
 bool dn_conn_is_outbound(const dn_conn *c) { return c->outbound; }
 
 /* ---- the peerstore, as services write it ---- */

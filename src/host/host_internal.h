@@ -140,6 +140,8 @@ struct dn_conn {
     dn_peer_info *peer;
     dn_pubkey *remote_key; /* owned by sess */
     dn_multiaddr remote_addr;
+    dn_multiaddr local_addr; /* getsockname once TCP is up */
+    uint64_t id;             /* dn_conn_id */
 
     dial_waiter *waiters;
     dn_stream *streams;   /* all streams */
@@ -221,6 +223,7 @@ struct dn_host {
     const char *protocol_list[DN_HOST_MAX_PROTOCOLS]; /* for mss listeners */
     size_t nhandlers;
     dn_conn *conns;
+    uint64_t last_conn_id;
     size_t nconns;
     size_t nfailing;      /* connections failed, not released yet (they hold no slot) */
     size_t nhandshakes;   /* inbound connections still upgrading... */
@@ -281,6 +284,11 @@ void dn__conn_end_yield(dn_conn *c);
 void dn__host_handshake_end(dn_host *h, dn_conn *c);
 /* Fill c->remote_addr from the socket's peer address. */
 void dn__conn_remote_from_socket(dn_conn *c);
+/* A socket for a dial to dst, bound to the address and port of one of our
+ * listeners (port reuse): one on the source IP the kernel picks for dst,
+ * or on the unspecified address. Its descriptor, or a negative error when
+ * port reuse is off, no listener fits or the bind fails. */
+int dn__host_reuse_socket(dn_host *h, const struct sockaddr *dst);
 void dn__conn_mark_dirty(dn_conn *c);
 void dn__conn_flush(dn_conn *c);
 void dn__conn_notify_waiters(dn_conn *c, int status);

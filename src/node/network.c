@@ -266,7 +266,10 @@ static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event e, int status, v
         (void)status;
         break;
     }
-    case DN_HOST_EV_ADDRS_CHANGED: dn__node_refresh_local_addrs(n); break;
+    case DN_HOST_EV_ADDRS_CHANGED:
+        dn__node_nat_listen_changed(n);
+        dn__node_refresh_local_addrs(n);
+        break;
     default: break;
     }
 }

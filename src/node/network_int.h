@@ -58,5 +58,7 @@ void dn__node_nat_forget(dn_network *n, dn_conn *c);
 void dn__node_nat_tick(dn_network *n);
 size_t dn__node_nat_confirmed(dn_network *n, dn_multiaddr *out, size_t max);
 void dn__node_nat_free(dn_network *n);
+/* The host's listen addresses changed (natobs matches reports to them). */
+void dn__node_nat_listen_changed(dn_network *n);
 
 #endif
