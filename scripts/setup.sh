@@ -15,7 +15,6 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev iproute2 iperf3 clang-format n
 pkgs=("${build_pkgs[@]}")
 if [ $want_test = 1 ]; then
   pkgs+=("${test_pkgs[@]}")
-  pkgs+=(sqlite3) # its CLI: PRAGMA integrity_check in tests/store/daemon_killnine.test.sh
   # npm runs the interop tests' install; any Node works for that (Node 22
   # itself comes from npm). A Node from elsewhere (e.g. nodesource, with
   # npm bundled) is fine, so look for the commands, not the packages.
