@@ -398,6 +398,25 @@ static int one_arg(const client *c, int argc, char **argv, void (*usage)(FILE *)
     return -1;
 }
 
+/* POST {key: value} to path; print the reply (--json) or "<done> <peer id>". */
+static int post_peer(client *c, const char *path, const char *key, const char *value,
+                     const char *done)
+{
+    json_t *body = json_pack("{s:s}", key, value), *r;
+    if (!body)
+        return 1;
+    int rc = call(c, "POST", path, body, &r);
+    json_decref(body);
+    if (rc >= 0)
+        return rc;
+    if (c->json)
+        rc = print_json(r);
+    else
+        rc = printf("%s %s\n", done, jstr(r, "peer_id", "?")) < 0 || fflush(stdout);
+    json_decref(r);
+    return rc;
+}
+
 int dn_cmd_connect(int argc, char **argv)
 {
     client c = {.cmd = "connect"};
@@ -417,19 +436,7 @@ int dn_cmd_connect(int argc, char **argv)
             return 2;
         }
     }
-    json_t *body = json_pack("{s:s}", "addr", target), *r;
-    if (!body)
-        return 1;
-    rc = call(&c, "POST", "/v0/connect", body, &r);
-    json_decref(body);
-    if (rc >= 0)
-        return rc;
-    if (c.json)
-        rc = print_json(r);
-    else
-        rc = printf("connected to %s\n", jstr(r, "peer_id", "?")) < 0 || fflush(stdout);
-    json_decref(r);
-    return rc;
+    return post_peer(&c, "/v0/connect", "addr", target, "connected to");
 }
 
 int dn_cmd_disconnect(int argc, char **argv)
@@ -444,19 +451,7 @@ int dn_cmd_disconnect(int argc, char **argv)
         dn_cli_error(c.cmd, "'%s' is not a peer id", id);
         return 2;
     }
-    json_t *body = json_pack("{s:s}", "peer_id", id), *r;
-    if (!body)
-        return 1;
-    rc = call(&c, "POST", "/v0/disconnect", body, &r);
-    json_decref(body);
-    if (rc >= 0)
-        return rc;
-    if (c.json)
-        rc = print_json(r);
-    else
-        rc = printf("disconnected from %s\n", jstr(r, "peer_id", "?")) < 0 || fflush(stdout);
-    json_decref(r);
-    return rc;
+    return post_peer(&c, "/v0/disconnect", "peer_id", id, "disconnected from");
 }
 
 /* ---- events ---- */

@@ -96,6 +96,45 @@ wait_line() {
     fail "no line matching '$2' in ${1##*/} after $3 s"
 }
 
+# nat_topology NPEERS: the NAT scene both NAT tests use (namespaces prv, rtr, pub in $prv,
+# $rtr, $pub):
+#   prv 192.168.77.2 --- 192.168.77.1 rtr 203.0.113.2 --- 203.0.113.1 pub
+# with 10.<k>.0.1/32 (k = 1..NPEERS) on pub's lo, one /16 per public peer. $ru is the router's
+# public interface, the one set_nat masquerades on; PUBLIC_IP the router's public address.
+PUBLIC_IP=203.0.113.2
+nat_topology() {
+    local k pv rp up
+    netns_new prv prv
+    netns_new rtr rtr
+    netns_new pub pub
+    netns_veth "$prv" pv "$rtr" rp
+    netns_veth "$rtr" ru "$pub" up
+    pv=$(netns_name pv) rp=$(netns_name rp) ru=$(netns_name ru) up=$(netns_name up)
+    ip -n "$prv" addr add 192.168.77.2/24 dev "$pv"
+    ip -n "$prv" route add default via 192.168.77.1
+    ip -n "$rtr" addr add 192.168.77.1/24 dev "$rp"
+    ip -n "$rtr" addr add $PUBLIC_IP/24 dev "$ru"
+    ip -n "$rtr" route add default via 203.0.113.1
+    ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$pub" addr add 203.0.113.1/24 dev "$up"
+    for ((k = 1; k <= $1; k++)); do
+        ip -n "$pub" addr add 10.$k.0.1/32 dev lo
+    done
+}
+
+# set_nat FLAGS: the router masquerades on $ru with FLAGS ("", random, fully-random).
+set_nat() {
+    ip netns exec "$rtr" nft flush ruleset
+    ip netns exec "$rtr" nft -f - <<EOF || fail "nft: masquerade $1"
+table ip dnnat {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "$ru" masquerade $1
+    }
+}
+EOF
+}
+
 _netns_cleanup() {
     local rc=$? pid i ns
     trap - EXIT INT TERM

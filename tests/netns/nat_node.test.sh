@@ -20,39 +20,11 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NPEERS=9
-PUBLIC_IP=203.0.113.2
 netns_require jq
 [ -x "$DMSNET" ] || fail "no dmsnet binary at $DMSNET"
 
-netns_new prv prv
-netns_new rtr rtr
-netns_new pub pub
-netns_veth "$prv" pv "$rtr" rp
-netns_veth "$rtr" ru "$pub" up
-pv=$(netns_name pv) rp=$(netns_name rp) ru=$(netns_name ru) up=$(netns_name up)
-ip -n "$prv" addr add 192.168.77.2/24 dev "$pv"
-ip -n "$prv" route add default via 192.168.77.1
-ip -n "$rtr" addr add 192.168.77.1/24 dev "$rp"
-ip -n "$rtr" addr add $PUBLIC_IP/24 dev "$ru"
-ip -n "$rtr" route add default via 203.0.113.1
-ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$pub" addr add 203.0.113.1/24 dev "$up"
-for ((k = 1; k <= NPEERS; k++)); do
-    ip -n "$pub" addr add 10.$k.0.1/32 dev lo
-done
+nat_topology $NPEERS
 ip -n "$pub" addr add 10.20.0.1/32 dev lo
-
-set_nat() {
-    ip netns exec "$rtr" nft flush ruleset
-    ip netns exec "$rtr" nft -f - <<EOF || fail "nft: masquerade $1"
-table ip dnnat {
-    chain post {
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "$ru" masquerade $1
-    }
-}
-EOF
-}
 
 # new_dir NAME: a data dir whose config.json allows AutoNAT on private addresses.
 new_dir() {
