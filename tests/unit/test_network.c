@@ -357,6 +357,28 @@ static void test_connect_identify_disconnect(void **state)
     dn_network_status_free(st);
 }
 
+/* Listen at run time: one more address, reported by LOCAL_ADDRS_UPDATED and
+ * in Status; a bad one is refused with the reason. */
+static void test_listen_at_run_time(void **state)
+{
+    fx *f = *state;
+    start_node(f, 0);
+    RUN_UNTIL(f, f->nodes[0].addrs_updated >= 1, 2000);
+    int before = f->nodes[0].addrs_updated;
+    char err[256];
+    assert_int_equal(dn_network_listen(f->nodes[0].n, "/ip4/127.0.0.1/udp/1", err, sizeof err),
+                     DN_EUNSUPPORTED);
+    assert_int_not_equal(dn_network_listen(f->nodes[0].n, "/ip4/nope", err, sizeof err), 0);
+    assert_non_null(strstr(err, "/ip4/nope"));
+    assert_int_equal(dn_network_listen(f->nodes[0].n, "/ip4/127.0.0.1/tcp/0", err, sizeof err), 0);
+    RUN_UNTIL(f, f->nodes[0].addrs_updated == before + 1, 2000);
+    dn_network_status *st;
+    assert_int_equal(dn_network_get_status(f->nodes[0].n, &st), 0);
+    assert_int_equal(st->nlisten_addrs, 2);
+    assert_string_not_equal(st->listen_addrs[0], st->listen_addrs[1]);
+    dn_network_status_free(st);
+}
+
 static void test_saved_peers_redialled(void **state)
 {
     fx *f = *state;
@@ -511,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bus),
         cmocka_unit_test_setup_teardown(test_connect_identify_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_at_run_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saved_peers_redialled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_update_persists, setup, teardown),
