@@ -33,9 +33,16 @@
 /* Peers seen within this long are redialled at start, at most this many. */
 #define REDIAL_WINDOW_MS (7ull * 24 * 3600 * 1000)
 #define REDIAL_MAX 32
-/* Identified peers waiting for the next batched store write; a full batch
- * is written at once. */
+/* Identified peers waiting for the next batched store write. One write
+ * takes at most FLUSH_MAX of them, so a burst of new peers stalls the loop
+ * for one bounded transaction a second; past DIRTY_MAX waiting, new marks
+ * are dropped (a flood of fresh identities is not worth remembering). */
 #define DIRTY_MAX 1024
+#define FLUSH_MAX 256
+/* Round trips for Status: pings the node itself sends, at most this many
+ * at identification per tick and this many per tick from the tick. */
+#define PINGS_AT_IDENTIFY 16
+#define PINGS_PER_TICK 64
 
 static uint64_t unix_ms(void)
 {
@@ -114,7 +121,8 @@ static int put_peer(dn_network *n, const dn_peer_info *p, uint64_t now)
     return rc;
 }
 
-/* Write every dirty peer in one transaction. */
+/* Write up to FLUSH_MAX dirty peers in one transaction; the rest wait for
+ * the next call. */
 static void flush_peers(dn_network *n)
 {
     if (!n->ndirty || !n->store)
@@ -122,8 +130,8 @@ static void flush_peers(dn_network *n)
     qsort(n->dirty, n->ndirty, sizeof *n->dirty, peer_id_cmp);
     uint64_t now = unix_ms();
     int rc = dn__store_begin(n->store);
-    size_t written = 0;
-    for (size_t i = 0; !rc && i < n->ndirty; i++) {
+    size_t written = 0, i = 0;
+    for (; !rc && i < n->ndirty && written < FLUSH_MAX; i++) {
         if (i && peer_id_cmp(&n->dirty[i], &n->dirty[i - 1]) == 0)
             continue;
         /* Only identified peers are marked; one that left since keeps its
@@ -141,18 +149,21 @@ static void flush_peers(dn_network *n)
     if (!rc)
         rc = dn__store_commit(n->store);
     if (rc) {
-        DN_WARN("node", "cannot save %zu peers: %s", n->ndirty, dn__store_errmsg(n->store));
+        DN_WARN("node", "cannot save %zu peers: %s", i, dn__store_errmsg(n->store));
         dn__store_rollback(n->store);
     } else {
         DN_DEBUG("node", "saved %zu peers", written);
     }
-    n->ndirty = 0;
+    memmove(n->dirty, n->dirty + i, (n->ndirty - i) * sizeof *n->dirty);
+    n->ndirty -= i;
 }
 
 static void mark_dirty(dn_network *n, const dn_peerid *id)
 {
-    if (n->ndirty == DIRTY_MAX)
-        flush_peers(n);
+    if (n->ndirty == DIRTY_MAX) {
+        DN_LOG_LIMITED(DN_LOG_DEBUG, "node", "store batch full: a peer is not saved");
+        return;
+    }
     n->dirty[n->ndirty++] = *id;
 }
 
@@ -213,9 +224,11 @@ static void on_identified(dn_network *n, dn_conn *c)
     mark_dirty(n, id);
     dn__node_nat_observed(n, c, p);
     /* One ping gives Status the peer's round trip (the ping service records
-     * it in the peerstore). */
-    if (speaks(p, DN_PING_PROTOCOL))
+     * it in the peerstore); in a burst of new peers the tick sends the rest. */
+    if (n->pings_left_this_tick > 0 && speaks(p, DN_PING_PROTOCOL)) {
+        n->pings_left_this_tick--;
         (void)dn_ping_run(c, 1, 0, &no_ping_cbs, NULL);
+    }
 
     dn_multiaddr addrs[32];
     size_t na = p->naddrs < 32 ? p->naddrs : 32, k = 0;
@@ -278,24 +291,35 @@ static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event e, int status, v
 
 /* ---- the periodic tick ---- */
 
-/* Each identified peer's round trip is measured again this often, so
- * Status shows a recent one. */
+/* Each connection's round trip is measured again this often, so Status
+ * shows a recent one; one whose peer has none yet is tried more often.
+ * Connections take turns by id, so no tick pings them all at once. */
 #define RTT_EVERY_TICKS 60
+#define RTT_UNKNOWN_EVERY_TICKS 4
 
 static void ping_conn(dn_conn *c, void *arg)
 {
     dn_network *n = arg;
+    if (n->pings_left_this_tick <= 0)
+        return;
     const dn_peer_info *p = dn_host_peer(n->host, dn_conn_remote_peer(c));
-    if (p && p->identified && speaks(p, DN_PING_PROTOCOL))
-        (void)dn_ping_run(c, 1, 0, &no_ping_cbs, NULL);
+    if (!p || !p->identified || !speaks(p, DN_PING_PROTOCOL))
+        return;
+    uint64_t every = p->latency_us < 0 ? RTT_UNKNOWN_EVERY_TICKS : RTT_EVERY_TICKS;
+    if (dn_conn_id(c) % every != n->ticks % every)
+        return;
+    n->pings_left_this_tick--;
+    (void)dn_ping_run(c, 1, 0, &no_ping_cbs, NULL);
 }
 
 static void on_tick(uv_timer_t *t)
 {
     dn_network *n = t->data;
     flush_peers(n);
-    if (++n->ticks % RTT_EVERY_TICKS == 0)
-        dn_host_foreach_conn(n->host, ping_conn, n);
+    n->ticks++;
+    n->pings_left_this_tick = PINGS_PER_TICK;
+    dn_host_foreach_conn(n->host, ping_conn, n);
+    n->pings_left_this_tick = PINGS_AT_IDENTIFY;
     dn__node_nat_tick(n);
     dn__node_bootstrap_tick(n);
 }
@@ -381,6 +405,7 @@ int dn_network_new(uv_loop_t *loop, const dn_network_config *cfg, dn_network **o
     }
     n->loop = loop;
     n->nat_type = DN_NAT_UNKNOWN;
+    n->pings_left_this_tick = PINGS_AT_IDENTIFY;
     n->reachability = DN_REACHABILITY_UNKNOWN;
     if ((rc = dn__node_netconfig_copy(&n->cfg, cfg)) || (rc = dn__node_bus_new(&n->bus))) {
         dn__set_err(err, errlen, "out of memory");
@@ -577,7 +602,12 @@ void dn_network_stop(dn_network *n, void (*done)(void *arg), void *arg)
     }
     /* What we learned about peers is written before the connections go
      * (their last-seen times are now). */
-    flush_peers(n);
+    while (n->ndirty) {
+        size_t before = n->ndirty;
+        flush_peers(n);
+        if (n->ndirty == before)
+            break; /* nothing could be written */
+    }
     n->stopping = true;
     uv_timer_stop(&n->tick);
     n->handles = 2;

@@ -25,6 +25,7 @@ struct dn_network {
     uv_timer_t tick; /* store batch, observed-address expiry, bootstrap retries */
     bool started, stopping;
     uint64_t ticks;
+    int pings_left_this_tick; /* round-trip pings the node may still send this second */
     uint64_t started_ms, started_loop_ms;
     dn_reachability reachability;
     dn_nat_type nat_type;
