@@ -200,8 +200,9 @@ static void in_release(msg_in *in)
     }
     dn__msg_reader_free(&in->rd);
     if (in->s && !in->replied)
-        dn_stream_close_write(in->s);
-    in_maybe_free(in);
+        dn_stream_close_write(in->s); /* may close the stream now: in_close frees in */
+    else
+        in_maybe_free(in);
 }
 
 static void in_refuse(msg_in *in, uint64_t *counter)
@@ -322,9 +323,10 @@ static void in_close(dn_stream *s, int status, void *arg)
     free(in->out);
     in->out = NULL;
     /* Not yet handed to a handler: nobody else holds it. */
-    if (!in->delivered)
-        in_release(in);
-    in_maybe_free(in);
+    if (!in->delivered && !in->released)
+        in_release(in); /* frees in */
+    else
+        in_maybe_free(in);
 }
 
 static void stream_handler(dn_host *h, dn_stream *s, void *arg)
