@@ -369,6 +369,9 @@ static void test_one_mib_plus_one(void **state)
 typedef struct raw_rec {
     dn_stream *s;
     int opened, closed, close_status;
+    const uint8_t *bytes; /* written once the stream is open */
+    size_t len;
+    bool close_write;
 } raw_rec;
 
 static void raw_close(dn_stream *s, int status, void *arg)
@@ -388,8 +391,9 @@ static void raw_opened(dn_stream *s, int status, void *arg)
     r->s = s;
     static const dn_stream_callbacks cbs = {.on_close = raw_close};
     dn_stream_set_callbacks(s, &cbs, r);
-    uint8_t h[8] = {0, 0, 0, 0, 0, 1, 0, 0}; /* 2^40, little-endian */
-    dn_stream_write(s, h, sizeof h);
+    dn_stream_write(s, r->bytes, r->len);
+    if (r->close_write)
+        dn_stream_close_write(s);
 }
 
 static void test_declared_too_big_reset_early(void **state)
@@ -398,13 +402,46 @@ static void test_declared_too_big_reset_early(void **state)
     host_up(f, A, NULL);
     host_up(f, B, NULL);
     dn_conn *c = connect_to(f, A, B);
-    raw_rec r = {0};
+    static const uint8_t h[8] = {0, 0, 0, 0, 0, 1, 0, 0}; /* 2^40, little-endian */
+    raw_rec r = {.bytes = h, .len = sizeof h};
     assert_int_equal(dn_conn_open_stream(c, T_HOLD, raw_opened, &r), 0);
     /* Nothing but the header was sent and our side is still open: only
      * the receiver can end this stream, and it must. */
     RUN_UNTIL(f, r.closed > 0, 5000);
     assert_int_equal(r.close_status, DN_ERESET);
     assert_int_equal(stats_of(f, B).refused_too_big, 1);
+    assert_int_equal(f->seen[B].calls, 0);
+}
+
+/* Broken frames: bytes past the one frame, EOF inside it, and a frame
+ * that stops arriving (reset after request_timeout_ms). */
+static void test_broken_frames(void **state)
+{
+    fx *f = *state;
+    dn_messenger_config mc = DN_MESSENGER_CONFIG_INIT;
+    mc.request_timeout_ms = 200;
+    host_up(f, A, NULL);
+    host_up(f, B, &mc);
+    dn_conn *c = connect_to(f, A, B);
+    static const uint8_t extra[8 + 2 + 1] = {2, 0, 0, 0, 0, 0, 0, 0, 'o', 'k', '!'};
+    static const uint8_t cut[8 + 1] = {5, 0, 0, 0, 0, 0, 0, 0, 'x'};
+    raw_rec r1 = {.bytes = extra, .len = sizeof extra, .close_write = true};
+    raw_rec r2 = {.bytes = cut, .len = sizeof cut, .close_write = true};
+    raw_rec r3 = {.bytes = cut, .len = sizeof cut}; /* and then silence */
+    assert_int_equal(dn_conn_open_stream(c, T_SINK, raw_opened, &r1), 0);
+    assert_int_equal(dn_conn_open_stream(c, T_SINK, raw_opened, &r2), 0);
+    RUN_UNTIL(f, r1.closed && r2.closed, 5000);
+    assert_int_equal(r1.close_status, DN_ERESET);
+    assert_int_equal(r2.close_status, DN_ERESET);
+    assert_int_equal(stats_of(f, B).refused_bad, 2);
+    uint64_t t0 = uv_now(&f->loop);
+    assert_int_equal(dn_conn_open_stream(c, T_SINK, raw_opened, &r3), 0);
+    RUN_UNTIL(f, r3.closed, 5000);
+    assert_int_equal(r3.close_status, DN_ERESET);
+    assert_true(uv_now(&f->loop) - t0 >= 190);
+    dn_messenger_stats st = stats_of(f, B);
+    assert_int_equal(st.refused_bad, 3);
+    assert_int_equal(st.inbound, 0);
     assert_int_equal(f->seen[B].calls, 0);
 }
 
@@ -669,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_mib, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_mib_plus_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_declared_too_big_reset_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_then_late_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_later, setup, teardown),
