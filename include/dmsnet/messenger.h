@@ -37,7 +37,10 @@ typedef struct dn_messenger_config {
                                       (paused reading, the sender's window closes) */
 } dn_messenger_config;
 
-#define DN_MESSENGER_CONFIG_INIT {.size = sizeof(dn_messenger_config)}
+#define DN_MESSENGER_CONFIG_INIT                                                                   \
+    {                                                                                              \
+        .size = sizeof(dn_messenger_config)                                                        \
+    }
 void dn_messenger_config_init(dn_messenger_config *cfg);
 
 typedef struct dn_messenger dn_messenger;
@@ -51,8 +54,8 @@ typedef struct dn_messenger_reply_handle dn_messenger_reply_handle;
  * against the inbound bounds until then. data is valid during the call. */
 #define DN_MESSENGER_DEFER 1
 typedef int (*dn_messenger_handler)(dn_messenger *m, const dn_peerid *from, const char *type,
-                                    const uint8_t *data, size_t len, dn_messenger_reply_handle *reply,
-                                    void *arg);
+                                    const uint8_t *data, size_t len,
+                                    dn_messenger_reply_handle *reply, void *arg);
 
 int dn_messenger_attach(dn_host *h, const dn_messenger_config *cfg, dn_messenger **out);
 dn_host *dn_messenger_host(const dn_messenger *m);

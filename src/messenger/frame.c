@@ -102,7 +102,10 @@ const uint8_t *dn__msg_reader_payload(const dn__msg_reader *r, size_t *len)
     return r->buf ? r->buf : empty;
 }
 
-size_t dn__msg_reader_held(const dn__msg_reader *r) { return r->hdr_have + r->cap; }
+size_t dn__msg_reader_held(const dn__msg_reader *r)
+{
+    return r->hdr_have + r->cap;
+}
 
 void dn__msg_reader_free(dn__msg_reader *r)
 {

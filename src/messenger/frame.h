@@ -15,14 +15,14 @@
 void dn__msg_frame_header(uint64_t len, uint8_t out[DN__MSG_HEADER_LEN]);
 
 typedef struct dn__msg_reader {
-    size_t limit;      /* largest payload accepted */
+    size_t limit; /* largest payload accepted */
     uint8_t hdr[DN__MSG_HEADER_LEN];
     size_t hdr_have;
-    bool have_len;     /* the header is complete */
-    size_t want;       /* declared payload length (once have_len) */
-    uint8_t *buf;      /* payload bytes so far; grows, never past want */
+    bool have_len; /* the header is complete */
+    size_t want;   /* declared payload length (once have_len) */
+    uint8_t *buf;  /* payload bytes so far; grows, never past want */
     size_t have, cap;
-    int status;        /* 0 reading, 1 payload complete, <0 refused */
+    int status; /* 0 reading, 1 payload complete, <0 refused */
 } dn__msg_reader;
 
 void dn__msg_reader_init(dn__msg_reader *r, size_t limit);

@@ -42,14 +42,14 @@ typedef struct peer_slot {
 
 /* One inbound message; also the reply handle given to its handler. */
 struct dn_messenger_reply_handle {
-    dn_messenger *m;  /* NULL once the host (and the messenger) is gone */
-    dn_stream *s;     /* NULL once on_close ran */
+    dn_messenger *m; /* NULL once the host (and the messenger) is gone */
+    dn_stream *s;    /* NULL once on_close ran */
     peer_slot *peer;
     dn_peerid from;
     dn__msg_reader rd;
-    size_t reserved;  /* bytes taken from max_inbound_bytes */
-    uint64_t deadline;/* loop time: reset if still unfinished */
-    uint8_t *out;     /* a reply waiting for room in the stream's queue */
+    size_t reserved;   /* bytes taken from max_inbound_bytes */
+    uint64_t deadline; /* loop time: reset if still unfinished */
+    uint8_t *out;      /* a reply waiting for room in the stream's queue */
     size_t out_len;
     bool counted, waiting, delivered, in_handler;
     bool finished; /* the handler's side: reply or discard was called */
@@ -79,7 +79,10 @@ void dn_messenger_config_init(dn_messenger_config *cfg)
     cfg->size = sizeof *cfg;
 }
 
-dn_host *dn_messenger_host(const dn_messenger *m) { return m->h; }
+dn_host *dn_messenger_host(const dn_messenger *m)
+{
+    return m->h;
+}
 
 /* ---- inbound ---- */
 
@@ -314,7 +317,10 @@ static void in_flush(msg_in *in)
         dn_stream_close_write(in->s);
 }
 
-static void in_writable(dn_stream *s, void *arg) { in_flush(arg); }
+static void in_writable(dn_stream *s, void *arg)
+{
+    in_flush(arg);
+}
 
 static void in_close(dn_stream *s, int status, void *arg)
 {
@@ -470,7 +476,10 @@ static void op_finish(msg_op *op, int status, const uint8_t *reply, size_t len)
     uv_close((uv_handle_t *)&op->timer, op_timer_closed);
 }
 
-static void op_timeout(uv_timer_t *t) { op_finish(t->data, DN_ETIMEOUT, NULL, 0); }
+static void op_timeout(uv_timer_t *t)
+{
+    op_finish(t->data, DN_ETIMEOUT, NULL, 0);
+}
 
 static void op_pump(msg_op *op)
 {
@@ -518,7 +527,10 @@ static void op_eof(dn_stream *s, void *arg)
         op_finish(op, op->request ? DN_ECLOSED : 0, NULL, 0);
 }
 
-static void op_writable(dn_stream *s, void *arg) { op_pump(arg); }
+static void op_writable(dn_stream *s, void *arg)
+{
+    op_pump(arg);
+}
 
 static void op_close(dn_stream *s, int status, void *arg)
 {
@@ -608,8 +620,7 @@ static int op_start(dn_messenger *m, dn_conn *c, const dn_peerid *peer, const ch
     }
     uv_timer_init(dn_host_loop(m->h), &op->timer);
     op->timer.data = op;
-    uv_timer_start(&op->timer, op_timeout, timeout_ms ? timeout_ms : m->cfg.request_timeout_ms,
-                   0);
+    uv_timer_start(&op->timer, op_timeout, timeout_ms ? timeout_ms : m->cfg.request_timeout_ms, 0);
     return 0;
 }
 
@@ -683,7 +694,10 @@ void dn_messenger_get_stats(const dn_messenger *m, dn_messenger_stats *st)
         st->waiting++;
 }
 
-static void messenger_free(uv_handle_t *h) { free(h->data); }
+static void messenger_free(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 /* The host is being freed: its streams are gone (every on_close ran). */
 static void messenger_cleanup(void *arg)

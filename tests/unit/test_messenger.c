@@ -67,8 +67,14 @@ struct fx {
     op_rec ops[MAX_OPS];
 };
 
-static void on_watchdog(uv_timer_t *t) { ((fx *)t->data)->expired = true; }
-static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_watchdog(uv_timer_t *t)
+{
+    ((fx *)t->data)->expired = true;
+}
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static void watchdog_start(fx *f, uint64_t ms)
 {
@@ -129,7 +135,8 @@ static void record(fx *f, dn_messenger *m, const dn_peerid *from, const uint8_t 
 
 /* Reply at once with the payload reversed. */
 static int echo_handler(dn_messenger *m, const dn_peerid *from, const char *type,
-                        const uint8_t *data, size_t len, dn_messenger_reply_handle *reply, void *arg)
+                        const uint8_t *data, size_t len, dn_messenger_reply_handle *reply,
+                        void *arg)
 {
     record(arg, m, from, data, len);
     uint8_t *rev = malloc(len ? len : 1);
@@ -142,7 +149,8 @@ static int echo_handler(dn_messenger *m, const dn_peerid *from, const char *type
 
 /* Keep the reply handle: the test finishes it later. */
 static int hold_handler(dn_messenger *m, const dn_peerid *from, const char *type,
-                        const uint8_t *data, size_t len, dn_messenger_reply_handle *reply, void *arg)
+                        const uint8_t *data, size_t len, dn_messenger_reply_handle *reply,
+                        void *arg)
 {
     fx *f = arg;
     record(f, m, from, data, len);
@@ -155,7 +163,8 @@ static int hold_handler(dn_messenger *m, const dn_peerid *from, const char *type
 
 /* Take the message, answer nothing. */
 static int sink_handler(dn_messenger *m, const dn_peerid *from, const char *type,
-                        const uint8_t *data, size_t len, dn_messenger_reply_handle *reply, void *arg)
+                        const uint8_t *data, size_t len, dn_messenger_reply_handle *reply,
+                        void *arg)
 {
     record(arg, m, from, data, len);
     return 0;
@@ -297,8 +306,8 @@ static void test_request_response(void **state)
     assert_int_equal(r->reply_len, 3);
     assert_memory_equal(r->reply, "cba", 3);
     /* A request to a handler that answers nothing ends without a reply. */
-    assert_int_equal(dn_messenger_request(f->m[A], c, NULL, T_SINK, "x", 1, 0, on_reply, &f->ops[1]),
-                     0);
+    assert_int_equal(
+        dn_messenger_request(f->m[A], c, NULL, T_SINK, "x", 1, 0, on_reply, &f->ops[1]), 0);
     RUN_UNTIL(f, f->ops[1].calls > 0, 5000);
     assert_int_equal(f->ops[1].status, DN_ECLOSED);
 }
@@ -586,16 +595,17 @@ static void test_flood_does_not_starve(void **state)
     RUN_UNTIL(f, rc->calls > 0, 5000);
     assert_int_equal(rc->status, 0);
     assert_memory_equal(rc->reply, "enim", 4);
-    assert_true(dn_peerid_equal(&f->seen[B].from[f->seen[B].calls - 1], dn_host_peerid(f->host[C])));
+    assert_true(
+        dn_peerid_equal(&f->seen[B].from[f->seen[B].calls - 1], dn_host_peerid(f->host[C])));
     /* Once B is done with A's messages, their senders complete, and A may send again. */
     for (int i = 0; i < f->seen[B].nheld; i++)
         dn_messenger_reply_discard(f->seen[B].held[i]);
     f->seen[B].nheld = 0;
     RUN_UNTIL(f, count_status(f, FLOOD, 0) == 4, 5000);
     assert_int_equal(stats_of(f, B).inbound, 0);
-    assert_int_equal(dn_messenger_send(f->m[A], ab, NULL, T_SINK, "again", 5, 0, on_done,
-                                       &f->ops[FLOOD + 1]),
-                     0);
+    assert_int_equal(
+        dn_messenger_send(f->m[A], ab, NULL, T_SINK, "again", 5, 0, on_done, &f->ops[FLOOD + 1]),
+        0);
     RUN_UNTIL(f, f->ops[FLOOD + 1].calls > 0, 5000);
     assert_int_equal(f->ops[FLOOD + 1].status, 0);
 }
@@ -651,7 +661,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void on_host_closed(void *arg) { (*(int *)arg)++; }
+static void on_host_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
 
 static int teardown(void **state)
 {

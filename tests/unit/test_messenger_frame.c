@@ -193,9 +193,12 @@ static void test_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_little_endian),  cmocka_unit_test(test_roundtrip_and_trailing),
-        cmocka_unit_test(test_empty_payload),         cmocka_unit_test(test_limit_exact_and_one_over),
-        cmocka_unit_test(test_byte_at_a_time),        cmocka_unit_test(test_memory_follows_arrival),
+        cmocka_unit_test(test_header_little_endian),
+        cmocka_unit_test(test_roundtrip_and_trailing),
+        cmocka_unit_test(test_empty_payload),
+        cmocka_unit_test(test_limit_exact_and_one_over),
+        cmocka_unit_test(test_byte_at_a_time),
+        cmocka_unit_test(test_memory_follows_arrival),
         cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
