@@ -19,6 +19,7 @@ declare -A allowed=(
   [store]="core"
   [api]="core"
   [node]="core multiformats store api"
+  [kad]="core multiformats crypto"
   [cli]="*"
 )
 fail=0
