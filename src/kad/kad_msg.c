@@ -67,8 +67,7 @@ static int decode_record(const uint8_t *p, size_t len, dn__kad_msg *m)
                 return DN_ETOOBIG;
             m->record_time = span(&f);
             break;
-        default:
-            break;
+        default: break;
         }
     }
     return rc;
@@ -163,8 +162,7 @@ static int decode(const uint8_t *p, size_t len, dn__kad_msg *m)
             if ((rc = decode_peer(f.bytes, f.len, m, f.number == F_PROVIDERS)) < 0)
                 return rc;
             break;
-        default:
-            break;
+        default: break;
         }
     }
     if (rc < 0)

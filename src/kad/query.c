@@ -156,8 +156,7 @@ static int waiting(dn__kad_query *q, const dn_peerid *peer)
     return i;
 }
 
-int dn__kad_query_success(dn__kad_query *q, const dn_peerid *peer, const dn_peerid *ids,
-                          size_t n)
+int dn__kad_query_success(dn__kad_query *q, const dn_peerid *peer, const dn_peerid *ids, size_t n)
 {
     int i = waiting(q, peer);
     if (i < 0)

@@ -87,8 +87,7 @@ int dn__kad_query_next(dn__kad_query *q, uint64_t now_ms, dn_peerid *out);
  * them became new candidates, DN_ENOTFOUND when the peer is not a
  * candidate (any more), DN_ESTATE when it was not WAITING (a late reply
  * after its timeout, a second reply). */
-int dn__kad_query_success(dn__kad_query *q, const dn_peerid *peer, const dn_peerid *ids,
-                          size_t n);
+int dn__kad_query_success(dn__kad_query *q, const dn_peerid *peer, const dn_peerid *ids, size_t n);
 /* A WAITING peer's request failed. 0, DN_ENOTFOUND or DN_ESTATE. */
 int dn__kad_query_failure(dn__kad_query *q, const dn_peerid *peer);
 

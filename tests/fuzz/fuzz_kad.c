@@ -62,8 +62,7 @@ static void check_bounds(const dn__kad_msg *m)
 
 static bool documented(int rc)
 {
-    return rc == DN_EMALFORMED || rc == DN_ETRUNCATED || rc == DN_ETOOBIG ||
-           rc == DN_EUNSUPPORTED;
+    return rc == DN_EMALFORMED || rc == DN_ETRUNCATED || rc == DN_ETOOBIG || rc == DN_EUNSUPPORTED;
 }
 
 static void decode_checked(const uint8_t *data, size_t size)

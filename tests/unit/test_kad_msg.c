@@ -131,6 +131,7 @@ static void test_record_bytes(void **state)
     /* PUT_VALUE (type 0 omitted, proto3), key "/pk/x", record {key, value,
      * timeReceived 5}; the removed author (3) and signature (4) fields and
      * an unknown field 7 are skipped. */
+    // clang-format off
     static const uint8_t w[] = {
         0x12, 5,    '/', 'p', 'k', '/', 'x',                               /* key */
         0x1a, 29,                                                          /* record */
@@ -141,6 +142,7 @@ static void test_record_bytes(void **state)
         0x2a, 10,   '2', '0', '2', '6', '-', '1', '2', '-', '0', '2',      /* time */
         0x38, 0x01,                                                        /* unknown 7 */
     };
+    // clang-format on
     dn__kad_msg d;
     assert_int_equal(dn__kad_msg_decode(w, sizeof w, &d), 0);
     assert_int_equal(d.type, DN_KAD_PUT_VALUE);
@@ -156,9 +158,9 @@ static void test_record_bytes(void **state)
     /* Our encoding drops what we skipped. */
     dn_buf b = DN_BUF_INIT;
     assert_int_equal(dn__kad_msg_encode(&d, &b), 0);
-    static const uint8_t want[] = {0x12, 5, '/', 'p', 'k', '/', 'x', 0x1a, 23, 0x0a, 5, '/',
-                                   'p', 'k', '/', 'x', 0x12, 2, 'h', 'i', 0x2a, 10, '2', '0',
-                                   '2', '6', '-', '1', '2', '-', '0', '2'};
+    static const uint8_t want[] = {0x12, 5,   '/', 'p', 'k', '/',  'x', 0x1a, 23,  0x0a, 5,
+                                   '/',  'p', 'k', '/', 'x', 0x12, 2,   'h',  'i', 0x2a, 10,
+                                   '2',  '0', '2', '6', '-', '1',  '2', '-',  '0', '2'};
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.data, want, sizeof want);
 
@@ -422,8 +424,7 @@ static void test_malformed(void **state)
     static const uint8_t tbig[] = {0x08, 0x80, 0x80, 0x80, 0x80, 0x10};
     assert_int_equal(dn__kad_msg_decode(tbig, sizeof tbig, &d), DN_EMALFORMED);
     /* clusterLevelRaw -1 (int32 on the wire: a 10-byte varint) */
-    static const uint8_t neg[] = {0x50, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                  0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t neg[] = {0x50, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
     assert_int_equal(dn__kad_msg_decode(neg, sizeof neg, &d), DN_EMALFORMED);
     /* a peer whose inner bytes are truncated, a record likewise */
     static const uint8_t peer[] = {0x42, 0x03, 0x0a, 0x05, 0x12};

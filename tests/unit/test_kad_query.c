@@ -424,8 +424,8 @@ static void test_simulated_network(void **state)
         if (st.asked > max_asked)
             max_asked = st.asked;
     }
-    print_message("a third dead: rounds max %u, requests max %zu, to dead peers %zu\n",
-                  max_rounds, max_asked, dead_asked);
+    print_message("a third dead: rounds max %u, requests max %zu, to dead peers %zu\n", max_rounds,
+                  max_asked, dead_asked);
     assert_true(dead_asked > 0); /* the timeouts were exercised */
     /* each dead peer holds a slot for a 3-round timeout */
     assert_true(max_rounds <= 30);
@@ -436,10 +436,8 @@ static void test_simulated_network(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_alpha_and_window),
-        cmocka_unit_test(test_self_dups_closer),
-        cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_push_out_waiting),
+        cmocka_unit_test(test_alpha_and_window),  cmocka_unit_test(test_self_dups_closer),
+        cmocka_unit_test(test_timeouts),          cmocka_unit_test(test_push_out_waiting),
         cmocka_unit_test(test_simulated_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
