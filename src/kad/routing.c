@@ -264,3 +264,25 @@ size_t dn__kad_rt_need_refresh(const dn__kad_rt *rt, uint64_t now_ms, uint64_t i
             out[n++] = (unsigned)i;
     return n;
 }
+
+int dn__kad_peerid_for_cpl(const dn__kad_key *self, unsigned cpl, const uint8_t seed[32],
+                           dn_peerid *out)
+{
+    if (cpl > DN_KAD_REFRESH_MAX_CPL)
+        return DN_EINVAL;
+    uint8_t mh[2 + DN_KAD_KEY_LEN] = {0x12, DN_KAD_KEY_LEN};
+    memcpy(mh + 2, seed, DN_KAD_KEY_LEN);
+    for (uint32_t n = 0; n < (1u << 24); n++) {
+        /* a counter in the last 4 bytes makes each trial a new id */
+        for (int i = 0; i < 4; i++)
+            mh[2 + DN_KAD_KEY_LEN - 4 + i] =
+                (uint8_t)(seed[DN_KAD_KEY_LEN - 4 + i] ^ (n >> (8 * i)));
+        dn__kad_key k;
+        int rc = dn__kad_key_from_bytes(mh, sizeof mh, &k);
+        if (rc)
+            return rc;
+        if (dn__kad_cpl(self, &k) == cpl)
+            return dn_peerid_from_bytes(mh, sizeof mh, out);
+    }
+    return DN_ELIMIT;
+}

@@ -125,4 +125,14 @@ void dn__kad_rt_touch(dn__kad_rt *rt, const dn__kad_key *target, uint64_t now_ms
 size_t dn__kad_rt_need_refresh(const dn__kad_rt *rt, uint64_t now_ms, uint64_t interval_ms,
                                unsigned *out, size_t max);
 
+/* A peer id to look up for refreshing bucket cpl: a sha2-256 multihash
+ * peer id (0x12 0x20 + 32 bytes, as js's refresh makes; no key need exist
+ * for it) whose key shares exactly cpl leading bits with self. Found by
+ * trial from seed (32 random bytes from the caller: sans-I/O), about
+ * 2^(cpl+1) SHA-256 computations, 65536 at cpl 15 (some 20 ms). Returns
+ * 0, DN_EINVAL (cpl above DN_KAD_REFRESH_MAX_CPL), DN_ELIMIT (no id after
+ * 2^24 trials: cannot happen but by a broken hash), DN_ECRYPTO. */
+int dn__kad_peerid_for_cpl(const dn__kad_key *self, unsigned cpl, const uint8_t seed[32],
+                           dn_peerid *out);
+
 #endif

@@ -299,13 +299,39 @@ static void test_refresh(void **state)
     dn__kad_rt_close(&rt);
 }
 
+static void test_peerid_for_cpl(void **state)
+{
+    (void)state;
+    dn_peerid self;
+    rand_id(&self);
+    dn__kad_key sk = key_of(&self);
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)next_rand();
+    for (unsigned cpl = 0; cpl <= DN_KAD_REFRESH_MAX_CPL; cpl++) {
+        dn_peerid id;
+        assert_int_equal(dn__kad_peerid_for_cpl(&sk, cpl, seed, &id), 0);
+        /* a "Qm..." id whose key lands in bucket cpl */
+        assert_int_equal(id.len, 34);
+        assert_int_equal(id.bytes[0], 0x12);
+        assert_int_equal(id.bytes[1], 0x20);
+        dn__kad_key k = key_of(&id);
+        assert_int_equal(dn__kad_cpl(&sk, &k), cpl);
+        /* the same seed gives the same id (sans-I/O, reproducible) */
+        dn_peerid again;
+        assert_int_equal(dn__kad_peerid_for_cpl(&sk, cpl, seed, &again), 0);
+        assert_true(dn_peerid_equal(&id, &again));
+    }
+    dn_peerid id;
+    assert_int_equal(dn__kad_peerid_for_cpl(&sk, DN_KAD_REFRESH_MAX_CPL + 1, seed, &id), DN_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys_and_distance),
-        cmocka_unit_test(test_bucket_full_policy),
-        cmocka_unit_test(test_closest),
-        cmocka_unit_test(test_refresh),
+        cmocka_unit_test(test_keys_and_distance), cmocka_unit_test(test_bucket_full_policy),
+        cmocka_unit_test(test_closest),           cmocka_unit_test(test_refresh),
+        cmocka_unit_test(test_peerid_for_cpl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
