@@ -427,5 +427,6 @@ int dn__kad_reader_next(dn__kad_reader *r, const uint8_t **msg, size_t *len)
 
 bool dn__kad_reader_partial(const dn__kad_reader *r)
 {
-    return r->nhdr > 0 || r->ready;
+    /* A whole frame waiting to be taken is not a partial one. */
+    return r->nhdr > 0 && !r->ready;
 }

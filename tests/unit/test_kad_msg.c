@@ -450,8 +450,10 @@ static void test_reader(void **state)
     /* Two frames and the start of a third in one chunk: feed stops at the
      * end of each frame. */
     static const uint8_t s[] = {0x02, 0x08, 0x04, 0x00, 0x03, 0x08};
+    assert_false(dn__kad_reader_partial(&r));
     int used = dn__kad_reader_feed(&r, s, sizeof s);
     assert_int_equal(used, 3);
+    assert_false(dn__kad_reader_partial(&r)); /* whole, waiting */
     assert_int_equal(dn__kad_reader_feed(&r, s + 3, 3), 0); /* a frame waits */
     assert_int_equal(dn__kad_reader_next(&r, &msg, &len), 1);
     assert_int_equal(len, 2);
