@@ -178,6 +178,8 @@ static int decode(const uint8_t *p, size_t len, dn__kad_msg *m)
 int dn__kad_msg_decode(const uint8_t *p, size_t len, dn__kad_msg *m)
 {
     dn__kad_msg_init(m);
+    if (len == 0)
+        return 0; /* the empty message (p may be NULL: no pointer arithmetic on it) */
     int rc = decode(p, len, m);
     if (rc)
         dn__kad_msg_init(m);

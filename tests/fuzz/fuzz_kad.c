@@ -84,7 +84,7 @@ static void decode_checked(const uint8_t *data, size_t size)
     if (dn__kad_msg_encode(&m, &a) || a.len > size)
         abort();
     in_lo = a.data;
-    in_hi = a.data + a.len;
+    in_hi = a.len ? a.data + a.len : a.data;
     if (dn__kad_msg_decode(a.data, a.len, &m2))
         abort();
     check_bounds(&m2);

@@ -181,6 +181,7 @@ static void test_record_bytes(void **state)
 
     /* The empty message is a PUT_VALUE with nothing in it. */
     assert_int_equal(dn__kad_msg_decode(w, 0, &d), 0);
+    assert_int_equal(dn__kad_msg_decode(NULL, 0, &d), 0);
     assert_int_equal(d.type, DN_KAD_PUT_VALUE);
     assert_false(d.has_record);
 }
@@ -453,7 +454,7 @@ static void test_reader(void **state)
     assert_false(dn__kad_reader_partial(&r));
     int used = dn__kad_reader_feed(&r, s, sizeof s);
     assert_int_equal(used, 3);
-    assert_false(dn__kad_reader_partial(&r)); /* whole, waiting */
+    assert_false(dn__kad_reader_partial(&r));               /* whole, waiting */
     assert_int_equal(dn__kad_reader_feed(&r, s + 3, 3), 0); /* a frame waits */
     assert_int_equal(dn__kad_reader_next(&r, &msg, &len), 1);
     assert_int_equal(len, 2);
