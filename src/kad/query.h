@@ -10,7 +10,10 @@
  * closer one failed. The lookup is done when the k closest non-failed
  * candidates have all SUCCEEDED, or when nothing is HEARD or WAITING any
  * more (fewer than k answered: the network is small or unreachable). The
- * results are the k closest that answered.
+ * results are the k closest that answered. A lookup can be done while
+ * requests to peers that closer newcomers pushed out of the window are
+ * still in flight: the caller may abandon them, or feed their replies,
+ * which may name closer peers and so make the lookup not done again.
  *
  * Bounds: at most max_peers candidates (a fixed array, allocated at init:
  * max_peers * sizeof(dn__kad_qpeer), about 22 KiB at the default 200). When

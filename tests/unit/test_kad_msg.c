@@ -500,6 +500,15 @@ static void test_reader(void **state)
     assert_int_equal(d.type, DN_KAD_GET_PROVIDERS);
     assert_int_equal(d.key.len, sizeof big);
     dn__kad_reader_free(&r);
+
+    /* The same frame against a reader whose max is one byte short. */
+    dn__kad_reader_init(&r, len - 1);
+    assert_int_equal(dn__kad_reader_feed(&r, f.data, f.len), DN_ETOOBIG);
+    dn__kad_reader_free(&r);
+    dn__kad_reader_init(&r, len);
+    assert_int_equal(dn__kad_reader_feed(&r, f.data, f.len), (int)f.len);
+    assert_int_equal(dn__kad_reader_next(&r, &msg, &len), 1);
+    dn__kad_reader_free(&r);
     dn_buf_free(&f);
 }
 
