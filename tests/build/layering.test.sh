@@ -20,6 +20,7 @@ declare -A allowed=(
   [api]="core"
   [node]="core multiformats store api"
   [messenger]="core"
+  [kad]="core multiformats crypto"
   [cli]="*"
 )
 fail=0
