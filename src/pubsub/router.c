@@ -679,6 +679,10 @@ void dn__pubsub_router_free(dn__pubsub_router *r)
     free(r->sends);
     free(r->dlv);
     free(r->px);
+    /* mcache entries name their topic: free them first */
+    for (ent *e = r->mcache.qhead; e; e = e->qnext)
+        mentry_free(NULL, e);
+    map_free(&r->mcache);
     for (size_t i = 0; i < r->npeers; i++)
         peer_free(r->peers[i]);
     free(r->peers);
@@ -690,9 +694,6 @@ void dn__pubsub_router_free(dn__pubsub_router *r)
         free(r->topics[i]);
     }
     free(r->topics);
-    for (ent *e = r->mcache.qhead; e; e = e->qnext)
-        mentry_free(NULL, e);
-    map_free(&r->mcache);
     for (int i = 0; i < r->p.history_length; i++)
         free(r->win[i].v);
     free(r->win);
