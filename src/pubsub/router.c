@@ -246,6 +246,7 @@ void dn__pubsub_params_default(dn__pubsub_params *p)
     p->d_lo = 4;
     p->d_hi = 12;
     p->d_score = 4;
+    p->d_out = 2;
     p->d_lazy = 6;
     p->gossip_factor = 0.25;
     p->history_length = 5;
@@ -599,7 +600,8 @@ int dn__pubsub_router_new(const dn__pubsub_params *p, const dn_privkey *key, uin
     else
         dn__pubsub_params_default(&r->p);
     if (r->p.history_length < 1 || r->p.history_gossip > r->p.history_length ||
-        r->p.d_lo > r->p.d || r->p.d > r->p.d_hi || r->p.d_lo < 0) {
+        r->p.d_lo > r->p.d || r->p.d > r->p.d_hi || r->p.d_lo < 0 || r->p.d_out < 0 || r->p.d_out > r->p.d / 2 ||
+        r->p.d_score < 0) {
         free(r);
         return DN_EINVAL;
     }
@@ -1208,7 +1210,8 @@ static void handle_graft(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rp
             set_backoff(p, t, now + r->p.prune_backoff_ms);
             continue;
         }
-        if (score_of(r, p) < 0 || (int)t->mesh.n >= r->p.d_hi) {
+        /* A full mesh still takes peers we dialled (outbound quota). */
+        if (score_of(r, p) < 0 || ((int)t->mesh.n >= r->p.d_hi && !p->outbound)) {
             q_prune(r, p, t, r->p.prune_backoff_ms, score_of(r, p) >= 0);
             set_backoff(p, t, now + r->p.prune_backoff_ms);
             continue;
@@ -1341,6 +1344,22 @@ static void maintain_mesh(dn__pubsub_router *r, topic *t, uint64_t now, peer **t
             q_graft(r, tmp[i], t);
         }
     }
+    /* Outbound quota when the mesh is big enough but short of D_out. */
+    if ((int)t->mesh.n >= r->p.d_lo) {
+        int nout = 0;
+        for (size_t i = 0; i < t->mesh.n; i++)
+            nout += t->mesh.v[i]->outbound;
+        if (nout < r->p.d_out) {
+            size_t nc = graft_candidates(r, t, now, tmp, r->npeers);
+            shuffle(r, (void **)tmp, nc);
+            for (size_t i = 0; i < nc && nout < r->p.d_out; i++)
+                if (tmp[i]->outbound) {
+                    pl_add(&t->mesh, tmp[i]);
+                    q_graft(r, tmp[i], t);
+                    nout++;
+                }
+        }
+    }
     if ((int)t->mesh.n > r->p.d_hi) {
         /* Keep the D_score best, fill to D at random, prune the rest. */
         size_t n = t->mesh.n;
@@ -1351,6 +1370,24 @@ static void maintain_mesh(dn__pubsub_router *r, topic *t, uint64_t now, peer **t
         if (keep_best > (size_t)r->p.d)
             keep_best = (size_t)r->p.d;
         shuffle(r, (void **)(tmp + keep_best), n - keep_best);
+        /* v1.1 "Outbound Mesh Quotas": among the D kept, at least D_out
+         * peers we dialled, swapped in from the pruned part for the
+         * random (not the best-scoring) ones. Sybils can only dial us. */
+        size_t d = (size_t)r->p.d, nout = 0;
+        for (size_t i = 0; i < d; i++)
+            nout += tmp[i]->outbound;
+        for (size_t j = d; j < n && (int)nout < r->p.d_out; j++) {
+            if (!tmp[j]->outbound)
+                continue;
+            for (size_t i = d; i-- > keep_best;)
+                if (!tmp[i]->outbound) {
+                    peer *x = tmp[i];
+                    tmp[i] = tmp[j];
+                    tmp[j] = x;
+                    nout++;
+                    break;
+                }
+        }
         t->mesh.n = 0;
         for (size_t i = 0; i < n; i++) {
             if ((int)i < r->p.d) {

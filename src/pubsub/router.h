@@ -10,7 +10,7 @@
  * peer per call, split only when it would pass DN_PUBSUB_RPC_MAX.
  *
  * Implemented: subscriptions, mesh maintenance on heartbeat (D, D_lo, D_hi,
- * D_score), GRAFT/PRUNE with backoff (and P7 for grafting during it), peer
+ * D_score, the D_out outbound quota), GRAFT/PRUNE with backoff (and P7 for grafting during it), peer
  * exchange on PRUNE (peer ids; signed records when the host supplies them),
  * fanout with TTL, flood publishing of our own messages, IHAVE/IWANT gossip
  * with the per-heartbeat limits of v1.1 (max IHAVE messages and ids,
@@ -23,7 +23,7 @@
  * with P4 (invalid messages) and P7 (behaviour penalty) and the gossip,
  * publish and graylist thresholds. Missing: P1, P2, P3/P3b, P5, P6 (their
  * parameters are not there yet), per-topic score weights (P4 counts over
- * all topics with weight 1), D_out quotas, opportunistic grafting, direct
+ * all topics with weight 1), opportunistic grafting, direct
  * peers, asynchronous validation. */
 #ifndef DN_PUBSUB_ROUTER_H
 #define DN_PUBSUB_ROUTER_H
@@ -52,7 +52,7 @@ typedef enum dn__pubsub_verdict {
 } dn__pubsub_verdict;
 
 typedef struct dn__pubsub_params {
-    int d, d_lo, d_hi, d_score, d_lazy;
+    int d, d_lo, d_hi, d_score, d_out, d_lazy;
     double gossip_factor;
     int history_length, history_gossip; /* mcache windows, windows gossiped */
     uint64_t fanout_ttl_ms, seen_ttl_ms, prune_backoff_ms, unsubscribe_backoff_ms;
@@ -74,7 +74,7 @@ typedef struct dn__pubsub_params {
 } dn__pubsub_params;
 
 /* The spec's defaults (v1.0 "Parameters", v1.1 "Parameters"): D 6, D_lo 4,
- * D_hi 12, D_score 4, D_lazy 6, gossip factor 0.25, mcache 5 windows, 3
+ * D_hi 12, D_score 4, D_out 2, D_lazy 6, gossip factor 0.25, mcache 5 windows, 3
  * gossiped, fanout TTL 60 s, seen TTL 120 s, prune backoff 60 s,
  * unsubscribe backoff 10 s, flood publish on, js message ids. */
 void dn__pubsub_params_default(dn__pubsub_params *p);

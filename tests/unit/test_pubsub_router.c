@@ -255,7 +255,7 @@ static void test_ihave_iwant_recovery(void **state)
     /* Node 30 refuses every mesh (D = D_lo = D_hi = 0): it only ever gets
      * messages through gossip. It links to nodes 0..3, which never publish. */
     dn__pubsub_params_default(&lonely);
-    lonely.d = lonely.d_lo = lonely.d_hi = 0;
+    lonely.d = lonely.d_lo = lonely.d_hi = lonely.d_out = 0;
     w.count = 31;
     node *m = &w.n[30];
     assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &m->key), 0);
@@ -508,6 +508,7 @@ static void test_graft_prune_px(void **state)
     p.d_lo = 1;
     p.d_hi = 1;
     p.d_score = 1;
+    p.d_out = 0;
     net_init(&w, 4, &p);
     dn__pubsub_params def;
     dn__pubsub_params_default(&def);
@@ -723,6 +724,37 @@ static void test_validator_fanout_promises(void **state)
     net_free(&w);
 }
 
+/* v1.1 outbound quota: a node that many peers dial keeps at least D_out
+ * peers it dialled itself in its mesh, however the grafts came in. */
+static void test_outbound_quota(void **state)
+{
+    static net w;
+    dn__pubsub_params p;
+    dn__pubsub_params_default(&p);
+    net_init(&w, 21, &p);
+    for (int i = 1; i < 21; i++) { /* 1..18 dial node 0; node 0 dials 19, 20 */
+        if (i < 19)
+            link_nodes(&w, i, 0, DN_PUBSUB_MESHSUB_11);
+        else
+            link_nodes(&w, 0, i, DN_PUBSUB_MESHSUB_11);
+    }
+    for (int i = 20; i >= 0; i--) {
+        dn__pubsub_subscribe(w.n[i].r, TOPIC, w.now);
+        collect(&w, i);
+        pump(&w);
+    }
+    heartbeats(&w, 4);
+    size_t m = dn__pubsub_mesh_size(w.n[0].r, TOPIC);
+    assert_true((int)m >= p.d_lo && (int)m <= p.d_hi);
+    assert_true(dn__pubsub_in_mesh(w.n[0].r, TOPIC, &w.n[19].id));
+    assert_true(dn__pubsub_in_mesh(w.n[0].r, TOPIC, &w.n[20].id));
+    /* D_out above D/2 is refused */
+    dn__pubsub_router *bad;
+    p.d_out = 4;
+    assert_int_equal(dn__pubsub_router_new(&p, w.n[0].key, 1, &bad), DN_EINVAL);
+    net_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_graft_prune_px),
         cmocka_unit_test(test_idontwant_and_retransmission),
         cmocka_unit_test(test_validator_fanout_promises),
+        cmocka_unit_test(test_outbound_quota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
