@@ -265,6 +265,7 @@ void dn__pubsub_params_default(dn__pubsub_params *p)
     p->idontwant_min_size = 512;
     p->prune_peers = 16;
     p->max_topics_per_peer = 1024;
+    p->max_seen = 262144; /* js's 5000 ids per 3 s window, 120 s, with room */
     p->flood_publish = true;
     p->msgid_mode = DN_PUBSUB_MSGID_JS;
     /* One invalid message takes a peer below 0 (pruned at the next
@@ -601,7 +602,7 @@ int dn__pubsub_router_new(const dn__pubsub_params *p, const dn_privkey *key, uin
         dn__pubsub_params_default(&r->p);
     if (r->p.history_length < 1 || r->p.history_gossip > r->p.history_length ||
         r->p.d_lo > r->p.d || r->p.d > r->p.d_hi || r->p.d_lo < 0 || r->p.d_out < 0 || r->p.d_out > r->p.d / 2 ||
-        r->p.d_score < 0) {
+        r->p.d_score < 0 || r->p.max_seen == 0) {
         free(r);
         return DN_EINVAL;
     }
@@ -903,8 +904,20 @@ static void mcache_put(dn__pubsub_router *r, const uint8_t *id, size_t idlen, co
 
 static void mark_seen(dn__pubsub_router *r, const uint8_t *id, size_t idlen, uint64_t now)
 {
-    if (!map_get(&r->seen, id, idlen))
-        map_put(&r->seen, id, idlen, now);
+    if (map_get(&r->seen, id, idlen))
+        return;
+    /* Anyone can make keys and sign valid messages: past the bound the
+     * oldest ids go first (a duplicate of one may then be delivered again,
+     * which the spec's time-based cache allows as well). */
+    if (r->seen.n >= r->p.max_seen && r->seen.qhead) {
+        ent *e = r->seen.qhead;
+        r->seen.qhead = e->qnext;
+        if (!r->seen.qhead)
+            r->seen.qtail = NULL;
+        map_unlink(&r->seen, e);
+        free(e);
+    }
+    map_put(&r->seen, id, idlen, now);
 }
 
 int dn__pubsub_publish(dn__pubsub_router *r, const char *name, const uint8_t *data, size_t len,

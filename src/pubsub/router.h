@@ -64,6 +64,7 @@ typedef struct dn__pubsub_params {
     size_t idontwant_min_size; /* data size from which we send IDONTWANT */
     int prune_peers;           /* PX entries per PRUNE */
     int max_topics_per_peer;
+    size_t max_seen; /* seen-cache entries; the oldest go first past it */
     bool flood_publish;
     dn__pubsub_msgid_mode msgid_mode;
     /* Scoring (v1.1 "Peer Scoring"): P4 and P7 only. */

@@ -716,6 +716,35 @@ static void test_validator_fanout_promises(void **state)
     dn__pubsub_clear_outputs(w.n[1].r);
     assert_true(dn__pubsub_score(w.n[1].r, &w.n[2].id) < 0);
     dn_buf_free(&f);
+    /* the seen cache is bounded: with room for 2 ids, the first of three
+     * is forgotten and delivered again */
+    dn__pubsub_params sp;
+    dn__pubsub_params_default(&sp);
+    sp.max_seen = 2;
+    dn__pubsub_router *sr;
+    assert_int_equal(dn__pubsub_router_new(&sp, w.n[1].key, 5, &sr), 0);
+    assert_int_equal(dn__pubsub_add_peer(sr, &w.n[0].id, DN_PUBSUB_MESHSUB_11, true, w.now), 0);
+    assert_int_equal(dn__pubsub_subscribe(sr, TOPIC, w.now), 0);
+    dn_buf raws[3] = {DN_BUF_INIT, DN_BUF_INIT, DN_BUF_INIT};
+    for (int k = 0; k < 4; k++) {
+        dn_buf fr = DN_BUF_INIT;
+        int j = k % 3;
+        if (k < 3)
+            dn__pubsub_message_sign(w.n[0].key, TOPIC, strlen(TOPIC), (const uint8_t *)"msg-2",
+                                    5, 500 + (uint64_t)k, &raws[j]);
+        dn__pubsub_message mm;
+        dn__pubsub_message_decode(raws[j].data, raws[j].len, &mm);
+        dn__pubsub_rpc one = {.msgs = &mm, .nmsgs = 1};
+        dn__pubsub_rpc_encode(&one, &fr);
+        assert_int_equal(dn__pubsub_handle_rpc(sr, &w.n[0].id, fr.data, fr.len, w.now), 0);
+        dn_buf_free(&fr);
+    }
+    size_t nd;
+    dn__pubsub_deliveries(sr, &nd);
+    assert_int_equal(nd, 4);
+    for (int j = 0; j < 3; j++)
+        dn_buf_free(&raws[j]);
+    dn__pubsub_router_free(sr);
     /* removing a peer forgets it */
     assert_int_equal(dn__pubsub_remove_peer(w.n[1].r, &w.n[2].id, w.now), 0);
     assert_int_equal(dn__pubsub_remove_peer(w.n[1].r, &w.n[2].id, w.now), DN_ENOTFOUND);
