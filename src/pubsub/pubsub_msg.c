@@ -36,7 +36,10 @@ typedef struct caps {
     size_t subs, msgs, ihave, ihave_ids, iwant_ids, graft, prune, px, idw_ids;
 } caps;
 
-static dn__ps_span span(const dn_pb_field *f) { return (dn__ps_span){f->bytes, f->len}; }
+static dn__ps_span span(const dn_pb_field *f)
+{
+    return (dn__ps_span){f->bytes, f->len};
+}
 
 static int want_len(const dn_pb_field *f)
 {
@@ -71,9 +74,18 @@ int dn__pubsub_message_decode(const uint8_t *p, size_t len, dn__pubsub_message *
         if ((rc = want_len(&f)))
             return rc;
         switch (f.number) {
-        case MSG_FROM: m->has_from = true; m->from = span(&f); break;
-        case MSG_DATA: m->has_data = true; m->data = span(&f); break;
-        case MSG_SEQNO: m->has_seqno = true; m->seqno = span(&f); break;
+        case MSG_FROM:
+            m->has_from = true;
+            m->from = span(&f);
+            break;
+        case MSG_DATA:
+            m->has_data = true;
+            m->data = span(&f);
+            break;
+        case MSG_SEQNO:
+            m->has_seqno = true;
+            m->seqno = span(&f);
+            break;
         case MSG_TOPIC:
             if (f.len > DN_PUBSUB_TOPIC_MAX)
                 return DN_ETOOBIG;
@@ -357,7 +369,10 @@ static int put_nested(dn_buf *out, uint32_t number, dn_buf *s, size_t mark)
     return rc;
 }
 
-static bool topic_valid(dn__ps_span t) { return t.len >= 1 && t.len <= DN_PUBSUB_TOPIC_MAX; }
+static bool topic_valid(dn__ps_span t)
+{
+    return t.len >= 1 && t.len <= DN_PUBSUB_TOPIC_MAX;
+}
 
 static int ids_valid(const dn__ps_span *ids, size_t n)
 {
@@ -369,8 +384,8 @@ static int ids_valid(const dn__ps_span *ids, size_t n)
 
 static int rpc_check(const dn__pubsub_rpc *r)
 {
-    size_t nctrl = r->nihave + r->ngraft + r->nprune + (r->niwant_ids > 0) +
-                   (r->nidontwant_ids > 0);
+    size_t nctrl =
+        r->nihave + r->ngraft + r->nprune + (r->niwant_ids > 0) + (r->nidontwant_ids > 0);
     if (r->nsubs > DN_PUBSUB_MAX_SUBS || r->nmsgs > DN_PUBSUB_MAX_MSGS ||
         nctrl > DN_PUBSUB_MAX_CTRL || r->nihave_ids > DN_PUBSUB_MAX_IHAVE_IDS ||
         r->niwant_ids > DN_PUBSUB_MAX_IWANT_IDS ||
@@ -525,7 +540,10 @@ void dn__pubsub_framer_close(dn__pubsub_framer *f)
     f->off = 0;
 }
 
-size_t dn__pubsub_framer_pending(const dn__pubsub_framer *f) { return f->buf.len - f->off; }
+size_t dn__pubsub_framer_pending(const dn__pubsub_framer *f)
+{
+    return f->buf.len - f->off;
+}
 
 int dn__pubsub_framer_feed(dn__pubsub_framer *f, const uint8_t *p, size_t len)
 {

@@ -19,9 +19,9 @@ typedef struct ent {
     struct ent *next;  /* bucket chain */
     struct ent *qnext; /* insertion order */
     uint64_t hash;
-    uint64_t t;        /* time inserted or deadline */
-    uint64_t a;        /* user value */
-    void *ptr;         /* user value */
+    uint64_t t; /* time inserted or deadline */
+    uint64_t a; /* user value */
+    void *ptr;  /* user value */
     size_t len;
     uint8_t key[];
 } ent;
@@ -343,7 +343,10 @@ static double score_of(const dn__pubsub_router *r, const peer *p)
     return s;
 }
 
-static bool is_mesh_proto(const peer *p) { return p->proto != DN_PUBSUB_FLOODSUB; }
+static bool is_mesh_proto(const peer *p)
+{
+    return p->proto != DN_PUBSUB_FLOODSUB;
+}
 
 static topic *topic_find(const dn__pubsub_router *r, const uint8_t *name, size_t len)
 {
@@ -558,8 +561,8 @@ static void q_prune(dn__pubsub_router *r, peer *p, topic *t, uint64_t backoff_ms
 }
 
 /* IHAVE / IWANT / IDONTWANT: a nested message of ids (and a topic). */
-static void q_ids(dn__pubsub_router *r, peer *p, uint32_t field, const topic *t,
-                  ent *const *ids, size_t n)
+static void q_ids(dn__pubsub_router *r, peer *p, uint32_t field, const topic *t, ent *const *ids,
+                  size_t n)
 {
     dn_buf *s = &r->scratch;
     dn_buf_reset(s);
@@ -601,8 +604,8 @@ int dn__pubsub_router_new(const dn__pubsub_params *p, const dn_privkey *key, uin
     else
         dn__pubsub_params_default(&r->p);
     if (r->p.history_length < 1 || r->p.history_gossip > r->p.history_length ||
-        r->p.d_lo > r->p.d || r->p.d > r->p.d_hi || r->p.d_lo < 0 || r->p.d_out < 0 || r->p.d_out > r->p.d / 2 ||
-        r->p.d_score < 0 || r->p.max_seen == 0) {
+        r->p.d_lo > r->p.d || r->p.d > r->p.d_hi || r->p.d_lo < 0 || r->p.d_out < 0 ||
+        r->p.d_out > r->p.d / 2 || r->p.d_score < 0 || r->p.max_seen == 0) {
         free(r);
         return DN_EINVAL;
     }
@@ -639,7 +642,10 @@ void dn__pubsub_router_set_record_source(dn__pubsub_router *r, dn__pubsub_record
     r->record_ud = ud;
 }
 
-const dn_peerid *dn__pubsub_router_self(const dn__pubsub_router *r) { return &r->self; }
+const dn_peerid *dn__pubsub_router_self(const dn__pubsub_router *r)
+{
+    return &r->self;
+}
 
 static void mentry_free(void *ud, ent *e)
 {
@@ -792,8 +798,7 @@ static int topic_arg(const char *name, size_t *len)
 
 /* Candidates for the mesh of t: subscribed meshsub peers, not in the mesh,
  * not backing off, with a score of at least 0 (v1.1 heartbeat). */
-static size_t graft_candidates(dn__pubsub_router *r, topic *t, uint64_t now, peer **out,
-                               size_t max)
+static size_t graft_candidates(dn__pubsub_router *r, topic *t, uint64_t now, peer **out, size_t max)
 {
     size_t n = 0;
     for (size_t i = 0; i < r->npeers && n < max; i++) {
@@ -1050,8 +1055,7 @@ static void add_delivery(dn__pubsub_router *r, const dn__pubsub_message *m, cons
     r->st.msgs_delivered++;
 }
 
-static void handle_message(dn__pubsub_router *r, peer *p, const dn__pubsub_message *m,
-                           uint64_t now)
+static void handle_message(dn__pubsub_router *r, peer *p, const dn__pubsub_message *m, uint64_t now)
 {
     r->st.msgs_in++;
     topic *t = topic_find(r, m->topic.p, m->topic.len);
@@ -1093,8 +1097,8 @@ static void handle_message(dn__pubsub_router *r, peer *p, const dn__pubsub_messa
                 r->st.idontwant_sent++;
             }
     }
-    dn__pubsub_verdict v = r->validate ? r->validate(r->validate_ud, m, &author, &p->id)
-                                       : DN_PUBSUB_ACCEPT;
+    dn__pubsub_verdict v =
+        r->validate ? r->validate(r->validate_ud, m, &author, &p->id) : DN_PUBSUB_ACCEPT;
     if (v == DN_PUBSUB_REJECT) {
         r->st.msgs_rejected++;
         p->p4 += 1;
@@ -1154,8 +1158,8 @@ static void handle_ihave(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rp
                 q_id_spans(r, p, 2, want, nw);
                 r->st.iwant_sent += nw;
                 for (size_t k = 0; k < nw; k++) {
-                    ent *e = map_put(&r->promises, want[k].p, want[k].len,
-                                     now + r->p.iwant_followup_ms);
+                    ent *e =
+                        map_put(&r->promises, want[k].p, want[k].len, now + r->p.iwant_followup_ms);
                     if (e)
                         e->a = p->serial;
                 }
@@ -1242,8 +1246,8 @@ static void handle_prune(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rp
         if (!t)
             continue;
         pl_del(&t->mesh, p);
-        uint64_t bo = pr->has_backoff && pr->backoff_s < 86400 ? pr->backoff_s * 1000
-                                                               : r->p.prune_backoff_ms;
+        uint64_t bo =
+            pr->has_backoff && pr->backoff_s < 86400 ? pr->backoff_s * 1000 : r->p.prune_backoff_ms;
         if (bo < r->p.prune_backoff_ms && !pr->has_backoff)
             bo = r->p.prune_backoff_ms;
         set_backoff(p, t, now + bo);
@@ -1275,8 +1279,7 @@ static void handle_prune(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rp
     }
 }
 
-static void handle_idontwant(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rpc,
-                             uint64_t now)
+static void handle_idontwant(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rpc, uint64_t now)
 {
     for (size_t i = 0; i < rpc->nidontwant_ids; i++) {
         if (p->idontwant_in >= r->p.max_idontwant)
@@ -1609,4 +1612,7 @@ bool dn__pubsub_graylisted(const dn__pubsub_router *r, const dn_peerid *id)
     return p && score_of(r, p) < r->p.graylist_threshold;
 }
 
-const dn__pubsub_stats *dn__pubsub_router_stats(const dn__pubsub_router *r) { return &r->st; }
+const dn__pubsub_stats *dn__pubsub_router_stats(const dn__pubsub_router *r)
+{
+    return &r->st;
+}

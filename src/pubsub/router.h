@@ -10,11 +10,10 @@
  * peer per call, split only when it would pass DN_PUBSUB_RPC_MAX.
  *
  * Implemented: subscriptions, mesh maintenance on heartbeat (D, D_lo, D_hi,
- * D_score, the D_out outbound quota), GRAFT/PRUNE with backoff (and P7 for grafting during it), peer
- * exchange on PRUNE (peer ids; signed records when the host supplies them),
- * fanout with TTL, flood publishing of our own messages, IHAVE/IWANT gossip
- * with the per-heartbeat limits of v1.1 (max IHAVE messages and ids,
- * retransmission limit), promises (an IWANT not answered within the
+ * D_score, the D_out outbound quota), GRAFT/PRUNE with backoff (and P7 for grafting during it),
+ * peer exchange on PRUNE (peer ids; signed records when the host supplies them), fanout with TTL,
+ * flood publishing of our own messages, IHAVE/IWANT gossip with the per-heartbeat limits of v1.1
+ * (max IHAVE messages and ids, retransmission limit), promises (an IWANT not answered within the
  * follow-up time is a broken promise: P7), the message cache (mcache
  * windows) and seen cache (TTL), StrictSign verification before the seen
  * cache (a forged copy cannot shadow the real message), a validation hook
@@ -85,8 +84,7 @@ typedef struct dn__pubsub_router dn__pubsub_router;
 /* validate is called once per new, correctly signed message. author is the
  * verified `from`; via the peer it came from. */
 typedef dn__pubsub_verdict (*dn__pubsub_validate_fn)(void *ud, const dn__pubsub_message *m,
-                                                     const dn_peerid *author,
-                                                     const dn_peerid *via);
+                                                     const dn_peerid *author, const dn_peerid *via);
 /* Optional: the signed peer record of a peer, for PX (NULL/0 if none). */
 typedef void (*dn__pubsub_record_fn)(void *ud, const dn_peerid *peer, const uint8_t **rec,
                                      size_t *len);

@@ -30,8 +30,12 @@ int dn__pubsub_message_sign(const dn_privkey *k, const char *topic, size_t topic
         return rc;
     dn_buf kb = DN_BUF_INIT, tbs = DN_BUF_INIT;
     dn__pubsub_message m = {
-        .has_from = true, .from = {id.bytes, id.len}, .has_data = true,
-        .data = {data, len}, .has_seqno = true, .seqno = {sq, sizeof sq},
+        .has_from = true,
+        .from = {id.bytes, id.len},
+        .has_data = true,
+        .data = {data, len},
+        .has_seqno = true,
+        .seqno = {sq, sizeof sq},
         .topic = {(const uint8_t *)topic, topic_len},
     };
     uint8_t sig[DN_SIG_MAX];
@@ -64,8 +68,7 @@ static const uint8_t *identity_key(dn__ps_span from, size_t *len)
 
 int dn__pubsub_message_verify(const dn__pubsub_message *m, dn_peerid *author)
 {
-    if (!m->has_seqno || m->seqno.len != DN_PUBSUB_SEQNO_LEN || !m->has_from ||
-        !m->has_signature)
+    if (!m->has_seqno || m->seqno.len != DN_PUBSUB_SEQNO_LEN || !m->has_from || !m->has_signature)
         return DN_EMALFORMED;
     dn_peerid from;
     if (dn_peerid_from_bytes(m->from.p, m->from.len, &from))
@@ -85,9 +88,8 @@ int dn__pubsub_message_verify(const dn__pubsub_message *m, dn_peerid *author)
     dn_buf tbs = DN_BUF_INIT;
     rc = dn__pubsub_signed_bytes(m, &tbs);
     if (!rc)
-        rc = dn_pubkey_verify(k, tbs.data, tbs.len, m->signature.p, m->signature.len)
-                 ? DN_EBADSIG
-                 : 0;
+        rc = dn_pubkey_verify(k, tbs.data, tbs.len, m->signature.p, m->signature.len) ? DN_EBADSIG
+                                                                                      : 0;
     dn_buf_free(&tbs);
     dn_pubkey_free(k);
     if (!rc && author)

@@ -57,7 +57,8 @@ static void check_codec(const uint8_t *data, size_t size)
         r2.niwant_ids != r.niwant_ids || r2.ngraft != r.ngraft || r2.nprune != r.nprune ||
         r2.npx != r.npx || r2.nidontwant_ids != r.nidontwant_ids)
         abort();
-    if (dn__pubsub_rpc_encode(&r2, &b) || a.len != b.len || (a.len && memcmp(a.data, b.data, a.len)))
+    if (dn__pubsub_rpc_encode(&r2, &b) || a.len != b.len ||
+        (a.len && memcmp(a.data, b.data, a.len)))
         abort();
     dn__pubsub_rpc_free(&r2);
     dn__pubsub_rpc_free(&r);

@@ -115,8 +115,7 @@ static void pump(net *w)
         const uint8_t *fr;
         size_t fl;
         assert_int_equal(dn__pubsub_framer_next(&f, &fr, &fl), 0);
-        assert_int_equal(dn__pubsub_framer_feed(&f, it.frame.data + half, it.frame.len - half),
-                         0);
+        assert_int_equal(dn__pubsub_framer_feed(&f, it.frame.data + half, it.frame.len - half), 0);
         assert_int_equal(dn__pubsub_framer_next(&f, &fr, &fl), 1);
         int rc = dn__pubsub_handle_rpc(w->n[it.to].r, &w->n[it.from].id, fr, fl, w->now);
         (void)rc; /* junk frames are refused; tests check the counters */
@@ -138,9 +137,8 @@ static void net_init(net *w, int count, const dn__pubsub_params *p)
         node *n = &w->n[i];
         assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &n->key), 0);
         assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(n->key), &n->id), 0);
-        assert_int_equal(dn__pubsub_router_new(p, n->key, 0x9e3779b97f4a7c15ULL + (uint64_t)i,
-                                               &n->r),
-                         0);
+        assert_int_equal(
+            dn__pubsub_router_new(p, n->key, 0x9e3779b97f4a7c15ULL + (uint64_t)i, &n->r), 0);
     }
 }
 
@@ -347,8 +345,7 @@ static void test_invalid_signatures(void **state)
     uint8_t id[DN_PUBSUB_MSGID_MAX];
     size_t idlen = sizeof id;
     char d0[] = "msg-0";
-    assert_true(dn__pubsub_publish(w.n[5].r, TOPIC, (const uint8_t *)d0, 5, w.now, id, &idlen) >
-                0);
+    assert_true(dn__pubsub_publish(w.n[5].r, TOPIC, (const uint8_t *)d0, 5, w.now, id, &idlen) > 0);
     w.n[5].got[0]++;
     collect(&w, 5);
     pump(&w);
@@ -367,10 +364,17 @@ static void test_invalid_signatures(void **state)
         dn_pubkey_to_protobuf(dn_privkey_public(w.n[5].key), &kpb);
         uint8_t sig[64] = {1, 2, 3};
         dn__pubsub_message forged = {
-            .has_from = true, .from = {w.n[5].id.bytes, w.n[5].id.len}, .has_data = true,
-            .data = {(const uint8_t *)"evil", 4}, .has_seqno = true, .seqno = {sq, 8},
-            .topic = {(const uint8_t *)TOPIC, strlen(TOPIC)}, .has_signature = true,
-            .signature = {sig, sizeof sig}, .has_key = true, .key = {kpb.data, kpb.len},
+            .has_from = true,
+            .from = {w.n[5].id.bytes, w.n[5].id.len},
+            .has_data = true,
+            .data = {(const uint8_t *)"evil", 4},
+            .has_seqno = true,
+            .seqno = {sq, 8},
+            .topic = {(const uint8_t *)TOPIC, strlen(TOPIC)},
+            .has_signature = true,
+            .signature = {sig, sizeof sig},
+            .has_key = true,
+            .key = {kpb.data, kpb.len},
         };
         for (int b = 30; b < 35; b++) {
             dn_buf own = DN_BUF_INIT;
@@ -587,9 +591,8 @@ static void test_idontwant_and_retransmission(void **state)
     memset(data, 'x', sizeof data);
     memcpy(data, "msg-1", 5);
     dn_buf raw = DN_BUF_INIT;
-    assert_int_equal(dn__pubsub_message_sign(w.n[0].key, TOPIC, strlen(TOPIC), data, sizeof data,
-                                             77, &raw),
-                     0);
+    assert_int_equal(
+        dn__pubsub_message_sign(w.n[0].key, TOPIC, strlen(TOPIC), data, sizeof data, 77, &raw), 0);
     dn__pubsub_message m;
     dn__pubsub_message_decode(raw.data, raw.len, &m);
     uint8_t id[DN_PUBSUB_MSGID_MAX];
@@ -644,8 +647,7 @@ static dn__pubsub_verdict reject_evil(void *ud, const dn__pubsub_message *m,
 {
     int *calls = ud;
     (*calls)++;
-    return m->data.len >= 4 && !memcmp(m->data.p, "evil", 4) ? DN_PUBSUB_REJECT
-                                                               : DN_PUBSUB_ACCEPT;
+    return m->data.len >= 4 && !memcmp(m->data.p, "evil", 4) ? DN_PUBSUB_REJECT : DN_PUBSUB_ACCEPT;
 }
 
 static void test_validator_fanout_promises(void **state)
@@ -730,8 +732,8 @@ static void test_validator_fanout_promises(void **state)
         dn_buf fr = DN_BUF_INIT;
         int j = k % 3;
         if (k < 3)
-            dn__pubsub_message_sign(w.n[0].key, TOPIC, strlen(TOPIC), (const uint8_t *)"msg-2",
-                                    5, 500 + (uint64_t)k, &raws[j]);
+            dn__pubsub_message_sign(w.n[0].key, TOPIC, strlen(TOPIC), (const uint8_t *)"msg-2", 5,
+                                    500 + (uint64_t)k, &raws[j]);
         dn__pubsub_message mm;
         dn__pubsub_message_decode(raws[j].data, raws[j].len, &mm);
         dn__pubsub_rpc one = {.msgs = &mm, .nmsgs = 1};

@@ -54,9 +54,9 @@ static void test_signed_bytes_layout(void **state)
     assert_int_equal(tbs.len, want.len);
     assert_memory_equal(tbs.data, want.data, want.len);
     /* and the signature is over exactly those bytes */
-    assert_int_equal(dn_pubkey_verify(dn_privkey_public(k), want.data, want.len, m.signature.p,
-                                      m.signature.len),
-                     0);
+    assert_int_equal(
+        dn_pubkey_verify(dn_privkey_public(k), want.data, want.len, m.signature.p, m.signature.len),
+        0);
     /* An empty payload keeps its (empty) data field, as js writes it. */
     dn__pubsub_message e;
     dn_buf raw2 = DN_BUF_INIT;
