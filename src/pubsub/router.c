@@ -163,12 +163,21 @@ struct topic {
     plist mesh, fanout;
     size_t nsubpeers; /* peers subscribed (keeps the entry alive) */
     size_t ncached;   /* mcache entries naming it (idem) */
+    size_t nstats;    /* peers' score counters for it (idem) */
 };
 
 typedef struct backoff {
     topic *t;
     uint64_t until;
 } backoff;
+
+/* Per peer and topic score counters (v1.1 "Topic Parameter Calculation"). */
+typedef struct tstat {
+    topic *t;
+    uint64_t mesh_since; /* when it last joined our mesh of t */
+    double first_del;    /* P2 counter */
+    double invalid;      /* P4 counter */
+} tstat;
 
 typedef struct retx {
     uint64_t serial;
@@ -187,7 +196,9 @@ struct peer {
     idmap dontwant;
     int ihave_in, idontwant_in; /* this heartbeat */
     int iwant_asked;            /* ids we asked for this heartbeat */
-    double p4, p7;
+    tstat *ts;
+    size_t nts, cts;
+    double p7;
     /* pending output, flushed into one frame at the end of each call */
     dn_buf subs, msgs, ctrl;
 };
@@ -212,6 +223,7 @@ struct dn__pubsub_router {
     uint64_t rng;
     uint64_t seqno;
     uint64_t next_serial;
+    uint64_t now; /* of the call in progress: scores read it (P1) */
     dn__pubsub_validate_fn validate;
     void *validate_ud;
     dn__pubsub_record_fn record;
@@ -271,6 +283,13 @@ void dn__pubsub_params_default(dn__pubsub_params *p)
     /* One invalid message takes a peer below 0 (pruned at the next
      * heartbeat, not grafted); three put it under the graylist threshold.
      * Counters decay by 10% a heartbeat. */
+    p->topic_weight = 1;
+    p->p1_weight = 0.01; /* +3 after 5 minutes in the mesh */
+    p->p1_quantum_ms = 1000;
+    p->p1_cap = 300;
+    p->p2_weight = 0.5; /* +10 at most: a good record does not hide much */
+    p->p2_decay = 0.9;
+    p->p2_cap = 20;
     p->p4_weight = -10;
     p->p4_decay = 0.9;
     p->p7_weight = -10;
@@ -336,11 +355,57 @@ static bool pl_del(plist *l, const peer *p)
 
 static double score_of(const dn__pubsub_router *r, const peer *p)
 {
-    double s = r->p.p4_weight * p->p4 * p->p4;
+    /* v1.1 "The Score Function": the topic terms (P1, P2, P4) weighted by
+     * the topic weight, then P7. P3/P3b, P5, P6 are not there yet. */
+    double s = 0;
+    for (size_t i = 0; i < p->nts; i++) {
+        const tstat *x = &p->ts[i];
+        double ts = r->p.p4_weight * x->invalid * x->invalid;
+        ts += r->p.p2_weight * x->first_del;
+        if (pl_has(&x->t->mesh, p) && r->now > x->mesh_since && r->p.p1_quantum_ms) {
+            double q = (double)(r->now - x->mesh_since) / (double)r->p.p1_quantum_ms;
+            ts += r->p.p1_weight * (q < r->p.p1_cap ? q : r->p.p1_cap);
+        }
+        s += r->p.topic_weight * ts;
+    }
     double over = p->p7 - r->p.p7_threshold;
     if (over > 0)
         s += r->p.p7_weight * over * over;
     return s;
+}
+
+static tstat *tstat_get(peer *p, topic *t)
+{
+    for (size_t i = 0; i < p->nts; i++)
+        if (p->ts[i].t == t)
+            return &p->ts[i];
+    if (p->nts == p->cts) {
+        size_t nc = p->cts ? p->cts * 2 : 4;
+        tstat *v = realloc(p->ts, nc * sizeof *v);
+        if (!v)
+            return NULL;
+        p->ts = v;
+        p->cts = nc;
+    }
+    t->nstats++;
+    p->ts[p->nts] = (tstat){.t = t};
+    return &p->ts[p->nts++];
+}
+
+static void credit_invalid(peer *p, topic *t)
+{
+    tstat *x = tstat_get(p, t);
+    if (x)
+        x->invalid += 1;
+}
+
+/* A peer joins our mesh of t: P1 counts from now. */
+static int mesh_add(dn__pubsub_router *r, topic *t, peer *p)
+{
+    tstat *x = tstat_get(p, t);
+    if (x)
+        x->mesh_since = r->now;
+    return pl_add(&t->mesh, p);
 }
 
 static bool is_mesh_proto(const peer *p)
@@ -384,7 +449,7 @@ static topic *topic_get(dn__pubsub_router *r, const uint8_t *name, size_t len)
 /* Drop a topic entry nobody uses any more (bounds memory to live topics). */
 static void topic_gc(dn__pubsub_router *r, topic *t)
 {
-    if (t->subscribed || t->has_fanout || t->nsubpeers || t->mesh.n || t->ncached)
+    if (t->subscribed || t->has_fanout || t->nsubpeers || t->mesh.n || t->ncached || t->nstats)
         return;
     for (size_t i = 0; i < r->npeers; i++)
         for (size_t j = 0; j < r->peers[i]->nbo; j++)
@@ -660,6 +725,9 @@ static void mentry_free(void *ud, ent *e)
 
 static void peer_free(peer *p)
 {
+    for (size_t i = 0; i < p->nts; i++)
+        p->ts[i].t->nstats--;
+    free(p->ts);
     free(p->topics);
     free(p->bo);
     map_free(&p->dontwant);
@@ -716,6 +784,7 @@ void dn__pubsub_router_free(dn__pubsub_router *r)
 int dn__pubsub_add_peer(dn__pubsub_router *r, const dn_peerid *id, dn__pubsub_proto proto,
                         bool outbound, uint64_t now_ms)
 {
+    r->now = now_ms;
     if (!id || id->len == 0 || proto > DN_PUBSUB_MESHSUB_12)
         return DN_EINVAL;
     if (peer_find(r, id))
@@ -765,6 +834,7 @@ static void peer_drop_topic(dn__pubsub_router *r, peer *p, topic *t)
 
 int dn__pubsub_remove_peer(dn__pubsub_router *r, const dn_peerid *id, uint64_t now_ms)
 {
+    r->now = now_ms;
     peer *p = peer_find(r, id);
     if (!p)
         return DN_ENOTFOUND;
@@ -812,6 +882,7 @@ static size_t graft_candidates(dn__pubsub_router *r, topic *t, uint64_t now, pee
 
 int dn__pubsub_subscribe(dn__pubsub_router *r, const char *name, uint64_t now_ms)
 {
+    r->now = now_ms;
     size_t len;
     int rc = topic_arg(name, &len);
     if (rc)
@@ -828,7 +899,7 @@ int dn__pubsub_subscribe(dn__pubsub_router *r, const char *name, uint64_t now_ms
     for (size_t i = 0; i < t->fanout.n && (int)t->mesh.n < r->p.d; i++) {
         peer *q = t->fanout.v[i];
         if (is_mesh_proto(q) && !in_backoff(q, t, now_ms) && score_of(r, q) >= 0)
-            pl_add(&t->mesh, q);
+            mesh_add(r, t, q);
     }
     t->fanout.n = 0;
     t->has_fanout = false;
@@ -837,7 +908,7 @@ int dn__pubsub_subscribe(dn__pubsub_router *r, const char *name, uint64_t now_ms
         size_t nc = graft_candidates(r, t, now_ms, cand, r->npeers);
         shuffle(r, (void **)cand, nc);
         for (size_t i = 0; i < nc && (int)t->mesh.n < r->p.d; i++)
-            pl_add(&t->mesh, cand[i]);
+            mesh_add(r, t, cand[i]);
         free(cand);
     }
     for (size_t i = 0; i < t->mesh.n; i++)
@@ -848,6 +919,7 @@ int dn__pubsub_subscribe(dn__pubsub_router *r, const char *name, uint64_t now_ms
 
 int dn__pubsub_unsubscribe(dn__pubsub_router *r, const char *name, uint64_t now_ms)
 {
+    r->now = now_ms;
     size_t len;
     int rc = topic_arg(name, &len);
     if (rc)
@@ -928,6 +1000,7 @@ static void mark_seen(dn__pubsub_router *r, const uint8_t *id, size_t idlen, uin
 int dn__pubsub_publish(dn__pubsub_router *r, const char *name, const uint8_t *data, size_t len,
                        uint64_t now_ms, uint8_t *idout, size_t *idlen_out)
 {
+    r->now = now_ms;
     size_t tlen;
     int rc = topic_arg(name, &tlen);
     if (rc)
@@ -1067,7 +1140,7 @@ static void handle_message(dn__pubsub_router *r, peer *p, const dn__pubsub_messa
     int idlen = dn__pubsub_msgid(m, r->p.msgid_mode, id, sizeof id);
     if (idlen < 0) { /* StrictSign: from and an 8-byte seqno are required */
         r->st.msgs_invalid++;
-        p->p4 += 1;
+        credit_invalid(p, t);
         return;
     }
     if (map_get(&r->seen, id, (size_t)idlen)) {
@@ -1079,7 +1152,7 @@ static void handle_message(dn__pubsub_router *r, peer *p, const dn__pubsub_messa
     dn_peerid author;
     if (dn__pubsub_message_verify(m, &author)) {
         r->st.msgs_invalid++;
-        p->p4 += 1;
+        credit_invalid(p, t);
         return;
     }
     mark_seen(r, id, (size_t)idlen, now);
@@ -1101,13 +1174,17 @@ static void handle_message(dn__pubsub_router *r, peer *p, const dn__pubsub_messa
         r->validate ? r->validate(r->validate_ud, m, &author, &p->id) : DN_PUBSUB_ACCEPT;
     if (v == DN_PUBSUB_REJECT) {
         r->st.msgs_rejected++;
-        p->p4 += 1;
+        credit_invalid(p, t);
         return;
     }
     if (v != DN_PUBSUB_ACCEPT) {
         r->st.msgs_ignored++;
         return;
     }
+    /* P2: first deliveries of valid messages, capped. */
+    tstat *x = tstat_get(p, t);
+    if (x && (x->first_del += 1) > r->p.p2_cap)
+        x->first_del = r->p.p2_cap;
     mcache_put(r, id, (size_t)idlen, m->raw.p, m->raw.len, t, now);
     add_delivery(r, m, id, (size_t)idlen, &author, &p->id);
     for (size_t i = 0; i < r->npeers; i++) {
@@ -1233,7 +1310,7 @@ static void handle_graft(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc *rp
             set_backoff(p, t, now + r->p.prune_backoff_ms);
             continue;
         }
-        pl_add(&t->mesh, p);
+        mesh_add(r, t, p);
     }
 }
 
@@ -1296,6 +1373,7 @@ static void handle_idontwant(dn__pubsub_router *r, peer *p, const dn__pubsub_rpc
 int dn__pubsub_handle_rpc(dn__pubsub_router *r, const dn_peerid *from, const uint8_t *bytes,
                           size_t len, uint64_t now_ms)
 {
+    r->now = now_ms;
     peer *p = peer_find(r, from);
     if (!p)
         return DN_ENOTFOUND;
@@ -1356,7 +1434,7 @@ static void maintain_mesh(dn__pubsub_router *r, topic *t, uint64_t now, peer **t
         size_t nc = graft_candidates(r, t, now, tmp, r->npeers);
         shuffle(r, (void **)tmp, nc);
         for (size_t i = 0; i < nc && (int)t->mesh.n < r->p.d; i++) {
-            pl_add(&t->mesh, tmp[i]);
+            mesh_add(r, t, tmp[i]);
             q_graft(r, tmp[i], t);
         }
     }
@@ -1370,7 +1448,7 @@ static void maintain_mesh(dn__pubsub_router *r, topic *t, uint64_t now, peer **t
             shuffle(r, (void **)tmp, nc);
             for (size_t i = 0; i < nc && nout < r->p.d_out; i++)
                 if (tmp[i]->outbound) {
-                    pl_add(&t->mesh, tmp[i]);
+                    mesh_add(r, t, tmp[i]);
                     q_graft(r, tmp[i], t);
                     nout++;
                 }
@@ -1521,12 +1599,21 @@ static void promise_broken(void *ud, ent *e)
 
 void dn__pubsub_heartbeat(dn__pubsub_router *r, uint64_t now_ms)
 {
+    r->now = now_ms;
     peer **tmp = malloc((r->npeers + 1) * sizeof *tmp);
     if (!tmp)
         return;
     for (size_t i = 0; i < r->npeers; i++) {
         peer *p = r->peers[i];
-        p->p4 = decay(p->p4, r->p.p4_decay, r->p.decay_to_zero);
+        for (size_t j = p->nts; j-- > 0;) {
+            tstat *x = &p->ts[j];
+            x->invalid = decay(x->invalid, r->p.p4_decay, r->p.decay_to_zero);
+            x->first_del = decay(x->first_del, r->p.p2_decay, r->p.decay_to_zero);
+            if (!x->invalid && !x->first_del && !pl_has(&x->t->mesh, p)) {
+                x->t->nstats--; /* nothing left to count: let the topic go */
+                p->ts[j] = p->ts[--p->nts];
+            }
+        }
         p->p7 = decay(p->p7, r->p.p7_decay, r->p.decay_to_zero);
         p->ihave_in = p->idontwant_in = p->iwant_asked = 0;
         for (size_t j = p->nbo; j-- > 0;) /* one heartbeat of slack, as js */

@@ -19,10 +19,11 @@
  * cache (a forged copy cannot shadow the real message), a validation hook
  * (accept / reject / ignore), IDONTWANT (sent to v1.2 mesh peers on first
  * receipt of a large message, honoured when forwarding), and peer scoring
- * with P4 (invalid messages) and P7 (behaviour penalty) and the gossip,
- * publish and graylist thresholds. Missing: P1, P2, P3/P3b, P5, P6 (their
- * parameters are not there yet), per-topic score weights (P4 counts over
- * all topics with weight 1), opportunistic grafting, direct
+ * with P1 (time in mesh), P2 (first deliveries), P4 (invalid messages),
+ * counted per topic, and P7 (behaviour penalty), with the gossip, publish
+ * and graylist thresholds. Missing: P3/P3b (mesh delivery rates), P5
+ * (application), P6 (IP colocation), per-topic parameter sets (one set
+ * applies to every topic), opportunistic grafting, direct
  * peers, asynchronous validation. */
 #ifndef DN_PUBSUB_ROUTER_H
 #define DN_PUBSUB_ROUTER_H
@@ -66,7 +67,12 @@ typedef struct dn__pubsub_params {
     size_t max_seen; /* seen-cache entries; the oldest go first past it */
     bool flood_publish;
     dn__pubsub_msgid_mode msgid_mode;
-    /* Scoring (v1.1 "Peer Scoring"): P4 and P7 only. */
+    /* Scoring (v1.1 "Peer Scoring"): P1, P2, P4 (one set for every
+     * topic, times topic_weight) and P7. */
+    double topic_weight;
+    double p1_weight, p1_cap; /* time in mesh, in quanta, capped */
+    uint64_t p1_quantum_ms;
+    double p2_weight, p2_decay, p2_cap; /* first message deliveries */
     double p4_weight, p4_decay;
     double p7_weight, p7_threshold, p7_decay;
     double decay_to_zero;

@@ -236,6 +236,16 @@ static void test_network_delivery(void **state)
                 fail_msg("node %d got message %d %d times", i, m, w.n[i].got[m]);
     heartbeats(&w, 5);
     check_mesh_bounds(&w, p.d_lo, p.d_hi, -1);
+    /* Scores: every mesh peer has a positive score (P1, time in mesh);
+     * peers that delivered first got P2 on top (at most 20 x 0.5). */
+    double before[30][30];
+    for (int i = 0; i < 30; i++)
+        for (int j = 0; j < 30; j++) {
+            before[i][j] = dn__pubsub_score(w.n[i].r, &w.n[j].id);
+            if (dn__pubsub_in_mesh(w.n[i].r, TOPIC, &w.n[j].id))
+                assert_true(before[i][j] > 0);
+            assert_true(before[i][j] <= 0.01 * 300 + 0.5 * 20);
+        }
     /* gossip of what everyone has already asks for nothing */
     uint64_t iw = 0;
     for (int i = 0; i < 30; i++)
@@ -786,6 +796,39 @@ static void test_outbound_quota(void **state)
     net_free(&w);
 }
 
+/* P1 grows with time in the mesh (0.01 a second), P2 with first
+ * deliveries, capped at 20 x 0.5, and decays by 10% a heartbeat. */
+static void test_score_p1_p2(void **state)
+{
+    static net w;
+    dn__pubsub_params p;
+    dn__pubsub_params_default(&p);
+    net_init(&w, 2, &p);
+    link_nodes(&w, 0, 1, DN_PUBSUB_MESHSUB_11);
+    for (int i = 0; i < 2; i++) {
+        dn__pubsub_subscribe(w.n[i].r, TOPIC, w.now);
+        collect(&w, i);
+    }
+    pump(&w);
+    heartbeats(&w, 10); /* grafted at the first: 9 or 10 s in the mesh */
+    assert_true(dn__pubsub_in_mesh(w.n[0].r, TOPIC, &w.n[1].id));
+    double s10 = dn__pubsub_score(w.n[0].r, &w.n[1].id);
+    assert_true(s10 > 0.085 && s10 < 0.105);
+    for (int k = 0; k < 30; k++) {
+        publish(&w, 1, k);
+        pump(&w);
+    }
+    double s2 = dn__pubsub_score(w.n[0].r, &w.n[1].id);
+    assert_true(s2 > s10 + 9.9 && s2 < s10 + 10.1); /* capped at 20 deliveries */
+    heartbeats(&w, 1);
+    double s3 = dn__pubsub_score(w.n[0].r, &w.n[1].id);
+    assert_true(s3 < s2 - 0.9); /* 10% of 10 gone, 0.01 gained */
+    heartbeats(&w, 100);
+    double s4 = dn__pubsub_score(w.n[0].r, &w.n[1].id);
+    assert_true(s4 > 1.0 && s4 < 1.3); /* P2 decayed to zero, ~111 s of P1 */
+    net_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -796,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_idontwant_and_retransmission),
         cmocka_unit_test(test_validator_fanout_promises),
         cmocka_unit_test(test_outbound_quota),
+        cmocka_unit_test(test_score_p1_p2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
