@@ -199,6 +199,9 @@ struct peer {
     tstat *ts;
     size_t nts, cts;
     double p7;
+    uint8_t ip[16]; /* P6: the address the host saw (4 or 16 bytes) */
+    uint8_t iplen;
+    size_t ip_peers; /* peers on that address, this one included */
     /* pending output, flushed into one frame at the end of each call */
     dn_buf subs, msgs, ctrl;
 };
@@ -228,6 +231,8 @@ struct dn__pubsub_router {
     void *validate_ud;
     dn__pubsub_record_fn record;
     void *record_ud;
+    dn__pubsub_app_score_fn app_score;
+    void *app_score_ud;
 
     peer **peers;
     size_t npeers, cpeers;
@@ -290,6 +295,9 @@ void dn__pubsub_params_default(dn__pubsub_params *p)
     p->p2_weight = 0.5; /* +10 at most: a good record does not hide much */
     p->p2_decay = 0.9;
     p->p2_cap = 20;
+    p->p5_weight = 1;
+    p->p6_weight = -10;
+    p->p6_threshold = 10; /* go's and js's IPColocationFactorThreshold */
     p->p4_weight = -10;
     p->p4_decay = 0.9;
     p->p7_weight = -10;
@@ -356,7 +364,7 @@ static bool pl_del(plist *l, const peer *p)
 static double score_of(const dn__pubsub_router *r, const peer *p)
 {
     /* v1.1 "The Score Function": the topic terms (P1, P2, P4) weighted by
-     * the topic weight, then P7. P3/P3b, P5, P6 are not there yet. */
+     * the topic weight, then P5, P6, P7. P3/P3b are not there yet. */
     double s = 0;
     for (size_t i = 0; i < p->nts; i++) {
         const tstat *x = &p->ts[i];
@@ -367,6 +375,12 @@ static double score_of(const dn__pubsub_router *r, const peer *p)
             ts += r->p.p1_weight * (q < r->p.p1_cap ? q : r->p.p1_cap);
         }
         s += r->p.topic_weight * ts;
+    }
+    if (r->app_score)
+        s += r->p.p5_weight * r->app_score(r->app_score_ud, &p->id);
+    if (p->ip_peers > r->p.p6_threshold) {
+        double e = (double)(p->ip_peers - r->p.p6_threshold);
+        s += r->p.p6_weight * e * e;
     }
     double over = p->p7 - r->p.p7_threshold;
     if (over > 0)
@@ -707,6 +721,52 @@ void dn__pubsub_router_set_record_source(dn__pubsub_router *r, dn__pubsub_record
     r->record_ud = ud;
 }
 
+void dn__pubsub_router_set_app_score(dn__pubsub_router *r, dn__pubsub_app_score_fn fn, void *ud)
+{
+    r->app_score = fn;
+    r->app_score_ud = ud;
+}
+
+/* Recount the peers on one address (P6). */
+static void recount_ip(dn__pubsub_router *r, const uint8_t *ip, uint8_t len)
+{
+    if (!len)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < r->npeers; i++)
+        n += r->peers[i]->iplen == len && !memcmp(r->peers[i]->ip, ip, len);
+    for (size_t i = 0; i < r->npeers; i++)
+        if (r->peers[i]->iplen == len && !memcmp(r->peers[i]->ip, ip, len))
+            r->peers[i]->ip_peers = n;
+}
+
+static bool loopback(const uint8_t *ip, size_t len)
+{
+    static const uint8_t v6[16] = {[15] = 1};
+    return (len == 4 && ip[0] == 127) || (len == 16 && !memcmp(ip, v6, 16));
+}
+
+int dn__pubsub_set_peer_ip(dn__pubsub_router *r, const dn_peerid *id, const uint8_t *ip, size_t len)
+{
+    peer *p = peer_find(r, id);
+    if (!p)
+        return DN_ENOTFOUND;
+    if (len != 0 && len != 4 && len != 16)
+        return DN_EINVAL;
+    uint8_t old[16];
+    uint8_t oldlen = p->iplen;
+    memcpy(old, p->ip, sizeof old);
+    /* Loopback peers are not colocated in any sense that matters (local
+     * tests put every peer there; js would penalise them all). */
+    p->iplen = loopback(ip, len) ? 0 : (uint8_t)len;
+    if (p->iplen)
+        memcpy(p->ip, ip, len);
+    p->ip_peers = 0;
+    recount_ip(r, old, oldlen);
+    recount_ip(r, p->ip, p->iplen);
+    return 0;
+}
+
 const dn_peerid *dn__pubsub_router_self(const dn__pubsub_router *r)
 {
     return &r->self;
@@ -850,6 +910,7 @@ int dn__pubsub_remove_peer(dn__pubsub_router *r, const dn_peerid *id, uint64_t n
             r->peers[i] = r->peers[--r->npeers];
             break;
         }
+    recount_ip(r, p->ip, p->iplen);
     peer_free(p);
     for (size_t i = r->ntopics; i-- > 0;)
         topic_gc(r, r->topics[i]);

@@ -20,9 +20,10 @@
  * (accept / reject / ignore), IDONTWANT (sent to v1.2 mesh peers on first
  * receipt of a large message, honoured when forwarding), and peer scoring
  * with P1 (time in mesh), P2 (first deliveries), P4 (invalid messages),
- * counted per topic, and P7 (behaviour penalty), with the gossip, publish
- * and graylist thresholds. Missing: P3/P3b (mesh delivery rates), P5
- * (application), P6 (IP colocation), per-topic parameter sets (one set
+ * counted per topic, P5 (an application callback), P6 (IP colocation,
+ * loopback exempt) and P7 (behaviour penalty), with the gossip, publish
+ * and graylist thresholds. Missing: P3/P3b (mesh delivery rates),
+ * per-topic parameter sets (one set
  * applies to every topic), opportunistic grafting, direct
  * peers, asynchronous validation. */
 #ifndef DN_PUBSUB_ROUTER_H
@@ -74,6 +75,9 @@ typedef struct dn__pubsub_params {
     uint64_t p1_quantum_ms;
     double p2_weight, p2_decay, p2_cap; /* first message deliveries */
     double p4_weight, p4_decay;
+    double p5_weight; /* times the application's score */
+    double p6_weight; /* times (peers on one IP - threshold)^2 */
+    size_t p6_threshold;
     double p7_weight, p7_threshold, p7_decay;
     double decay_to_zero;
     double gossip_threshold, publish_threshold, graylist_threshold, accept_px_threshold;
@@ -91,6 +95,8 @@ typedef struct dn__pubsub_router dn__pubsub_router;
  * verified `from`; via the peer it came from. */
 typedef dn__pubsub_verdict (*dn__pubsub_validate_fn)(void *ud, const dn__pubsub_message *m,
                                                      const dn_peerid *author, const dn_peerid *via);
+/* Optional: the application's score of a peer (P5). */
+typedef double (*dn__pubsub_app_score_fn)(void *ud, const dn_peerid *peer);
 /* Optional: the signed peer record of a peer, for PX (NULL/0 if none). */
 typedef void (*dn__pubsub_record_fn)(void *ud, const dn_peerid *peer, const uint8_t **rec,
                                      size_t *len);
@@ -127,6 +133,7 @@ int dn__pubsub_router_new(const dn__pubsub_params *p, const dn_privkey *key, uin
 void dn__pubsub_router_free(dn__pubsub_router *r);
 void dn__pubsub_router_set_validator(dn__pubsub_router *r, dn__pubsub_validate_fn fn, void *ud);
 void dn__pubsub_router_set_record_source(dn__pubsub_router *r, dn__pubsub_record_fn fn, void *ud);
+void dn__pubsub_router_set_app_score(dn__pubsub_router *r, dn__pubsub_app_score_fn fn, void *ud);
 const dn_peerid *dn__pubsub_router_self(const dn__pubsub_router *r);
 
 /* A peer with a pubsub stream (outbound: we dialled it). Queues our
@@ -134,6 +141,10 @@ const dn_peerid *dn__pubsub_router_self(const dn__pubsub_router *r);
 int dn__pubsub_add_peer(dn__pubsub_router *r, const dn_peerid *id, dn__pubsub_proto proto,
                         bool outbound, uint64_t now_ms);
 int dn__pubsub_remove_peer(dn__pubsub_router *r, const dn_peerid *id, uint64_t now_ms);
+/* The peer's IP address (4 or 16 bytes; 0 to forget) for P6. Loopback
+ * addresses count as none. DN_ENOTFOUND, DN_EINVAL. */
+int dn__pubsub_set_peer_ip(dn__pubsub_router *r, const dn_peerid *id, const uint8_t *ip,
+                           size_t len);
 
 /* Subscribe: announce to all peers, form the mesh (from fanout first) and
  * GRAFT it. Unsubscribe: announce, PRUNE the mesh with the unsubscribe

@@ -829,6 +829,45 @@ static void test_score_p1_p2(void **state)
     net_free(&w);
 }
 
+static double app_score(void *ud, const dn_peerid *peer)
+{
+    return dn_peerid_equal(peer, ud) ? 5 : 0;
+}
+
+/* P5: the application's opinion, weight 1. P6: more than 10 peers on one
+ * address cost each -10 x excess^2; loopback never counts. */
+static void test_score_p5_p6(void **state)
+{
+    static net w;
+    dn__pubsub_params p;
+    dn__pubsub_params_default(&p);
+    net_init(&w, 16, &p);
+    for (int i = 1; i < 16; i++)
+        assert_int_equal(
+            dn__pubsub_add_peer(w.n[0].r, &w.n[i].id, DN_PUBSUB_MESHSUB_11, false, w.now), 0);
+    dn__pubsub_clear_outputs(w.n[0].r);
+    const uint8_t shared[4] = {10, 0, 0, 1}, other[4] = {10, 0, 0, 2}, lo[4] = {127, 0, 0, 1};
+    for (int i = 1; i <= 12; i++)
+        assert_int_equal(dn__pubsub_set_peer_ip(w.n[0].r, &w.n[i].id, shared, 4), 0);
+    assert_int_equal(dn__pubsub_set_peer_ip(w.n[0].r, &w.n[13].id, other, 4), 0);
+    for (int i = 14; i < 16; i++)
+        assert_int_equal(dn__pubsub_set_peer_ip(w.n[0].r, &w.n[i].id, lo, 4), 0);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[1].id) == -40);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[13].id) == 0);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[14].id) == 0);
+    /* one leaves, one moves away: 10 left on the address, no penalty */
+    dn__pubsub_remove_peer(w.n[0].r, &w.n[12].id, w.now);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[1].id) == -10);
+    dn__pubsub_set_peer_ip(w.n[0].r, &w.n[11].id, other, 4);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[1].id) == 0);
+    assert_int_equal(dn__pubsub_set_peer_ip(w.n[0].r, &w.n[1].id, shared, 3), DN_EINVAL);
+    assert_int_equal(dn__pubsub_set_peer_ip(w.n[0].r, &w.n[12].id, shared, 4), DN_ENOTFOUND);
+    dn__pubsub_router_set_app_score(w.n[0].r, app_score, &w.n[13].id);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[13].id) == 5);
+    assert_true(dn__pubsub_score(w.n[0].r, &w.n[2].id) == 0);
+    net_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -840,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_validator_fanout_promises),
         cmocka_unit_test(test_outbound_quota),
         cmocka_unit_test(test_score_p1_p2),
+        cmocka_unit_test(test_score_p5_p6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
