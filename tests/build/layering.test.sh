@@ -16,6 +16,7 @@ declare -A allowed=(
   [yamux]="core"
   [host]="core multiformats crypto pnet mss noise yamux"
   [proto]="core multiformats crypto"
+  [pubsub]="core multiformats crypto"
   [store]="core"
   [api]="core"
   [node]="core multiformats store api"
