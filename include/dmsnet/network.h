@@ -102,6 +102,9 @@ void dn_network_stop(dn_network *n, void (*done)(void *arg), void *arg);
 dn_host *dn_network_host(dn_network *n);
 uv_loop_t *dn_network_loop(dn_network *n);
 const dn_peerid *dn_network_peerid(const dn_network *n);
+/* The node's Messenger (dmsnet/messenger.h): typed messages to and from
+ * peers; register C handlers per type on it. */
+struct dn_messenger *dn_network_messenger(dn_network *n);
 
 /* ---- events (seed: EventRegister) ---- */
 

@@ -77,6 +77,11 @@ int dn__api_new(uv_loop_t *loop, const dn_api_config *cfg, dn_api **out, char *e
  * longer prefixes over shorter. method is "GET", "POST", ... */
 int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix, dn_api_handler h,
                   void *ud);
+/* A larger (or smaller) request body limit for one route than the server's
+ * max_body (e.g. messages of up to 1 MiB, base64 in JSON). DN_ENOTFOUND
+ * when the route is not registered. */
+int dn__api_route_set_max_body(dn_api *api, const char *method, const char *path,
+                               size_t max_body);
 /* The TCP port actually bound (0 when there is no TCP listener). */
 uint16_t dn__api_tcp_port(const dn_api *api);
 /* Stop serving: pending async requests are cut off (their later replies are
@@ -138,6 +143,9 @@ int dn__api_stream_push(dn_api_stream *s, const json_t *value);
 /* End the stream from the server side: queued lines are sent, then the
  * response ends. on_close is not called; do not use s afterwards. */
 void dn__api_stream_end(dn_api_stream *s);
+/* This stream's queue bound instead of the server's stream_queue_max (a
+ * stream of messages up to 1 MiB needs more than one of events). */
+void dn__api_stream_set_queue_max(dn_api_stream *s, size_t max);
 /* Bytes waiting in this stream's queue. */
 size_t dn__api_stream_queued(const dn_api_stream *s);
 

@@ -15,7 +15,7 @@
 #include "dmsnet/error.h"
 
 #define DN_API_REPLY_MAX (16u << 20) /* a reply larger than this is refused */
-#define DN_API_LINE_MAX (1u << 20)   /* one NDJSON line */
+#define DN_API_LINE_MAX (2u << 20)   /* one NDJSON line: a 1 MiB message, base64, fits */
 
 bool dn__api_no_daemon(int rc)
 {

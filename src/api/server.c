@@ -40,6 +40,7 @@ typedef struct dn_api_route {
     bool prefix;
     dn_api_handler h;
     void *ud;
+    size_t max_body; /* 0: the server's */
 } dn_api_route;
 
 /* One per accepted socket (MHD_OPTION_NOTIFY_CONNECTION): MHD's timeout
@@ -107,9 +108,10 @@ struct dn_api_req {
     char method[16];
     char *path;
     const char *rest;
+    size_t max_body; /* of its route */
     json_t *body;
     char *buf; /* body bytes received so far */
-    size_t len;
+    size_t len, cap;
     bool too_big;
     enum req_state state;
     struct MHD_Response *resp;
@@ -436,6 +438,19 @@ static const dn_api_route *route_find(const dn_api *api, const char *path, const
     return hit;
 }
 
+int dn__api_route_set_max_body(dn_api *api, const char *method, const char *path,
+                               size_t max_body)
+{
+    for (size_t i = 0; api && i < api->nroutes; i++) {
+        dn_api_route *rt = &api->routes[i];
+        if (!strcmp(rt->path, path) && !strcmp(rt->method, method)) {
+            rt->max_body = max_body;
+            return 0;
+        }
+    }
+    return DN_ENOTFOUND;
+}
+
 int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix, dn_api_handler h,
                   void *ud)
 {
@@ -457,6 +472,7 @@ int dn__api_route(dn_api *api, const char *method, const char *path, bool prefix
     rt->prefix = prefix;
     rt->h = h;
     rt->ud = ud;
+    rt->max_body = 0;
     api->nroutes++;
     return 0;
 }
@@ -520,22 +536,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         if (r->route->prefix)
             r->rest = r->path + r->route->path_len;
+        r->max_body = r->route->max_body ? r->route->max_body : api->max_body;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || n > api->max_body) {
+            if (errno || end == cl || n > r->max_body) {
                 /* Not too much over: read and discard it, then answer, so
                  * that a client still sending does not get a reset instead
                  * of the answer. Far over: answer now, and close. */
-                if (!errno && end != cl && n <= (unsigned long long)api->max_body * 16) {
+                if (!errno && end != cl && n <= (unsigned long long)r->max_body * 16) {
                     r->too_big = true;
                     return MHD_YES;
                 }
                 char msg[96];
-                snprintf(msg, sizeof msg, "request body larger than %zu bytes", api->max_body);
+                snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
                 return req_fail_now(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
             }
         }
@@ -553,26 +570,36 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             *upload_size = 0;
             if (r->too_big)
                 return MHD_YES;
-            if (r->len + n > api->max_body) {
+            if (r->len + n > r->max_body) {
                 /* A chunked body without Content-Length: stop keeping
                  * bytes, answer 413 once the request is complete. */
                 r->too_big = true;
                 free(r->buf);
                 r->buf = NULL;
-                r->len = 0;
+                r->len = r->cap = 0;
                 return MHD_YES;
             }
-            char *nb = realloc(r->buf, r->len + n);
-            if (!nb)
-                return MHD_NO;
-            memcpy(nb + r->len, upload_data, n);
-            r->buf = nb;
+            if (r->len + n > r->cap) {
+                /* Doubling (within the route's limit): a large body arrives
+                 * in many small pieces. */
+                size_t cap = r->cap ? r->cap : 4096;
+                while (cap < r->len + n)
+                    cap *= 2;
+                if (cap > r->max_body)
+                    cap = r->max_body;
+                char *nb = realloc(r->buf, cap);
+                if (!nb)
+                    return MHD_NO;
+                r->buf = nb;
+                r->cap = cap;
+            }
+            memcpy(r->buf + r->len, upload_data, n);
             r->len += n;
             return MHD_YES;
         }
         if (r->too_big) {
             char msg[96];
-            snprintf(msg, sizeof msg, "request body larger than %zu bytes", api->max_body);
+            snprintf(msg, sizeof msg, "request body larger than %zu bytes", r->max_body);
             return req_fail_now(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
         }
         if (r->len) {
@@ -847,6 +874,11 @@ void dn__api_stream_end(dn_api_stream *s)
     stream_unlink(s);
     s->ended = true;
     stream_wake(s);
+}
+
+void dn__api_stream_set_queue_max(dn_api_stream *s, size_t max)
+{
+    s->max = max;
 }
 
 size_t dn__api_stream_queued(const dn_api_stream *s)

@@ -5,6 +5,7 @@
  * stable (issue 9, section 3): scripts call them exactly so. Human output
  * escapes every string a peer supplied (agent, protocols) so that a peer
  * cannot write control sequences to the user's terminal. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ typedef struct client {
     char sock[PATH_MAX_ + 16];
     bool json;
     const char *types; /* events --types */
+    const char *type;  /* send, request, messages listen: --type */
+    long timeout_s;    /* request --timeout (0: the daemon's default) */
     int argi;          /* first positional argument */
 } client;
 
@@ -82,13 +85,21 @@ static void hint(const client *c)
 
 /* Parse the options every client command takes (plus --types for events).
  * Returns -1 to go on, else the exit code. */
-static int client_parse(client *c, int argc, char **argv, void (*usage)(FILE *), bool events)
+/* Options beyond the common ones a command takes (client_parse's extra). */
+#define OPT_TYPES 1u   /* --types (events) */
+#define OPT_TYPE 2u    /* --type (messages) */
+#define OPT_TIMEOUT 4u /* --timeout (request) */
+
+static int client_parse(client *c, int argc, char **argv, void (*usage)(FILE *), unsigned extra)
 {
     static const struct option opts[] = {{"data-dir", required_argument, NULL, 'd'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"types", required_argument, NULL, 't'},
+                                         {"type", required_argument, NULL, 'T'},
+                                         {"timeout", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    bool events = extra & OPT_TYPES;
     const char *dir = NULL;
     int o;
     optind = 1;
@@ -105,6 +116,25 @@ static int client_parse(client *c, int argc, char **argv, void (*usage)(FILE *),
             }
             c->types = optarg;
             break;
+        case 'T':
+            if (!(extra & OPT_TYPE)) {
+                dn_cli_error(c->cmd, "unknown option '--type'");
+                hint(c);
+                return 2;
+            }
+            c->type = optarg;
+            break;
+        case 'O': {
+            char *end;
+            c->timeout_s = strtol(optarg, &end, 10);
+            if (!(extra & OPT_TIMEOUT) || *end || c->timeout_s < 1 || c->timeout_s > 600) {
+                dn_cli_error(c->cmd, (extra & OPT_TIMEOUT) ? "--timeout: 1..600 seconds"
+                                                          : "unknown option '--timeout'");
+                hint(c);
+                return 2;
+            }
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: hint(c); return 2;
         }
@@ -238,7 +268,7 @@ static void human_bytes(uint64_t n, char *out, size_t outlen)
 int dn_cmd_status(int argc, char **argv)
 {
     client c = {.cmd = "status"};
-    int rc = client_parse(&c, argc, argv, status_usage, false);
+    int rc = client_parse(&c, argc, argv, status_usage, 0);
     if (rc >= 0 || (rc = no_args(&c, argc, argv, status_usage)) >= 0)
         return rc;
     json_t *st;
@@ -295,7 +325,7 @@ static void peers_usage(FILE *f)
 int dn_cmd_peers(int argc, char **argv)
 {
     client c = {.cmd = "peers"};
-    int rc = client_parse(&c, argc, argv, peers_usage, false);
+    int rc = client_parse(&c, argc, argv, peers_usage, 0);
     if (rc >= 0 || (rc = no_args(&c, argc, argv, peers_usage)) >= 0)
         return rc;
     json_t *r;
@@ -420,7 +450,7 @@ static int post_peer(client *c, const char *path, const char *key, const char *v
 int dn_cmd_connect(int argc, char **argv)
 {
     client c = {.cmd = "connect"};
-    int rc = client_parse(&c, argc, argv, connect_usage, false);
+    int rc = client_parse(&c, argc, argv, connect_usage, 0);
     if (rc >= 0 || (rc = one_arg(&c, argc, argv, connect_usage, "multiaddr or peer id")) >= 0)
         return rc;
     const char *target = argv[c.argi];
@@ -442,7 +472,7 @@ int dn_cmd_connect(int argc, char **argv)
 int dn_cmd_disconnect(int argc, char **argv)
 {
     client c = {.cmd = "disconnect"};
-    int rc = client_parse(&c, argc, argv, disconnect_usage, false);
+    int rc = client_parse(&c, argc, argv, disconnect_usage, 0);
     if (rc >= 0 || (rc = one_arg(&c, argc, argv, disconnect_usage, "peer id")) >= 0)
         return rc;
     const char *id = argv[c.argi];
@@ -559,7 +589,7 @@ static int on_event_line(json_t *v, void *ud)
 int dn_cmd_events(int argc, char **argv)
 {
     client c = {.cmd = "events"};
-    int rc = client_parse(&c, argc, argv, events_usage, true);
+    int rc = client_parse(&c, argc, argv, events_usage, OPT_TYPES);
     if (rc >= 0 || (rc = no_args(&c, argc, argv, events_usage)) >= 0)
         return rc;
     char path[512] = "/v0/events";
@@ -821,9 +851,272 @@ int dn_cmd_config(int argc, char **argv)
         hint(&c);
         return 2;
     }
-    int rc = client_parse(&c, argc - 1, argv + 1, config_usage, false);
+    int rc = client_parse(&c, argc - 1, argv + 1, config_usage, 0);
     if (rc >= 0)
         return rc;
     /* client_parse saw argv + 1 */
     return show ? config_show(&c, argc - 1, argv + 1) : config_set(&c, argc - 1, argv + 1);
+}
+
+/* ---- messages: send, request, messages listen / reply ---- */
+
+#define MSG_DATA_MAX (1u << 20) /* the Messenger's payload limit */
+
+/* <data>: the text itself, @FILE, or - for standard input; at most the
+ * payload limit (one byte more is read to tell). Returns the base64 form
+ * as a JSON string, or NULL (the error printed). */
+static json_t *read_data(const client *c, const char *arg)
+{
+    uint8_t *buf = malloc(MSG_DATA_MAX + 1);
+    if (!buf)
+        return NULL;
+    size_t len = 0;
+    if (arg[0] == '@' || !strcmp(arg, "-")) {
+        FILE *f = !strcmp(arg, "-") ? stdin : fopen(arg + 1, "rb");
+        if (!f) {
+            dn_cli_error(c->cmd, "cannot read %s: %s", arg + 1, strerror(errno));
+            free(buf);
+            return NULL;
+        }
+        len = fread(buf, 1, MSG_DATA_MAX + 1, f);
+        bool bad = ferror(f);
+        if (f != stdin)
+            fclose(f);
+        if (bad) {
+            dn_cli_error(c->cmd, "cannot read %s", arg);
+            free(buf);
+            return NULL;
+        }
+    } else {
+        len = strlen(arg);
+        if (len <= MSG_DATA_MAX + 1)
+            memcpy(buf, arg, len);
+    }
+    if (len > MSG_DATA_MAX) {
+        dn_cli_error(c->cmd, "the payload is larger than the limit (%u bytes)", MSG_DATA_MAX);
+        free(buf);
+        return NULL;
+    }
+    size_t n = dn_base64_enc_len(len) + 1;
+    char *text = malloc(n);
+    json_t *v = text && dn_base64_encode(buf, len, text, n) >= 0 ? json_string(text) : NULL;
+    free(text);
+    free(buf);
+    return v;
+}
+
+/* Write base64 text decoded to stdout (a reply, a message's data). */
+static int put_b64(const char *text)
+{
+    if (!text)
+        return 1;
+    size_t n = strlen(text);
+    uint8_t *buf = malloc(n / 4 * 3 + 3);
+    int k = buf ? dn_base64_decode(text, n, buf, n / 4 * 3 + 3) : -1;
+    if (k >= 0)
+        fwrite(buf, 1, (size_t)k, stdout);
+    free(buf);
+    return k < 0;
+}
+
+static void send_usage(FILE *f)
+{
+    fprintf(f, "usage: dmsnet send <peer id> --type <protocol> <data> [--json] [--data-dir DIR]\n"
+               "       dmsnet request <peer id> --type <protocol> <data> [--timeout S] [--json]\n"
+               "                      [--data-dir DIR]\n\n"
+               "send: one typed message to the peer through the daemon (dialled when not\n"
+               "connected): the message type is the protocol id; on the wire one stream per\n"
+               "message, an 8-byte little-endian length, then the payload (at most 1 MiB).\n"
+               "request: the same, then print the peer's reply (raw bytes; --json: {\"reply\":\n"
+               "base64}); --timeout S waits at most S seconds (default 30).\n"
+               "<data> is the text itself, @FILE for a file's bytes, or - for standard input.\n\n"
+               "options:\n"
+               "  --type PROTOCOL    the message type, e.g. /dms/deployment/request/0.0.1\n"
+               "  --timeout S        request only: seconds to wait for the reply\n");
+    fputs(common_opts, f);
+    fputs(common_tail, f);
+}
+
+static int send_or_request(int argc, char **argv, bool request)
+{
+    client c = {.cmd = request ? "request" : "send"};
+    int rc = client_parse(&c, argc, argv, send_usage, OPT_TYPE | (request ? OPT_TIMEOUT : 0));
+    if (rc >= 0)
+        return rc;
+    if (argc - c.argi != 2 || !c.type) {
+        dn_cli_error(c.cmd, "expected <peer id> --type <protocol> <data>");
+        hint(&c);
+        return 2;
+    }
+    const char *peer = argv[c.argi];
+    dn_peerid id;
+    if (dn_peerid_parse(peer, &id)) {
+        dn_cli_error(c.cmd, "'%s' is not a peer id", peer);
+        return 2;
+    }
+    json_t *data = read_data(&c, argv[c.argi + 1]);
+    if (!data)
+        return 1;
+    json_t *body = json_pack("{s:s, s:s, s:o}", "peer", peer, "type", c.type, "data", data), *r;
+    if (!body)
+        return 1;
+    if (c.timeout_s)
+        json_object_set_new(body, "timeout_ms", json_integer(c.timeout_s * 1000));
+    rc = call(&c, "POST", request ? "/v0/request" : "/v0/send", body, &r);
+    json_decref(body);
+    if (rc >= 0)
+        return rc;
+    if (c.json)
+        rc = print_json(r);
+    else if (request)
+        rc = put_b64(jstr(r, "reply", NULL)) || fflush(stdout);
+    else
+        rc = printf("sent to %s\n", peer) < 0 || fflush(stdout);
+    json_decref(r);
+    return rc;
+}
+
+int dn_cmd_send(int argc, char **argv) { return send_or_request(argc, argv, false); }
+int dn_cmd_request(int argc, char **argv) { return send_or_request(argc, argv, true); }
+
+static void messages_usage(FILE *f)
+{
+    fprintf(f, "usage: dmsnet messages listen [--type <protocol>] [--json] [--data-dir DIR]\n"
+               "       dmsnet messages reply <id> <data> [--json] [--data-dir DIR]\n\n"
+               "listen: serve the message type (while listening) and print one line per\n"
+               "message received: '<id> <from peer id> <type> <data>' (data escaped), or with\n"
+               "--json one object per line: id, from, type, data (base64), time. Without\n"
+               "--type: the messages of every type some listener serves.\n"
+               "reply: answer message <id> (its sender waits in 'dmsnet request'); <data> is\n"
+               "the text, @FILE or -. A message waits 60 s for a reply.\n\n"
+               "options:\n"
+               "  --type PROTOCOL    listen: the message type to serve\n");
+    fputs(common_opts, f);
+    fputs(common_tail, f);
+}
+
+typedef struct msg_state {
+    const client *c;
+    bool out_failed;
+} msg_state;
+
+static int on_message_line(json_t *v, void *ud)
+{
+    msg_state *s = ud;
+    if (s->c->json) {
+        char *text = json_dumps(v, JSON_COMPACT);
+        if (text)
+            puts(text);
+        free(text);
+    } else {
+        json_t *idv = json_object_get(v, "id");
+        if (!idv) { /* the server's last line when it drops a slow listener */
+            fprintf(stderr, "dmsnet messages: ");
+            put_escaped(stderr, jstr(v, "error", "the daemon dropped the stream"));
+            fputc('\n', stderr);
+            return 1;
+        }
+        printf("%lld %s ", (long long)json_integer_value(idv), jstr(v, "from", "?"));
+        put_escaped(stdout, jstr(v, "type", "?"));
+        putchar(' ');
+        const char *b64 = jstr(v, "data", "");
+        size_t n = strlen(b64);
+        char *buf = malloc(n / 4 * 3 + 4);
+        int k = buf ? dn_base64_decode(b64, n, (uint8_t *)buf, n / 4 * 3 + 3) : -1;
+        if (k >= 0) {
+            buf[k] = 0;
+            /* Peer-supplied bytes: escaped, they cannot forge a line. */
+            size_t need = dn_escape_text(buf, (size_t)k, NULL, 0) + 1;
+            char *esc = malloc(need);
+            if (esc) {
+                dn_escape_text(buf, (size_t)k, esc, need);
+                fputs(esc, stdout);
+                free(esc);
+            }
+        }
+        free(buf);
+        putchar('\n');
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        s->out_failed = true;
+        return 1;
+    }
+    return 0;
+}
+
+int dn_cmd_messages(int argc, char **argv)
+{
+    if (argc < 2 || (strcmp(argv[1], "listen") && strcmp(argv[1], "reply"))) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            messages_usage(stdout);
+            return 0;
+        }
+        messages_usage(stderr);
+        return 2;
+    }
+    bool listen = !strcmp(argv[1], "listen");
+    client c = {.cmd = "messages"};
+    int rc = client_parse(&c, argc - 1, argv + 1, messages_usage, listen ? OPT_TYPE : 0);
+    if (rc >= 0)
+        return rc;
+    c.argi++; /* argv + 1 */
+    if (listen) {
+        if (argc - c.argi != 0) {
+            dn_cli_error(c.cmd, "unexpected argument '%s'", argv[c.argi]);
+            return 2;
+        }
+        char path[600] = "/v0/messages";
+        if (c.type) {
+            for (const char *p = c.type; *p; p++)
+                if (*p <= ' ' || *p > '~' || *p == '&' || *p == '#' || *p == '%' || *p == '?') {
+                    dn_cli_error(c.cmd, "--type: '%s' is not a protocol id", c.type);
+                    return 2;
+                }
+            if (snprintf(path, sizeof path, "/v0/messages?type=%s", c.type) >= (int)sizeof path) {
+                dn_cli_error(c.cmd, "--type: too long");
+                return 2;
+            }
+        }
+        dn_api_client cl = {.unix_path = c.sock};
+        msg_state s = {.c = &c};
+        long status = 0;
+        json_t *reply = NULL;
+        rc = dn__api_stream_call(&cl, path, on_message_line, &s, &status, &reply);
+        if (rc) {
+            if (dn__api_no_daemon(rc))
+                print_no_daemon(&c);
+            else
+                dn_cli_error(c.cmd, "message stream from %s: %s", c.sock, dn_strerror(rc));
+            return 1;
+        }
+        if (status != 200) {
+            print_api_error(&c, status, reply);
+            json_decref(reply);
+            return 1;
+        }
+        return s.out_failed;
+    }
+    if (argc - c.argi != 2) {
+        dn_cli_error(c.cmd, "expected: messages reply <id> <data>");
+        return 2;
+    }
+    char *end;
+    long long id = strtoll(argv[c.argi], &end, 10);
+    if (*end || id < 1) {
+        dn_cli_error(c.cmd, "'%s' is not a message id", argv[c.argi]);
+        return 2;
+    }
+    json_t *data = read_data(&c, argv[c.argi + 1]);
+    if (!data)
+        return 1;
+    json_t *body = json_pack("{s:I, s:o}", "id", (json_int_t)id, "data", data), *r;
+    if (!body)
+        return 1;
+    rc = call(&c, "POST", "/v0/messages/reply", body, &r);
+    json_decref(body);
+    if (rc >= 0)
+        return rc;
+    rc = c.json ? print_json(r) : (printf("replied to message %lld\n", id) < 0 || fflush(stdout));
+    json_decref(r);
+    return rc;
 }

@@ -481,6 +481,17 @@ static void op_timeout(uv_timer_t *t)
     op_finish(t->data, DN_ETIMEOUT, NULL, 0);
 }
 
+/* A plain send whose receiver keeps the stream open (it may answer, as a
+ * node whose API client can reply does) completes this long after the
+ * frame went out with no refusal: a refusal (too big, queue full, unknown
+ * type) comes back within a round trip, and the sender reads no reply. */
+#define SEND_SETTLE_MS 500
+
+static void op_settled(uv_timer_t *t)
+{
+    op_finish(t->data, 0, NULL, 0);
+}
+
 static void op_pump(msg_op *op)
 {
     if (op->written || !op->s)
@@ -495,6 +506,8 @@ static void op_pump(msg_op *op)
     op->written = true;
     free(op->frame);
     op->frame = NULL;
+    if (!op->request)
+        uv_timer_start(&op->timer, op_settled, SEND_SETTLE_MS, 0);
     dn_stream_close_write(op->s);
 }
 

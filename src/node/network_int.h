@@ -10,6 +10,7 @@
 
 typedef struct dn__bootstrap dn__bootstrap; /* dial.c */
 typedef struct dn__nat dn__nat;             /* nat.c */
+typedef struct dn__node_msgs dn__node_msgs; /* messages.c */
 
 struct dn_network {
     uv_loop_t *loop;
@@ -21,6 +22,7 @@ struct dn_network {
     dn__node_bus *bus;
     dn__node_api *api;
     dn__nat *nat;
+    dn__node_msgs *msgs;
     dn__bootstrap *boot;
     uv_timer_t tick; /* store batch, observed-address expiry, bootstrap retries */
     bool started, stopping;
@@ -50,6 +52,13 @@ void dn__node_bootstrap_tick(dn_network *n);
 void dn__node_bootstrap_connected(dn_network *n, const dn_peerid *peer);
 void dn__node_bootstrap_free(dn_network *n);
 void dn__node_redial_recent(dn_network *n, uint64_t window_ms, size_t max);
+
+/* messages.c: the Messenger and its API routes. */
+int dn__node_msgs_attach(dn_network *n, char *err, size_t errlen);
+int dn__node_msgs_routes(dn_network *n, dn_api *api);
+void dn__node_msgs_tick(dn_network *n);
+void dn__node_msgs_stop(dn_network *n);
+void dn__node_msgs_free(dn_network *n);
 
 /* nat.c: AutoNAT (reachability) and the observed-address manager (NAT
  * type, confirmed observed addresses). */
