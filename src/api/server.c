@@ -109,6 +109,9 @@ struct dn_api_req {
     char *path;
     const char *rest;
     size_t max_body; /* of its route */
+    unsigned deferred_status; /* an error to answer once the request is in */
+    char deferred_msg[192];
+    char deferred_allow[128];
     json_t *body;
     char *buf; /* body bytes received so far */
     size_t len, cap;
@@ -321,6 +324,23 @@ static enum MHD_Result req_fail_now(dn_api_req *r, unsigned status, const char *
     return req_queue(r);
 }
 
+/* Remember an error known from the headers alone; it is sent when the
+ * request is complete (the body, if any, is read and dropped). */
+static enum MHD_Result defer_fail(dn_api_req *r, unsigned status, const char *msg,
+                                  const char *allow)
+{
+    /* A refused request that announces a body larger than any route takes
+     * is answered now, and the connection closed: reading it is no use. */
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > r->api->max_body)
+        return req_fail_now(r, status, msg);
+    r->deferred_status = status;
+    snprintf(r->deferred_msg, sizeof r->deferred_msg, "%s", msg);
+    snprintf(r->deferred_allow, sizeof r->deferred_allow, "%s", allow ? allow : "");
+    return MHD_YES;
+}
+
 /* Set the reply; resume the connection when the handler answered late. */
 static int req_set_reply(dn_api_req *r, unsigned status, struct MHD_Response *resp)
 {
@@ -512,27 +532,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r)
             return MHD_NO;
         *con_cls = r;
+        /* Errors known from the headers are answered once the request is
+         * complete: a response queued before that makes MHD close the
+         * connection, and a client would lose its keep-alive to a 404. */
         if (api->closing)
-            return req_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the daemon is stopping");
+            return defer_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the daemon is stopping", NULL);
         if (l->tcp && !auth_ok(api, conn))
-            return req_fail_now(r, MHD_HTTP_UNAUTHORIZED,
-                                "missing or wrong bearer token (see <data-dir>/api.token)");
+            return defer_fail(r, MHD_HTTP_UNAUTHORIZED,
+                              "missing or wrong bearer token (see <data-dir>/api.token)", NULL);
         bool known;
         char allow[128];
         r->route = route_find(api, r->path, r->method, &known, allow, sizeof allow);
         if (!r->route) {
             if (!known)
-                return req_fail_now(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
+                return defer_fail(r, MHD_HTTP_NOT_FOUND, "no such endpoint", NULL);
             char msg[192];
             snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", r->method, allow);
-            enum MHD_Result ret = MHD_YES;
-            r->replied = true;
-            r->status = MHD_HTTP_METHOD_NOT_ALLOWED;
-            r->resp = error_response(msg);
-            if (r->resp)
-                MHD_add_response_header(r->resp, MHD_HTTP_HEADER_ALLOW, allow);
-            ret = req_queue(r);
-            return ret;
+            return defer_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED, msg, allow);
         }
         if (r->route->prefix)
             r->rest = r->path + r->route->path_len;
@@ -568,8 +584,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (*upload_size) {
             size_t n = *upload_size;
             *upload_size = 0;
-            if (r->too_big)
-                return MHD_YES;
+            if (r->too_big || r->deferred_status)
+                return MHD_YES; /* read and dropped: the answer is known */
             if (r->len + n > r->max_body) {
                 /* A chunked body without Content-Length: stop keeping
                  * bytes, answer 413 once the request is complete. */
@@ -596,6 +612,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             memcpy(r->buf + r->len, upload_data, n);
             r->len += n;
             return MHD_YES;
+        }
+        if (r->deferred_status) {
+            r->replied = true;
+            r->status = r->deferred_status;
+            r->resp = error_response(r->deferred_msg);
+            if (r->resp && r->deferred_status == MHD_HTTP_UNAUTHORIZED)
+                MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+            if (r->resp && r->deferred_allow[0])
+                MHD_add_response_header(r->resp, MHD_HTTP_HEADER_ALLOW, r->deferred_allow);
+            return req_queue(r);
         }
         if (r->too_big) {
             char msg[96];

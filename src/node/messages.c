@@ -306,7 +306,9 @@ static const char *why(int rc)
 {
     switch (rc) {
     case DN_ENEGOTIATE: return "the peer does not serve this message type";
-    case DN_ERESET: return "the peer refused the message (too large for it, or its queue is full)";
+    case DN_ERESET:
+        return "the peer refused the message (too large for it, its queue full, or the type no "
+               "longer served)";
     case DN_ECLOSED: return "the peer ended the stream without a reply";
     case DN_ETOOBIG: return "the payload is larger than the limit (1 MiB)";
     default: return dn_strerror(rc);
