@@ -85,36 +85,23 @@ int dn_network_dial(dn_network *n, const char *target, dn_network_dial_cb cb, vo
 
 typedef struct closer {
     const dn_peerid *peer;
-    dn_conn *found[64];
-    size_t n;
-    bool more;
+    size_t closed;
 } closer;
 
-static void collect(dn_conn *c, void *arg)
+static void close_if_peer(dn_conn *c, void *arg)
 {
     closer *cl = arg;
-    if (!dn_peerid_equal(dn_conn_remote_peer(c), cl->peer))
-        return;
-    if (cl->n < sizeof cl->found / sizeof *cl->found)
-        cl->found[cl->n++] = c;
-    else
-        cl->more = true;
+    if (dn_peerid_equal(dn_conn_remote_peer(c), cl->peer)) {
+        dn_conn_close(c); /* dn_host_foreach_conn allows it */
+        cl->closed++;
+    }
 }
 
 int dn_network_disconnect(dn_network *n, const dn_peerid *peer)
 {
-    size_t total = 0;
-    closer cl;
-    /* Collected first, closed after: closing while the host walks its list
-     * would change the list under the walk. */
-    do {
-        cl = (closer){.peer = peer};
-        dn_host_foreach_conn(n->host, collect, &cl);
-        for (size_t i = 0; i < cl.n; i++)
-            dn_conn_close(cl.found[i]);
-        total += cl.n;
-    } while (cl.more && cl.n);
-    return total ? 0 : DN_ENOTFOUND;
+    closer cl = {.peer = peer};
+    dn_host_foreach_conn(n->host, close_if_peer, &cl);
+    return cl.closed ? 0 : DN_ENOTFOUND;
 }
 
 /* ---- bootstrap peers ---- */

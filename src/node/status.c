@@ -39,60 +39,98 @@ static int strv_push_ma(char ***v, size_t *n, const dn_multiaddr *ma)
     return strv_push(v, n, text);
 }
 
-typedef struct collect {
-    dn_network *n;
-    dn_network_status *st;
-    size_t cap;
-    int rc;
-} collect;
+/* Connections grouped by peer: gathered, then sorted by peer id (and by
+ * their place in the host's list, newest first), so each peer is one run
+ * and building Status costs O(n log n) for n connections. */
+typedef struct conn_ref {
+    dn_conn *c;
+    size_t order;
+} conn_ref;
 
-static dn_network_peer_status *peer_slot(collect *cl, const dn_peerid *id)
+typedef struct gather {
+    conn_ref *v;
+    size_t n, cap;
+    bool oom;
+} gather;
+
+static void gather_conn(dn_conn *c, void *arg)
 {
-    dn_network_status *st = cl->st;
-    char text[DN_PEERID_STR_MAX];
-    dn_peerid_to_string(id, text, sizeof text);
-    for (size_t i = 0; i < st->npeers; i++)
-        if (strcmp(st->peers[i].peer_id, text) == 0)
-            return &st->peers[i];
-    if (st->npeers == cl->cap) {
-        size_t cap = cl->cap ? cl->cap * 2 : 8;
-        dn_network_peer_status *v = realloc(st->peers, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        st->peers = v;
-        cl->cap = cap;
+    gather *g = arg;
+    if (g->oom)
+        return;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        conn_ref *v = realloc(g->v, cap * sizeof *v);
+        if (!v) {
+            g->oom = true;
+            return;
+        }
+        g->v = v;
+        g->cap = cap;
     }
-    dn_network_peer_status *ps = &st->peers[st->npeers++];
+    g->v[g->n] = (conn_ref){.c = c, .order = g->n};
+    g->n++;
+}
+
+static int conn_ref_cmp(const void *a, const void *b)
+{
+    const conn_ref *x = a, *y = b;
+    const dn_peerid *p = dn_conn_remote_peer(x->c), *q = dn_conn_remote_peer(y->c);
+    if (p->len != q->len)
+        return p->len < q->len ? -1 : 1;
+    int d = memcmp(p->bytes, q->bytes, p->len);
+    if (d)
+        return d;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* One peer's entry from its run of k connections v[0..k). */
+static int peer_entry(dn_network *n, const conn_ref *v, size_t k, dn_network_peer_status *ps)
+{
+    const dn_peerid *id = dn_conn_remote_peer(v[0].c);
     memset(ps, 0, sizeof *ps);
-    memcpy(ps->peer_id, text, sizeof text);
+    dn_peerid_to_string(id, ps->peer_id, sizeof ps->peer_id);
     ps->rtt_us = -1;
-    const dn_peer_info *p = dn_host_peer(cl->n->host, id);
+    const dn_peer_info *p = dn_host_peer(n->host, id);
     if (!(ps->agent = strdup(p ? p->agent_version : "")))
-        return NULL;
+        return DN_ENOMEM;
     if (p) {
         ps->rtt_us = p->latency_us;
         ps->streams = p->streams;
         for (size_t i = 0; i < p->nprotocols; i++)
             if (strv_push(&ps->protocols, &ps->nprotocols, p->protocols[i]))
-                return NULL;
+                return DN_ENOMEM;
     }
-    return ps;
+    for (size_t i = 0; i < k; i++)
+        if (strv_push_ma(&ps->addrs, &ps->naddrs, dn_conn_remote_addr(v[i].c)))
+            return DN_ENOMEM;
+    /* The host lists connections newest first: the last of the run is the
+     * oldest, and its direction is the peer's. */
+    ps->outbound = dn_conn_is_outbound(v[k - 1].c);
+    ps->connections = (unsigned)k;
+    return 0;
 }
 
-static void collect_conn(dn_conn *c, void *arg)
+static int collect_peers(dn_network *n, dn_network_status *st)
 {
-    collect *cl = arg;
-    if (cl->rc)
-        return;
-    dn_network_peer_status *ps = peer_slot(cl, dn_conn_remote_peer(c));
-    if (!ps || strv_push_ma(&ps->addrs, &ps->naddrs, dn_conn_remote_addr(c))) {
-        cl->rc = DN_ENOMEM;
-        return;
+    gather g = {0};
+    dn_host_foreach_conn(n->host, gather_conn, &g);
+    int rc = g.oom ? DN_ENOMEM : 0;
+    if (!rc && g.n) {
+        qsort(g.v, g.n, sizeof *g.v, conn_ref_cmp);
+        if (!(st->peers = calloc(g.n, sizeof *st->peers))) /* at most one per connection */
+            rc = DN_ENOMEM;
     }
-    /* The host lists connections newest first: the last one seen is the
-     * oldest, and its direction is the peer's. */
-    ps->outbound = dn_conn_is_outbound(c);
-    ps->connections++;
+    for (size_t i = 0; !rc && i < g.n;) {
+        size_t j = i + 1;
+        while (j < g.n &&
+               dn_peerid_equal(dn_conn_remote_peer(g.v[j].c), dn_conn_remote_peer(g.v[i].c)))
+            j++;
+        rc = peer_entry(n, g.v + i, j - i, &st->peers[st->npeers++]);
+        i = j;
+    }
+    free(g.v);
+    return rc;
 }
 
 int dn_network_get_status(dn_network *n, dn_network_status **out)
@@ -115,11 +153,8 @@ int dn_network_get_status(dn_network *n, dn_network_status **out)
     const char *name = n->cfg.has_psk ? (n->cfg.swarm ? n->cfg.swarm : "") : n->cfg.c.channel.name;
     if (!rc && !(st->network = strdup(name ? name : "")))
         rc = DN_ENOMEM;
-    if (!rc) {
-        collect cl = {.n = n, .st = st};
-        dn_host_foreach_conn(n->host, collect_conn, &cl);
-        rc = cl.rc;
-    }
+    if (!rc)
+        rc = collect_peers(n, st);
     dn_host_stats hs;
     dn_host_get_stats(n->host, &hs);
     st->bytes_in = hs.bytes_in;
