@@ -27,7 +27,11 @@
 /* Received messages waiting for a reply from an API client. */
 #define PENDING_MAX 1024
 #define PENDING_TTL_MS 60000
-#define LISTENERS_MAX 64
+/* Every listener's stream may queue LISTENER_QUEUE bytes before it is
+ * dropped, so what a flooding peer can make the node hold for listeners
+ * that do not read is at most LISTENERS_MAX * LISTENER_QUEUE (48 MiB). */
+#define LISTENERS_MAX 16
+#define LISTENER_QUEUE (2 * MSG_BODY_MAX)
 
 typedef struct listener {
     struct dn__node_msgs *ms;
@@ -268,8 +272,8 @@ static void on_messages(dn_api_req *req, void *ud)
     l->s = dn__api_reply_stream(req, on_listener_closed, l);
     if (!l->s)
         listener_free(l);
-    else /* a few whole messages of the largest size, base64 */
-        dn__api_stream_set_queue_max(l->s, 4 * MSG_BODY_MAX);
+    else /* two whole messages of the largest size, base64 */
+        dn__api_stream_set_queue_max(l->s, LISTENER_QUEUE);
 }
 
 /* ---- sending ---- */
