@@ -285,8 +285,12 @@ int dn_host_set_handler(dn_host *h, const char *protocol, dn_stream_handler fn, 
         return DN_EINVAL;
     for (size_t i = 0; i < h->nhandlers; i++) {
         if (strcmp(h->handlers[i].protocol, protocol) == 0) {
+            bool was_removed = !h->handlers[i].fn;
             h->handlers[i].fn = fn;
             h->handlers[i].arg = arg;
+            h->protocol_list[i] = h->handlers[i].protocol;
+            if (was_removed)
+                dn_host_emit(h, NULL, DN_HOST_EV_PROTOCOLS_CHANGED, 0);
             return 0;
         }
     }
@@ -315,12 +319,14 @@ int dn_host_remove_handler(dn_host *h, const char *protocol)
     dn_handler_entry *e = protocol ? find_handler(h, protocol) : NULL;
     if (!e)
         return DN_ENOTFOUND;
-    /* Streams still negotiating hold pointers into protocol_list (their
-     * mss listener): keep the name alive by leaving the entry in place
-     * with no handler until the host is freed. Negotiation then agrees on
-     * it and the stream is reset (the opener sees DN_ERESET). */
+    /* Streams still negotiating read protocol_list (their mss listener):
+     * the slot stays, NULL, so they and every later stream answer "na"
+     * (the opener sees DN_ENEGOTIATE, as for a protocol never served). The
+     * entry keeps its name until the host is freed, for set_handler to
+     * bring it back in the same slot. */
     e->fn = NULL;
     e->arg = NULL;
+    h->protocol_list[e - h->handlers] = NULL;
     dn_host_emit(h, NULL, DN_HOST_EV_PROTOCOLS_CHANGED, 0);
     return 0;
 }

@@ -74,6 +74,8 @@ int dn_mss_start(dn_mss *m, dn_buf *out)
      * apply to the peer. */
     for (size_t i = 0; i < m->nprotos; i++) {
         const char *p = m->protos[i];
+        if (!p && !m->dialer)
+            continue; /* a protocol the listener no longer serves */
         if (!p || p[0] == '\0' || strlen(p) + 1 > DN_MSS_MAX_MSG || strchr(p, '\n'))
             return DN_EINVAL;
     }
@@ -172,7 +174,7 @@ static int listener_msg(dn_mss *m, const uint8_t *msg, size_t n, dn_buf *out)
 {
     if (!msg_is(msg, n, msg_ls)) {
         for (size_t i = 0; i < m->nprotos; i++) {
-            if (msg_is(msg, n, m->protos[i])) {
+            if (m->protos[i] && msg_is(msg, n, m->protos[i])) {
                 int rc = put_msg(out, m->protos[i], n);
                 if (rc)
                     return rc;

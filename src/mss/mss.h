@@ -48,7 +48,10 @@ typedef struct dn_mss {
 } dn_mss;
 
 /* protos must stay valid until done. A listener given nprotos == 0 says
- * "na" to everything. */
+ * "na" to everything; a NULL entry in a listener's protos is a protocol no
+ * longer served (the host removes handlers so): it says "na" to it. The
+ * listener reads protos when a proposal arrives, so an entry the caller
+ * sets to NULL meanwhile is refused from then on. */
 void dn_mss_init_dialer(dn_mss *m, const char *const *protos, size_t nprotos);
 void dn_mss_init_listener(dn_mss *m, const char *const *protos, size_t nprotos);
 /* Bytes to send first: dialer, the header and the first proposal;

@@ -1372,9 +1372,9 @@ static void test_protocol_refused(void **state)
     tstream *r = open_ts(f, c, TEST_PROTO, 100);
     RUN_UNTIL(f, r->close_calls == 1, 3000);
     assert_int_equal(f->nsrv, 0);
-    /* The name stays agreed (it is kept for streams still negotiating)
-     * and the stream is reset: a plain reset, not DN_ENEGOTIATE. */
-    assert_int_equal(r->close_status, DN_ERESET);
+    /* A removed protocol is refused in negotiation ("na"), as one never
+     * served: the opener can tell "not spoken here" from a reset. */
+    assert_int_equal(r->close_status, DN_ENEGOTIATE);
 
     /* Served again. */
     assert_int_equal(dn_host_set_handler(b, TEST_PROTO, sink_handler, f), 0);
