@@ -283,7 +283,7 @@ static void test_malformed_rpc(void **state)
     RUN_UNTIL(f, got(&ra, "after") && got(&rb, "after"), 5000);
     assert_true(dn_pubsub_peer_score(f->ps[B], dn_host_peerid(f->host[D])) <
                 dn_pubsub_peer_score(f->ps[B], dn_host_peerid(f->host[A])));
-    dn_stream_close_write(r.s);
+    raw_done(&r);
 }
 
 /* R opens a stream, then a second one: messages on the newer stream are
@@ -330,7 +330,8 @@ static void test_stream_replacement(void **state)
     raw_write_rpc(&s2, NULL, &m);
     RUN_UNTIL(f, got(&rb, "four"), 5000);
     dn_buf_free(&m);
-    dn_stream_close_write(s2.s);
+    raw_done(&s1);
+    raw_done(&s2);
 }
 
 /* Two subscriptions on one topic share the router's; one unsubscribes in
@@ -428,7 +429,8 @@ static void test_queue_bound(void **state)
     host_up(f, A, &c);
     host_up(f, B, &c);
     host_up(f, C, NULL); /* the sink */
-    sink k = {0};
+    static sink k;
+    memset(&k, 0, sizeof k);
     assert_int_equal(dn_host_set_handler(f->host[C], "/meshsub/1.1.0", sink_handler, &k), 0);
     rec ra = {0};
     dn_pubsub_sub *sa;
@@ -455,7 +457,7 @@ static void test_queue_bound(void **state)
     printf("# queue bound: %llu of 40 frames to the stalled peer dropped\n",
            (unsigned long long)st.frames_dropped);
     free(p);
-    dn_stream_close_write(r.s);
+    raw_done(&r);
 }
 
 /* The connection closes: the peer leaves the router and the topic. */
