@@ -247,8 +247,8 @@ static inline void rpc_frame(dn_buf *out, const char *sub_topic, const dn_buf *m
 }
 
 /* A message signed by key (forge: then one signature byte is flipped). */
-static inline void signed_msg(dn_buf *out, const dn_privkey *key, const char *topic, const char *data,
-                       uint64_t seqno, bool forge)
+static inline void signed_msg(dn_buf *out, const dn_privkey *key, const char *topic,
+                              const char *data, uint64_t seqno, bool forge)
 {
     assert_int_equal(dn__pubsub_message_sign(key, topic, strlen(topic), (const uint8_t *)data,
                                              strlen(data), seqno, out),
