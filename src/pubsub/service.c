@@ -804,24 +804,27 @@ static void stream_handler(dn_host *h, dn_stream *s, void *arg)
     in->current = true;
     dn__pubsub_framer_init(&in->fr, DN_PUBSUB_RPC_MAX);
     dn_stream_set_callbacks(s, &in_cbs, in);
-    if (p->in) {
+    ps_in *old = p->in;
+    p->in = in;
+    if (old) {
         /* A newer inbound stream replaces the old one (as js and go do):
          * we end our side of the old one and ignore what still comes on
          * it. A peer that keeps opening streams and never ends the old
-         * ones gets the oldest reset past a few. */
-        ps_in *old = p->in;
+         * ones gets the oldest reset past a few. The lists are right
+         * before any close: a close may run on_close at once. */
         old->current = false;
         dn__pubsub_framer_close(&old->fr);
-        dn_stream_close_write(old->s);
+        ps_in *oldest = NULL;
         if (p->nstale == MAX_STALE_IN) {
-            ps_in *oldest = p->stale[0];
+            oldest = p->stale[0];
             stale_remove(p, oldest);
             oldest->p = NULL;
-            dn_stream_reset(oldest->s);
         }
         p->stale[p->nstale++] = old;
+        dn_stream_close_write(old->s);
+        if (oldest)
+            dn_stream_reset(oldest->s);
     }
-    p->in = in;
     if (!p->conn)
         p->conn = c;
     if (!p->out && p->fails < MAX_REOPEN)
