@@ -895,6 +895,19 @@ static void on_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void 
         on_closed(ps, c);
 }
 
+/* A connection whose peer is not ours yet but identified: its protocols may
+ * have changed since (identify push reports no event), or it was
+ * identified before we attached. */
+static void scan_conn(dn_conn *c, void *arg)
+{
+    dn_pubsub *ps = arg;
+    if (ps->npeers >= ps->cfg.max_peers || peer_find(ps, dn_conn_remote_peer(c)))
+        return;
+    const dn_peer_info *info = dn_host_peer(ps->h, dn_conn_remote_peer(c));
+    if (info && info->identified)
+        on_identified(ps, c);
+}
+
 /* ---- heartbeat ---- */
 
 static void on_heartbeat(uv_timer_t *t)
@@ -914,6 +927,7 @@ static void on_heartbeat(uv_timer_t *t)
             else if (!p->out && p->conn && p->fails < MAX_REOPEN)
                 out_open(ps, p);
         }
+    dn_host_foreach_conn(ps->h, scan_conn, ps);
 }
 
 /* ---- the API ---- */
@@ -970,14 +984,6 @@ static const char *const proto_names[NPROTOS] = {PROTO_MESHSUB_12, PROTO_MESHSUB
 typedef struct scan_ctx {
     dn_pubsub *ps;
 } scan_ctx;
-
-static void scan_conn(dn_conn *c, void *arg)
-{
-    dn_pubsub *ps = arg;
-    const dn_peer_info *info = dn_host_peer(ps->h, dn_conn_remote_peer(c));
-    if (info && info->identified)
-        on_identified(ps, c);
-}
 
 int dn_pubsub_attach(dn_host *h, const dn_pubsub_config *cfg, dn_pubsub **out)
 {

@@ -8,7 +8,9 @@
  * (also from inside a callback), an oversized publish refused and 1 MiB
  * delivered, a peer that does not read losing frames past its queue bound,
  * our stream reopened (with our subscriptions again) when the peer ends it,
- * at most 5 times in a row, and a closed connection taking the peer out.
+ * at most 5 times in a row, a closed connection taking the peer out, go and
+ * js message ids, max_peers, and peers identified before the service came
+ * (or that gained pubsub by identify push) taken at a heartbeat.
  *
  * Heartbeats are 100 ms here (1 s by default) so meshes form quickly. */
 #include "pubsub_fixture.h"
@@ -32,6 +34,8 @@ typedef struct rec {
     char topic[MAXREC][32];
     dn_pubsub_sub *self; /* unsubscribe this inside the callback when set */
     bool unsub_in_cb;
+    size_t idlen;   /* of the last message */
+    uint8_t id[64]; /* its first bytes */
     size_t big_len; /* length of the last message over 64 bytes */
     bool big_ok;
 } rec;
@@ -57,6 +61,8 @@ static void on_msg(void *arg, const dn_pubsub_message *m)
         r->seqno[r->n] = m->seqno;
         snprintf(r->topic[r->n], sizeof r->topic[r->n], "%s", m->topic);
         assert_true(m->idlen > 0);
+        r->idlen = m->idlen;
+        memcpy(r->id, m->id, m->idlen < 64 ? m->idlen : 64);
     }
     r->n++;
     if (r->unsub_in_cb && r->self) {
@@ -538,6 +544,87 @@ static void test_reopen(void **state)
     dn_buf_free(&kb.second);
 }
 
+/* go's message ids (from + seqno); js's are the key protobuf + seqno. */
+static void test_message_ids(void **state)
+{
+    fx *f = *state;
+    dn_pubsub_config g = cfg_fast(), j = cfg_fast();
+    g.go_message_ids = true;
+    host_up(f, A, &g);
+    host_up(f, B, &g);
+    host_up(f, C, &j);
+    host_up(f, D, &j);
+    rec r[4] = {0};
+    dn_pubsub_sub *s[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(dn_pubsub_subscribe(f->ps[i], T, on_msg, &r[i], &s[i]), 0);
+    connect_to(f, A, B);
+    connect_to(f, C, D);
+    RUN_UNTIL(f, knows_peer(f, A, T, B) && knows_peer(f, C, T, D), 5000);
+    assert_int_equal(dn_pubsub_publish(f->ps[A], T, "go", 2), 1);
+    assert_int_equal(dn_pubsub_publish(f->ps[C], T, "js", 2), 1);
+    RUN_UNTIL(f, r[B].n == 1 && r[D].n == 1, 5000);
+    const dn_peerid *a = dn_host_peerid(f->host[A]), *c = dn_host_peerid(f->host[C]);
+    assert_int_equal(r[B].idlen, a->len + 8);
+    assert_memory_equal(r[B].id, a->bytes, a->len);
+    /* An ed25519 key protobuf is 36 bytes; its peer id (identity) 38. */
+    assert_int_equal(r[D].idlen, 36 + 8);
+    assert_memory_equal(r[D].id, c->bytes + 2, 36);
+}
+
+/* Past max_peers a new peer is refused (its stream reset, none opened). */
+static void test_max_peers(void **state)
+{
+    fx *f = *state;
+    dn_pubsub_config one = cfg_fast(), c = cfg_fast();
+    one.max_peers = 1;
+    host_up(f, A, &one);
+    host_up(f, B, &c);
+    host_up(f, C, &c);
+    rec ra = {0};
+    dn_pubsub_sub *sa, *sb, *sc;
+    rec rb = {0}, rc = {0};
+    assert_int_equal(dn_pubsub_subscribe(f->ps[A], T, on_msg, &ra, &sa), 0);
+    assert_int_equal(dn_pubsub_subscribe(f->ps[B], T, on_msg, &rb, &sb), 0);
+    assert_int_equal(dn_pubsub_subscribe(f->ps[C], T, on_msg, &rc, &sc), 0);
+    connect_to(f, B, A);
+    RUN_UNTIL(f, knows_peer(f, A, T, B) && knows_peer(f, B, T, A), 5000);
+    connect_to(f, C, A);
+    run_for(f, 300);
+    assert_int_equal(stats_of(f, A).peers, 1);
+    assert_false(knows_peer(f, A, T, C));
+    assert_false(knows_peer(f, C, T, A));
+    assert_int_equal(dn_pubsub_publish(f->ps[C], T, "no", 2), 0);
+    assert_int_equal(dn_pubsub_publish(f->ps[B], T, "yes", 3), 1);
+    RUN_UNTIL(f, got(&ra, "yes"), 5000);
+}
+
+/* Peers identified before the service attached are taken at attach. */
+static void test_attach_late(void **state)
+{
+    fx *f = *state;
+    host_up(f, A, NULL);
+    host_up(f, B, NULL);
+    connect_to(f, A, B);
+    RUN_UNTIL(f,
+              dn_host_peer(f->host[A], dn_host_peerid(f->host[B])) &&
+                  dn_host_peer(f->host[A], dn_host_peerid(f->host[B]))->identified &&
+                  dn_host_peer(f->host[B], dn_host_peerid(f->host[A])) &&
+                  dn_host_peer(f->host[B], dn_host_peerid(f->host[A]))->identified,
+              5000);
+    dn_pubsub_config c = cfg_fast();
+    assert_int_equal(dn_pubsub_attach(f->host[B], &c, &f->ps[B]), 0);
+    rec rb = {0};
+    dn_pubsub_sub *sb;
+    assert_int_equal(dn_pubsub_subscribe(f->ps[B], T, on_msg, &rb, &sb), 0);
+    /* B learnt from identify that A speaks no pubsub yet: A attaches now,
+     * and its scan opens the streams. */
+    assert_int_equal(dn_pubsub_attach(f->host[A], &c, &f->ps[A]), 0);
+    RUN_UNTIL(f, knows_peer(f, A, T, B), 5000);
+    assert_int_equal(dn_pubsub_publish(f->ps[A], T, "late", 4), 1);
+    RUN_UNTIL(f, got(&rb, "late"), 5000);
+}
+
 /* The connection closes: the peer leaves the router and the topic. */
 static void test_disconnect(void **state)
 {
@@ -575,6 +662,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_bound, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_disconnect, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_message_ids, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_max_peers, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_attach_late, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
