@@ -9,7 +9,8 @@
 #      0,0,0 (it grafts nobody and prunes C2's GRAFT, since C2 dialled it), so C2 forwards
 #      nothing to js on a mesh; js gets the messages only after C2's IHAVE and its own IWANT;
 #   5. IHAVE/IWANT recovery, js gossips to C: js1 - js2 - C, js2 with mesh 0,0,0 (it prunes C's
-#      GRAFT): C gets the messages only through js2's IHAVE and C's IWANT.
+#      GRAFT): C gets the messages only through js2's IHAVE and C's IWANT;
+#   6. a floodsub-only C node between two js nodes: both directions, and flooded on.
 # Publishers wait for a subscriber first (js throws on publish until it saw one). js's IP
 # colocation penalty is off (every peer is on 127.0.0.1).
 set -u
@@ -129,5 +130,20 @@ expect_msgs "$CS_OUT" gossip-js 3 "$JP_ID" 20
 no_mesh "$J0_OUT"
 last=$(grep "\"event\":\"peers\"" "$CS_OUT" | tail -1)
 case "$last" in *'"mesh":0'*) ;; *) fail "csink: js2 should have pruned it, last: $last" ;; esac
+stop_all
+
+# ---------- 6. floodsub
+log "6. js - C(floodsub only) - js: js speaks floodsub to it, C floods to the other js"
+start_c cflood --floodsub --sub $T --pub $T --count 3 --data flood-c --pub-delay-ms 1500
+CF_MA=$MA CF_ID=$ID CF_OUT=$OUT
+start_j jf1 --dial "$CF_MA" --sub $T --pub $T --count 3 --data flood-js --pub-delay-ms 1500
+JF1_ID=$ID JF1_OUT=$OUT
+start_j jf2 --dial "$CF_MA" --sub $T
+JF2_OUT=$OUT
+expect_msgs "$CF_OUT" flood-js 3 "$JF1_ID"
+expect_msgs "$JF2_OUT" flood-js 3 "$JF1_ID"
+expect_msgs "$JF1_OUT" flood-c 3 "$CF_ID"
+expect_msgs "$JF2_OUT" flood-c 3 "$CF_ID"
+no_mesh "$CF_OUT"
 stop_all
 log "PASS"
