@@ -30,6 +30,7 @@
 #include "dmsnet/log.h"
 #include "proto/peer_record.h"
 #include "pubsub/router.h"
+#include "pubsub/service.h"
 
 #define PROTO_MESHSUB_12 "/meshsub/1.2.0"
 #define PROTO_MESHSUB_11 "/meshsub/1.1.0"
@@ -1214,6 +1215,11 @@ size_t dn_pubsub_topics(const dn_pubsub *ps, const char **out, size_t max)
 double dn_pubsub_peer_score(const dn_pubsub *ps, const dn_peerid *peer)
 {
     return dn__pubsub_score(ps->r, peer);
+}
+
+const dn__pubsub_router *dn__pubsub_service_router(const dn_pubsub *ps)
+{
+    return ps->r;
 }
 
 void dn_pubsub_get_stats(const dn_pubsub *ps, dn_pubsub_stats *st)

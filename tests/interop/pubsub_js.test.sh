@@ -106,7 +106,7 @@ log "4. C1 - C2 - js(mesh 0,0,0): js recovers by IWANT after C2's IHAVE"
 start_j jsink --sub $T --mesh 0,0,0
 JS_MA2=$MA JS_OUT2=$OUT
 start_c c2 --dial "$JS_MA2" --sub $T
-C2_MA=$MA C2_OUT=$OUT
+C2_MA=$MA C2_OUT=$OUT C2_PID=$BG_PID
 start_c cpub --dial "$C2_MA" --sub $T --pub $T --count 3 --data gossip-c --pub-delay-ms 2500
 CP_ID=$ID
 expect_msgs "$C2_OUT" gossip-c 3 "$CP_ID"
@@ -115,6 +115,10 @@ no_mesh "$JS_OUT2"
 # C2 knows both subscribers but meshes only with cpub (js pruned its GRAFT).
 last=$(grep "\"event\":\"peers\"" "$C2_OUT" | tail -1)
 case "$last" in *'"peers":2,"mesh":1'*) ;; *) fail "c2: expected 2 topic peers and 1 mesh peer, last: $last" ;; esac
+stop_pid "$C2_PID"
+n=$(js_get "$C2_OUT" stats 'iwant_answered') || fail "c2: no stats line"
+[ "$n" -ge 3 ] || fail "c2 answered $n IWANTs, expected the 3 messages js recovered"
+log "c2: $(js_get "$C2_OUT" stats '"IHAVE sent " + ihave_sent + ", IWANT answered " + iwant_answered')"
 stop_all
 
 # ---------- 5. IHAVE/IWANT: js gossips, C recovers
@@ -122,7 +126,7 @@ log "5. js1 - js2(mesh 0,0,0) - C: C recovers by IWANT after js2's IHAVE"
 start_j jmid0 --sub $T --mesh 0,0,0
 J0_MA=$MA J0_OUT=$OUT
 start_c csink --dial "$J0_MA" --sub $T
-CS_OUT=$OUT
+CS_OUT=$OUT CS_PID=$BG_PID
 start_j jpub --dial "$J0_MA" --sub $T --pub $T --count 3 --data gossip-js --pub-delay-ms 2500
 JP_ID=$ID
 expect_msgs "$J0_OUT" gossip-js 3 "$JP_ID"
@@ -130,6 +134,10 @@ expect_msgs "$CS_OUT" gossip-js 3 "$JP_ID" 20
 no_mesh "$J0_OUT"
 last=$(grep "\"event\":\"peers\"" "$CS_OUT" | tail -1)
 case "$last" in *'"mesh":0'*) ;; *) fail "csink: js2 should have pruned it, last: $last" ;; esac
+stop_pid "$CS_PID"
+n=$(js_get "$CS_OUT" stats 'msgs_via_iwant') || fail "csink: no stats line"
+[ "$n" = 3 ] || fail "csink got $n messages through IWANT, expected 3"
+log "csink: $(js_get "$CS_OUT" stats '"IWANT sent " + iwant_sent + ", messages via IWANT " + msgs_via_iwant + ", PRUNEs " + prune_in')"
 stop_all
 
 # ---------- 6. floodsub

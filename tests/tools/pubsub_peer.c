@@ -12,7 +12,7 @@
  *   {"event":"peers","topic":T,"peers":N,"mesh":M}      (when either changes)
  *   {"event":"message","topic":T,"from":ID,"via":ID,"seqno":"N","data":"<base64>"}
  *   {"event":"published","topic":T,"data":"<base64>","sent":N}
- *   {"event":"stats",...}                                 (at exit)
+ *   {"event":"stats",...}      (at exit: the service's and the router's counters)
  * Publishing starts once the topic has --wait-peers subscribed peers (default
  * 1) and --wait-mesh mesh peers (default 0), plus --pub-delay-ms; message i
  * (1..N) carries "PREFIX-i". Exits after --hold seconds (default: on SIGTERM
@@ -30,6 +30,7 @@
 #include "dmsnet/host.h"
 #include "dmsnet/protocols.h"
 #include "dmsnet/pubsub.h"
+#include "pubsub/service.h"
 
 #define MAX_LIST 16
 
@@ -98,13 +99,18 @@ static void quit(void)
     quitting = true;
     dn_pubsub_stats st;
     dn_pubsub_get_stats(ps, &st);
+    const dn__pubsub_stats *rs = dn__pubsub_router_stats(dn__pubsub_service_router(ps));
     printf("{\"event\":\"stats\",\"rpcs_in\":%llu,\"rpcs_bad\":%llu,\"msgs_in\":%llu,"
            "\"msgs_delivered\":%llu,\"msgs_invalid\":%llu,\"msgs_dup\":%llu,"
-           "\"frames_dropped\":%llu,\"peers\":%u}\n",
+           "\"frames_dropped\":%llu,\"peers\":%u,\"ihave_sent\":%llu,\"iwant_sent\":%llu,"
+           "\"iwant_answered\":%llu,\"msgs_via_iwant\":%llu,\"graft_in\":%llu,\"prune_in\":%llu}\n",
            (unsigned long long)st.rpcs_in, (unsigned long long)st.rpcs_bad,
            (unsigned long long)st.msgs_in, (unsigned long long)st.msgs_delivered,
            (unsigned long long)st.msgs_invalid, (unsigned long long)st.msgs_dup,
-           (unsigned long long)st.frames_dropped, st.peers);
+           (unsigned long long)st.frames_dropped, st.peers, (unsigned long long)rs->ihave_sent,
+           (unsigned long long)rs->iwant_sent, (unsigned long long)rs->iwant_answered,
+           (unsigned long long)rs->msgs_via_iwant, (unsigned long long)rs->graft_in,
+           (unsigned long long)rs->prune_in);
     uv_timer_stop(&poll_timer);
     uv_timer_stop(&hold_timer);
     uv_close((uv_handle_t *)&poll_timer, NULL);
