@@ -32,23 +32,23 @@ typedef struct fx {
     int *close_cbs;
 } fx;
 
-static void on_watchdog(uv_timer_t *t)
+static inline void on_watchdog(uv_timer_t *t)
 {
     ((fx *)t->data)->expired = true;
 }
-static void on_tick(uv_timer_t *t)
+static inline void on_tick(uv_timer_t *t)
 {
     (void)t;
 }
 
-static void watchdog_start(fx *f, uint64_t ms)
+static inline void watchdog_start(fx *f, uint64_t ms)
 {
     f->expired = false;
     uv_timer_start(&f->watchdog, on_watchdog, ms, 0);
     uv_timer_start(&f->tick, on_tick, 5, 5);
 }
 
-static void watchdog_stop(fx *f)
+static inline void watchdog_stop(fx *f)
 {
     uv_timer_stop(&f->watchdog);
     uv_timer_stop(&f->tick);
@@ -64,7 +64,7 @@ static void watchdog_stop(fx *f)
             fail_msg("timed out after %u ms waiting for: %s", (unsigned)(ms), #expr);              \
     } while (0)
 
-static void run_for(fx *f, uint64_t ms)
+static inline void run_for(fx *f, uint64_t ms)
 {
     watchdog_start(f, ms);
     while (!f->expired)
@@ -72,7 +72,7 @@ static void run_for(fx *f, uint64_t ms)
     watchdog_stop(f);
 }
 
-static fx *fx_new(int n)
+static inline fx *fx_new(int n)
 {
     fx *f = calloc(1, sizeof *f);
     if (!f || uv_loop_init(&f->loop))
@@ -91,12 +91,12 @@ static fx *fx_new(int n)
     return f;
 }
 
-static void on_host_closed(void *arg)
+static inline void on_host_closed(void *arg)
 {
     (*(int *)arg)++;
 }
 
-static dn_multiaddr ma(const char *s)
+static inline dn_multiaddr ma(const char *s)
 {
     dn_multiaddr m;
     assert_int_equal(dn_multiaddr_parse(s, &m), 0);
@@ -104,7 +104,7 @@ static dn_multiaddr ma(const char *s)
 }
 
 /* Host i with a DHT in the given mode (cfg NULL: server, defaults). */
-static void host_up(fx *f, int i, const dn_kad_config *kcfg)
+static inline void host_up(fx *f, int i, const dn_kad_config *kcfg)
 {
     dn_host_config cfg = DN_HOST_CONFIG_INIT;
     cfg.identity = f->key[i];
@@ -119,7 +119,7 @@ static void host_up(fx *f, int i, const dn_kad_config *kcfg)
 }
 
 /* Close host i now (its DHT goes with it). */
-static void host_down(fx *f, int i)
+static inline void host_down(fx *f, int i)
 {
     dn_host_close(f->host[i], on_host_closed, &f->close_cbs[i]);
 }
@@ -129,7 +129,7 @@ typedef struct dial_rec {
     dn_conn *conn;
 } dial_rec;
 
-static void on_dial(dn_host *h, dn_conn *c, int status, void *arg)
+static inline void on_dial(dn_host *h, dn_conn *c, int status, void *arg)
 {
     dial_rec *d = arg;
     d->calls++;
@@ -137,7 +137,7 @@ static void on_dial(dn_host *h, dn_conn *c, int status, void *arg)
     d->conn = c;
 }
 
-static void dial_start(fx *f, int from, int to, dial_rec *d)
+static inline void dial_start(fx *f, int from, int to, dial_rec *d)
 {
     dn_multiaddr m;
     assert_true(dn_host_listen_addrs(f->host[to], &m, 1) >= 1);
@@ -146,7 +146,7 @@ static void dial_start(fx *f, int from, int to, dial_rec *d)
     assert_int_equal(dn_host_dial(f->host[from], &m, on_dial, d), 0);
 }
 
-static dn_conn *connect_to(fx *f, int from, int to)
+static inline dn_conn *connect_to(fx *f, int from, int to)
 {
     dial_rec d = {0};
     dial_start(f, from, to, &d);
@@ -155,7 +155,7 @@ static dn_conn *connect_to(fx *f, int from, int to)
     return d.conn;
 }
 
-static bool in_table(fx *f, int i, int j)
+static inline bool in_table(fx *f, int i, int j)
 {
     dn_kad_table_entry e[512];
     size_t n = dn_kad_table(f->kad[i], e, 512);
@@ -165,7 +165,7 @@ static bool in_table(fx *f, int i, int j)
     return false;
 }
 
-static int fx_free(fx *f)
+static inline int fx_free(fx *f)
 {
     for (int i = 0; i < f->n; i++)
         if (f->host[i] && f->close_cbs[i] == 0)
