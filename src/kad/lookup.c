@@ -243,6 +243,16 @@ static void get_correct(kad_lookup *l)
     m->has_record = true;
     m->record_key = m->key;
     m->record_value = (dn__kad_span){l->best, l->bestlen};
+    /* Ours too, when we held an older one (not every record we read). */
+    const dn__kad_rec *mine = dn__kad_store_get(&k->store, l->key, l->keylen, dn__kad_unix_ms());
+    if (mine && mine->seq < v.seq) {
+        uint64_t now = dn__kad_unix_ms();
+        if (dn__kad_store_put(&k->store, l->key, l->keylen, l->best, l->bestlen, NULL, now, now) ==
+                DN_KAD_PUT_STORED &&
+            k->cfg.persist.save_record)
+            k->cfg.persist.save_record(k->cfg.persist.arg, l->key, l->keylen, l->best, l->bestlen,
+                                       now);
+    }
     if (dn__kad_msg_encode_frame(m, &frame) == 0)
         for (size_t i = 0; i < l->nanswers; i++)
             if (l->answers[i].has && l->answers[i].seq < v.seq)

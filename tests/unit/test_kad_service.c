@@ -11,6 +11,7 @@
 #include "core/pb.h"
 #include "kad/kad_msg.h"
 #include "kad/records.h"
+#include "kad/service.h"
 
 /* ---- recorders ---- */
 
@@ -369,7 +370,13 @@ static void test_put_get_dmsnet(void **state)
     RUN_UNTIL(f, g.calls, 5000);
     assert_int_equal(g.status, 0);
     assert_memory_equal(g.value, "v2", 2);
-    /* 4 asks: the best answer wins over its own old one, and 4 is told. */
+    /* 3 heard 4's old record among the answers and corrected it. */
+    const dn__kad_rec *held;
+    RUN_UNTIL(f,
+              (held = dn__kad_store_get(&f->kad[4]->store, key, keylen, dn__kad_unix_ms())) &&
+                  held->seq > 1,
+              5000);
+    /* 4 asks: the best answer wins. */
     g = (op){0};
     assert_int_equal(dn_kad_get(f->kad[4], key, keylen, on_value, &g), 0);
     RUN_UNTIL(f, g.calls, 5000);
@@ -655,6 +662,86 @@ static void test_persist_restore(void **state)
     assert_memory_equal(g.value, "rv", 2);
 }
 
+/* Replace host i's key by one whose DHT key has cpl 0 with host 0's
+ * (the same bucket of 0's table). */
+static void key_in_bucket0(fx *f, int i)
+{
+    dn__kad_key k0, ki;
+    dn_peerid id0, idi;
+    assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(f->key[0]), &id0), 0);
+    assert_int_equal(dn__kad_key_from_peerid(&id0, &k0), 0);
+    for (;;) {
+        assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(f->key[i]), &idi), 0);
+        assert_int_equal(dn__kad_key_from_peerid(&idi, &ki), 0);
+        if (dn__kad_cpl(&k0, &ki) == 0)
+            return;
+        dn_privkey_free(f->key[i]);
+        assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &f->key[i]), 0);
+    }
+}
+
+static void test_full_bucket(void **state)
+{
+    fx *f = *state;
+    for (int i = 1; i < 4; i++)
+        key_in_bucket0(f, i);
+    dn_kad_config kc = DN_KAD_CONFIG_INIT;
+    kc.mode = DN_KAD_MODE_SERVER;
+    kc.k = 1; /* one peer per bucket */
+    kc.query_timeout_ms = 1000;
+    host_up(f, 0, &kc);
+    for (int i = 1; i < 4; i++)
+        host_up(f, i, NULL);
+    linked(f, 0, 1);
+    /* Full: 1 is pinged, answers, stays; 2 waits outside. */
+    connect_to(f, 2, 0);
+    RUN_UNTIL(f, in_table(f, 2, 0), 5000);
+    run_for(f, 300);
+    assert_true(in_table(f, 0, 1));
+    assert_false(in_table(f, 0, 2));
+    /* 1 goes: the next newcomer's ping of 1 fails, 1 is stale, 3 takes
+     * its place. */
+    host_down(f, 1);
+    RUN_UNTIL(f, f->close_cbs[1] == 1, 5000);
+    connect_to(f, 3, 0);
+    RUN_UNTIL(f, in_table(f, 0, 3), 5000);
+    assert_false(in_table(f, 0, 1));
+    assert_int_equal(dn_kad_table_size(f->kad[0]), 1);
+}
+
+static void test_refresh_and_expiry(void **state)
+{
+    fx *f = *state;
+    dn_kad_config kc = DN_KAD_CONFIG_INIT;
+    kc.mode = DN_KAD_MODE_SERVER;
+    kc.refresh_interval_ms = 1000;
+    kc.record_ttl_ms = 400;
+    for (int i = 0; i < 3; i++)
+        host_up(f, i, &kc);
+    linked(f, 0, 1);
+    linked(f, 2, 1);
+    dn_kad_stats before, after;
+    dn_kad_get_stats(f->kad[0], &before);
+    run_for(f, 2500);
+    dn_kad_get_stats(f->kad[0], &after);
+    assert_true(after.requests_out > before.requests_out); /* refresh lookups, on their own */
+    op o = {0};
+    assert_int_equal(dn_kad_put_signed(f->kad[0], "ttl", (const uint8_t *)"t", 1, on_put, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    assert_int_equal(o.n, 2);
+    uint8_t key[256];
+    size_t keylen = dmsnet_key(f, 0, "ttl", key);
+    op g = {0};
+    assert_int_equal(dn_kad_get(f->kad[2], key, keylen, on_value, &g), 0);
+    RUN_UNTIL(f, g.calls, 5000);
+    assert_int_equal(g.status, 0);
+    run_for(f, 500);
+    g = (op){0};
+    assert_int_equal(dn_kad_get(f->kad[2], key, keylen, on_value, &g), 0);
+    RUN_UNTIL(f, g.calls, 5000);
+    assert_int_equal(g.status, DN_ENOTFOUND); /* expired everywhere */
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -667,6 +754,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_providers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_bucket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_and_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
