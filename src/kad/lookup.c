@@ -96,11 +96,16 @@ static unsigned depth_of(kad_lookup *l, const dn_peerid *id)
     return 1;
 }
 
+/* The shortest chain of answers that named the peer. */
 static void depth_set(kad_lookup *l, const dn_peerid *id, unsigned d)
 {
-    for (size_t i = 0; i < l->ndepth; i++)
-        if (dn_peerid_equal(&l->depth[i].id, id))
+    for (size_t i = 0; i < l->ndepth; i++) {
+        if (dn_peerid_equal(&l->depth[i].id, id)) {
+            if (d < l->depth[i].depth)
+                l->depth[i].depth = d;
             return;
+        }
+    }
     if (l->ndepth == l->capdepth) {
         size_t cap = l->capdepth ? l->capdepth * 2 : 64;
         if (cap > DN_KAD_QUERY_PEERS_MAX)
@@ -477,8 +482,10 @@ static void seed_conn(dn_conn *c, void *arg)
     bool ok = !p || !p->identified;
     for (size_t i = 0; p && !ok && i < p->nprotocols; i++)
         ok = strcmp(p->protocols[i], l->k->proto) == 0;
-    if (ok)
+    if (ok) {
         dn__kad_query_add(&l->q, id, 1);
+        depth_set(l, id, 1);
+    }
 }
 
 static int lk_start(kad_lookup *l)
@@ -496,11 +503,15 @@ static int lk_start(kad_lookup *l)
     size_t n = dn__kad_rt_closest(&k->rt, &l->target, k->cfg.k, false, e);
     if (n < k->cfg.k)
         n = dn__kad_rt_closest(&k->rt, &l->target, k->cfg.k, true, e);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         dn__kad_query_add(&l->q, &e[i].id, 1);
+        depth_set(l, &e[i].id, 1);
+    }
     if (n < k->cfg.k) {
         dn_host_foreach_conn(k->h, seed_conn, l);
         dn__kad_query_add(&l->q, k->cand, k->ncand);
+        for (size_t i = 0; i < k->ncand; i++)
+            depth_set(l, &k->cand[i], 1);
     }
     dn__kad_msg *m = malloc(sizeof *m);
     if (!m)
