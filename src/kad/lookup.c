@@ -13,6 +13,9 @@
 #include "dmsnet/log.h"
 #include "kad/service.h"
 
+/* Peers whose hop count a lookup remembers (56 KiB at most). */
+#define DN_KAD_DEPTHS_MAX 1024
+
 enum lk_kind { LK_FIND_PEER, LK_CLOSEST, LK_GET, LK_PUT, LK_PROVIDE, LK_PROVIDERS, LK_SELF };
 
 typedef struct lk_depth {
@@ -108,8 +111,8 @@ static void depth_set(kad_lookup *l, const dn_peerid *id, unsigned d)
     }
     if (l->ndepth == l->capdepth) {
         size_t cap = l->capdepth ? l->capdepth * 2 : 64;
-        if (cap > DN_KAD_QUERY_PEERS_MAX)
-            return;
+        if (cap > DN_KAD_DEPTHS_MAX)
+            return; /* bounded memory: later peers count as hop 1 */
         lk_depth *d2 = realloc(l->depth, cap * sizeof *d2);
         if (!d2)
             return;
@@ -326,9 +329,7 @@ static void store_phase(kad_lookup *l)
 static void lk_query_done(kad_lookup *l)
 {
     switch (l->kind) {
-    case LK_FIND_PEER:
-        lk_finish(l, DN_ENOTFOUND);
-        break;
+    case LK_FIND_PEER: lk_finish(l, DN_ENOTFOUND); break;
     case LK_CLOSEST:
     case LK_SELF: {
         dn_peerid res[DN_KAD_K_MAX];
@@ -357,14 +358,11 @@ static void lk_query_done(kad_lookup *l)
         store_phase(l);
         break;
     }
-    case LK_PROVIDERS:
-        lk_finish(l, 0);
-        break;
+    case LK_PROVIDERS: lk_finish(l, 0); break;
     }
 }
 
-static void on_reply(dn_kad *k, void *arg, const dn_peerid *peer, int status,
-                     const dn__kad_msg *m)
+static void on_reply(dn_kad *k, void *arg, const dn_peerid *peer, int status, const dn__kad_msg *m)
 {
     kad_lookup *l = arg;
     l->pending--;
@@ -588,8 +586,7 @@ void dn__kad_lookups_close(dn_kad *k)
 }
 
 /* A new lookup, queued. */
-static kad_lookup *lk_new(dn_kad *k, enum lk_kind kind, const uint8_t *key, size_t keylen,
-                          int *rc)
+static kad_lookup *lk_new(dn_kad *k, enum lk_kind kind, const uint8_t *key, size_t keylen, int *rc)
 {
     *rc = 0;
     if (k->freed) {
@@ -664,8 +661,7 @@ int dn_kad_find_peer(dn_kad *k, const dn_peerid *peer, dn_kad_peer_cb cb, void *
     return find_peer(k, peer, cb, arg, NULL, NULL);
 }
 
-void dn__kad_router(void *arg, dn_host *h, const dn_peerid *peer, dn_peer_found_fn found,
-                    void *ctx)
+void dn__kad_router(void *arg, dn_host *h, const dn_peerid *peer, dn_peer_found_fn found, void *ctx)
 {
     dn_kad *k = arg;
     int rc = find_peer(k, peer, NULL, NULL, found, ctx);
@@ -706,8 +702,8 @@ int dn_kad_bootstrap(dn_kad *k, dn_kad_done_cb cb, void *arg)
 void dn__kad_refresh(dn_kad *k)
 {
     unsigned cpls[DN_KAD_REFRESH_MAX_CPL + 1];
-    size_t n = dn__kad_rt_need_refresh(&k->rt, dn__kad_unix_ms(), k->cfg.refresh_interval_ms,
-                                       cpls, DN_KAD_REFRESH_MAX_CPL + 1);
+    size_t n = dn__kad_rt_need_refresh(&k->rt, dn__kad_unix_ms(), k->cfg.refresh_interval_ms, cpls,
+                                       DN_KAD_REFRESH_MAX_CPL + 1);
     for (size_t i = 0; i < n; i++) {
         uint8_t seed[32];
         randombytes_buf(seed, sizeof seed);
@@ -806,8 +802,7 @@ int dn_kad_put_signed(dn_kad *k, const char *name, const uint8_t *value, size_t 
         seq = held->seq + 1;
     k->last_seq = seq;
     if (!rc)
-        rc = dn__kad_record_seal(dn_host_identity(k->h), key.data, key.len, seq, value, vlen,
-                                 &env);
+        rc = dn__kad_record_seal(dn_host_identity(k->h), key.data, key.len, seq, value, vlen, &env);
     if (!rc)
         rc = dn_kad_put(k, key.data, key.len, env.data, env.len, cb, arg);
     dn_buf_free(&key);

@@ -183,8 +183,7 @@ static void closest_all(fx *f, const bool *alive, int per, const char *what)
             assert_int_equal(dn_kad_closest_peers(f->kad[i], key[i], 16, on_closest, &c[i]), 0);
             expected++;
         }
-        RUN_UNTIL(f,
-                  ({
+        RUN_UNTIL(f, ({
                       int got = 0;
                       for (int x = 0; x < NODES; x++)
                           got += c[x].calls;
@@ -253,8 +252,7 @@ static void test_network(void **state)
             dials++;
         }
     }
-    RUN_UNTIL(f,
-              ({
+    RUN_UNTIL(f, ({
                   int n = 0;
                   for (int x = 0; x < NODES * 3; x++)
                       n += d[x].calls;
@@ -291,8 +289,7 @@ static void test_network(void **state)
         assert_int_equal(
             dn_kad_put_signed(f->kad[i], "rec", (const uint8_t *)v, (size_t)n, on_put, &p[i]), 0);
     }
-    RUN_UNTIL(f,
-              ({
+    RUN_UNTIL(f, ({
                   int n = 0;
                   for (int x = 0; x < NODES; x++)
                       n += p[x].calls;
@@ -330,8 +327,7 @@ static void test_network(void **state)
         host_down(f, i);
         closed++;
     }
-    RUN_UNTIL(f,
-              ({
+    RUN_UNTIL(f, ({
                   int c = 0;
                   for (int x = 0; x < NODES; x++)
                       c += f->close_cbs[x];
