@@ -335,7 +335,8 @@ static int handle(dn_kad *k, const dn_peerid *from, const dn__kad_msg *m, dn__ka
                                    m->record_value.len, from, now, now);
         if (rc < 0)
             return rc;
-        if (rc == DN_KAD_PUT_STORED && k->cfg.persist.save_record)
+        /* Stored, or the same again (its time refreshed: the TTL counts from now). */
+        if (k->cfg.persist.save_record)
             k->cfg.persist.save_record(k->cfg.persist.arg, m->key.p, m->key.len, m->record_value.p,
                                        m->record_value.len, now);
         *reply = *m; /* echoed back */
