@@ -596,12 +596,15 @@ static void admit_add(dn_kad *k, kad_admit *a, const dn_peerid *peer)
             admit_end(a);
         return;
     }
+    /* The bucket's oldest peer is connected and was seen within the
+     * minute: alive, no need to ask (the newcomer waits outside). */
+    const dn_peer_info *old = dn_host_peer(k->h, &ping.id);
+    if (old && old->connections > 0 && dn__kad_unix_ms() - ping.seen_ms < 60000) {
+        if (a)
+            admit_end(a);
+        return;
+    }
     if (!a) {
-        /* The bucket's oldest peer is connected and was seen within the
-         * minute: alive, no need to ask (the newcomer waits outside). */
-        const dn_peer_info *old = dn_host_peer(k->h, &ping.id);
-        if (old && old->connections > 0 && dn__kad_unix_ms() - ping.seen_ms < 60000)
-            return;
         if (k->nadmits >= DN_KAD_MAX_ADMITS)
             return;
         for (kad_admit *o = k->admits; o; o = o->next)
