@@ -176,6 +176,9 @@ static void lk_finish(kad_lookup *l, int status)
     lk_unlink(l);
     dn_kad_lookup_info info;
     info_of(l, &info);
+    /* A lookup that ran counts as a refresh of its target's bucket. */
+    if (l->q_ready && status == 0)
+        dn__kad_rt_touch(&k->rt, &l->target, dn__kad_unix_ms());
     switch (l->kind) {
     case LK_FIND_PEER: {
         dn_multiaddr addrs[DN_KAD_ADDRS_PER_PEER];
@@ -213,8 +216,6 @@ static void lk_finish(kad_lookup *l, int status)
         l->prov_cb(l->arg, status ? status : l->nprovs ? 0 : DN_ENOTFOUND, NULL, NULL, 0, &info);
         break;
     case LK_SELF:
-        if (l->q_ready)
-            dn__kad_rt_touch(&k->rt, &l->target, dn__kad_unix_ms());
         if (l->done_cb)
             l->done_cb(l->arg, status, dn__kad_rt_size(&k->rt));
         break;

@@ -711,7 +711,7 @@ static void test_refresh_and_expiry(void **state)
     dn_kad_config kc = DN_KAD_CONFIG_INIT;
     kc.mode = DN_KAD_MODE_SERVER;
     kc.refresh_interval_ms = 1000;
-    kc.record_ttl_ms = 400;
+    kc.record_ttl_ms = 1500;
     for (int i = 0; i < 3; i++)
         host_up(f, i, &kc);
     linked(f, 0, 1);
@@ -731,7 +731,7 @@ static void test_refresh_and_expiry(void **state)
     assert_int_equal(dn_kad_get(f->kad[2], key, keylen, on_value, &g), 0);
     RUN_UNTIL(f, g.calls, 5000);
     assert_int_equal(g.status, 0);
-    run_for(f, 500);
+    run_for(f, 1600);
     g = (op){0};
     assert_int_equal(dn_kad_get(f->kad[2], key, keylen, on_value, &g), 0);
     RUN_UNTIL(f, g.calls, 5000);
