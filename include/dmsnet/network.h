@@ -105,6 +105,10 @@ const dn_peerid *dn_network_peerid(const dn_network *n);
 /* The node's Messenger (dmsnet/messenger.h): typed messages to and from
  * peers; register C handlers per type on it. */
 struct dn_messenger *dn_network_messenger(dn_network *n);
+/* The node's pubsub service (dmsnet/pubsub.h): gossipsub, or floodsub with
+ * pubsub.router "floodsub". Subscribe, publish and validate on it; the
+ * node's API listeners and publishJob (dmsnet/jobs.h) use it too. */
+struct dn_pubsub *dn_network_pubsub(dn_network *n);
 
 /* ---- events (seed: EventRegister) ---- */
 
