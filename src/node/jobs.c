@@ -817,17 +817,14 @@ static void on_requests(dn_api_req *req, void *ud)
     l->next = j->listeners;
     j->listeners = l;
     j->nlisteners++;
-    /* The requests still open first, oldest first, then new ones as they
-     * come. */
+    /* The requests kept (received in the last minute or still open),
+     * oldest first, then new ones as they come; each says its deadline. */
     in_trim(j, 0);
     in_req *list[INREQ_MAX];
     size_t k = 0;
     for (in_req *r = j->in; r && k < INREQ_MAX; r = r->next)
         list[k++] = r;
-    uint64_t now = unix_ms();
     while (k-- > 0) {
-        if (list[k]->deadline_ms < now)
-            continue;
         json_t *line = in_json(list[k]);
         int rc = line ? dn__api_stream_push(l->s, line) : 0;
         json_decref(line);
