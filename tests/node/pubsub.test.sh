@@ -113,6 +113,34 @@ code=$(curl -s -o "$WORK/curl.out" -w '%{http_code}' --unix-socket "$a_DIR/api.s
 sleep 0.3
 [ "$(count_lines "$WORK/subcj.out" '"from"')" = 3 ] || fail "C got more than the three messages"
 
+log "a listener that does not read is dropped, and the node leaves a topic nobody wants"
+T2=/dmsnet-test/unread
+# curl writes into a pipe nobody reads: once that and the socket buffers are full the
+# daemon's queue for it grows to its bound (3 MB) and the listener is dropped.
+curl -sN --unix-socket "$b_DIR/api.sock" "http://localhost/v0/pubsub/sub?topic=$T2" | sleep 60 &
+register_pid $!
+for ((i = 0; i < 50; i++)); do
+    curl -s --unix-socket "$b_DIR/api.sock" http://localhost/v0/pubsub/topics | grep -q unread && break
+    sleep 0.1
+done
+for ((i = 0; i < 50; i++)); do
+    "$DMSNET" pubsub peers "$T2" --data-dir "$a_DIR" | grep -qx "$b_ID" && break
+    sleep 0.1
+done
+head -c 700000 /dev/urandom >"$WORK/700k"
+for ((i = 0; i < 12; i++)); do
+    "$DMSNET" pubsub pub "$T2" @"$WORK/700k" --data-dir "$a_DIR" >/dev/null || fail "pub on $T2"
+done
+for ((i = 0; i < 50; i++)); do
+    curl -s --unix-socket "$b_DIR/api.sock" http://localhost/v0/pubsub/topics | grep -q unread || break
+    sleep 0.1
+done
+curl -s --unix-socket "$b_DIR/api.sock" http://localhost/v0/pubsub/topics | grep -q unread &&
+    fail "B is still in $T2 (the listener that does not read was not dropped)"
+"$DMSNET" pubsub pub "$T" 'still here' --data-dir "$a_DIR" >/dev/null || fail "pub after the drop"
+wait_for_line "$WORK/subbj.out" "$(printf 'still here' | base64)" 5 >/dev/null ||
+    fail "B's other listener stopped getting messages"
+
 log "refusals: usage, no daemon"
 "$DMSNET" pubsub pub "$T" --data-dir "$a_DIR" 2>/dev/null
 [ $? = 2 ] || fail "pub without data: not a usage error"
