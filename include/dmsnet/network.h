@@ -49,7 +49,7 @@ typedef struct dn_network dn_network;
  * data_dir, channel.name, channel.dht_prefix, channel.bootstrap,
  * limits.max_conns, limits.max_conns_per_peer, limits.max_streams_per_peer,
  * limits.max_handshakes_per_ip, api.listen, api.allow_remote, log,
- * enable_perf. */
+ * enable_perf, pubsub.router, jobs.topic, jobs.auto_bid. */
 typedef struct dn_network_config dn_network_config;
 
 int dn_network_config_new(dn_network_config **out);
