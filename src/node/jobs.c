@@ -729,9 +729,11 @@ static void on_publish_event(void *arg, const dn_job_event *ev)
                                  (json_int_t)ev->nbids);
         if (line && ev->status)
             json_object_set_new(line, "error", json_string(dn_strerror(ev->status)));
-        if (line && dn__api_stream_push(op->s, line) == 0)
-            dn__api_stream_end(op->s);
+        if (line)
+            (void)dn__api_stream_push(op->s, line); /* a drop clears op->s */
         json_decref(line);
+        if (op->s)
+            dn__api_stream_end(op->s);
     }
     free(op);
 }
