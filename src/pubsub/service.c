@@ -304,6 +304,12 @@ static void peer_pump(ps_peer *p)
 /* Queue one frame for the peer (takes the buffer). */
 static void peer_send(dn_pubsub *ps, ps_peer *p, dn_buf *b)
 {
+    {
+        char name[16];
+        DN_TRACE("pubsub", "frame of %zu to %s (out %p s %p q %zu fails %u)", b->len,
+                 dn_peerid_short(&p->id, name), (void *)p->out, p->out ? (void *)p->out->s : NULL,
+                 p->qbytes, p->fails);
+    }
     if (p->qbytes + b->len > ps->cfg.max_queue_per_peer || (!p->out && p->fails >= MAX_REOPEN)) {
         ps->frames_dropped++;
         dn_buf_free(b);

@@ -162,6 +162,16 @@ static inline bool knows_peer(fx *f, int i, const char *topic, int j)
     return false;
 }
 
+static inline bool in_mesh(fx *f, int i, const char *topic, int j)
+{
+    dn_peerid ids[64];
+    size_t n = dn_pubsub_mesh_peers(f->ps[i], topic, ids, 64);
+    for (size_t k = 0; k < n && k < 64; k++)
+        if (dn_peerid_equal(&ids[k], dn_host_peerid(f->host[j])))
+            return true;
+    return false;
+}
+
 static inline dn_pubsub_stats stats_of(fx *f, int i)
 {
     dn_pubsub_stats st;
