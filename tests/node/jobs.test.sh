@@ -134,6 +134,14 @@ grep -qxF "$b3_ID bid 3: 4 cores, price 103\\x1b[0m\\x0a" "$WORK/pub2.out" ||
 grep -qx "$((N + 1)) bids for request $req2" "$WORK/pub2.err" || fail "no summary on stderr: $(cat "$WORK/pub2.err")"
 LC_ALL=C grep -q $'\x1b' "$WORK/pub2.out" && fail "a control byte reached the requester's output"
 
+log "junk on the jobs topic is no request: nobody shows it, every node stays up"
+before=$(count_lines "$WORK/reqsj.out" '"id"')
+"$DMSNET" pubsub pub "$JT" 'not a job request' --data-dir "$WORK/m" >/dev/null || fail "pub junk"
+sleep 1
+[ "$(count_lines "$WORK/reqsj.out" '"id"')" = "$before" ] || fail "junk shown as a request: $(tail -n 1 "$WORK/reqsj.out")"
+for ((i = 1; i <= N; i++)); do kill -0 "${pids[i]}" 2>/dev/null || fail "b$i died"; done
+"$DMSNET" status --data-dir "$WORK/r" >/dev/null || fail "the requester stopped answering"
+
 "$DMSNET" job publish "$WORK/job.json" --data-dir "$WORK/none" 2>"$WORK/nod.err" && fail "no daemon: exit 0"
 grep -qx "dmsnet job: no daemon running at $WORK/none/api.sock" "$WORK/nod.err" || fail "no daemon: $(cat "$WORK/nod.err")"
 echo ok
