@@ -23,9 +23,11 @@ extern "C" {
 #endif
 
 #define DN_JOB_BID_TYPE "/dmsnet/job/bid/1.0.0"
-#define DN_JOB_ID_LEN 16                 /* random request id */
-#define DN_JOB_MAX ((1u << 20) - 1024)   /* job description bytes: the request fits a pubsub message */
-#define DN_JOB_BID_MAX ((1u << 20) - 64) /* bid bytes: the bid fits a Messenger message */
+#define DN_JOB_ID_LEN 16 /* random request id */
+/* Job description bytes (the request fits one pubsub message) and bid
+ * bytes (the bid fits one Messenger message). */
+#define DN_JOB_MAX ((1u << 20) - 1024)
+#define DN_JOB_BID_MAX ((1u << 20) - 64)
 #define DN_JOB_MAX_WAIT_MS (3600u * 1000)
 #define DN_JOB_MAX_OPEN 64   /* our requests collecting bids at once */
 #define DN_JOB_MAX_BIDS 1024 /* bids one request takes (one per bidder) */
@@ -34,13 +36,13 @@ extern "C" {
  * valid during the call. */
 typedef struct dn_job_event {
     const uint8_t *request; /* the request id, DN_JOB_ID_LEN bytes */
-    bool done;              /* last call: status 0 at the deadline, DN_ECLOSED when the node stops */
+    bool done;              /* last call: status 0 at the deadline, DN_ECLOSED at stop */
     int status;
-    size_t nbids;           /* bids accepted so far (done: all of them) */
-    const dn_peerid *from;  /* a bid: the bidder */
+    size_t nbids;          /* bids accepted so far (done: all of them) */
+    const dn_peerid *from; /* a bid: the bidder */
     const uint8_t *bid;
     size_t len;
-    uint64_t time_ms;       /* unix time the bid (or the end) came */
+    uint64_t time_ms; /* unix time the bid (or the end) came */
 } dn_job_event;
 typedef void (*dn_job_bid_cb)(void *arg, const dn_job_event *ev);
 
@@ -61,8 +63,8 @@ int dn_network_publish_job(dn_network *n, const void *job, size_t len, uint32_t 
  * and calls done once (never from inside the call), or DN_ENOTFOUND (no
  * such request received), DN_EINVAL (our own request), DN_ETOOBIG. */
 typedef void (*dn_job_bid_done_cb)(void *arg, int status, const char *why);
-int dn_network_job_bid(dn_network *n, const uint8_t id[DN_JOB_ID_LEN], const void *bid,
-                       size_t len, dn_job_bid_done_cb done, void *arg);
+int dn_network_job_bid(dn_network *n, const uint8_t id[DN_JOB_ID_LEN], const void *bid, size_t len,
+                       dn_job_bid_done_cb done, void *arg);
 
 #ifdef __cplusplus
 }

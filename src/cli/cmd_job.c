@@ -134,8 +134,7 @@ static int stream(cli_client *c, const char *method, const char *path, json_t *b
         if (dn__api_no_daemon(rc))
             cli_print_no_daemon(c);
         else if (status == 200 && rc == DN_EIO)
-            dn_cli_error(c->cmd, "lost the connection to the daemon at %s (did it stop?)",
-                         c->sock);
+            dn_cli_error(c->cmd, "lost the connection to the daemon at %s (did it stop?)", c->sock);
         else
             dn_cli_error(c->cmd, "stream from %s: %s", c->sock, dn_strerror(rc));
         return 1;
@@ -169,9 +168,10 @@ int dn_cmd_job(int argc, char **argv)
     c.argi++; /* cli_parse saw argv + 1 */
     int want = publish ? 1 : bid ? 2 : 0;
     if (argc - c.argi != want) {
-        dn_cli_error(c.cmd, "expected: job %s", publish ? "publish <file> [--wait S]"
-                                                : bid   ? "bid <request id> <file>"
-                                                        : "requests");
+        dn_cli_error(c.cmd, "expected: job %s",
+                     publish ? "publish <file> [--wait S]"
+                     : bid   ? "bid <request id> <file>"
+                             : "requests");
         cli_hint(&c);
         return 2;
     }
@@ -180,8 +180,8 @@ int dn_cmd_job(int argc, char **argv)
         json_t *job = read_file_arg(&c, argv[c.argi], JOB_MAX);
         if (!job)
             return 1;
-        json_t *body = json_pack("{s:o, s:I}", "job", job, "wait_s",
-                                 (json_int_t)(c.wait_s ? c.wait_s : 5));
+        json_t *body =
+            json_pack("{s:o, s:I}", "job", job, "wait_s", (json_int_t)(c.wait_s ? c.wait_s : 5));
         if (!body)
             return 1;
         rc = stream(&c, "POST", "/v0/job/publish", body, on_bid_line, &s);

@@ -119,8 +119,7 @@ static int do_sub(cli_client *c, const char *topic, const char *qtopic)
         if (dn__api_no_daemon(rc))
             cli_print_no_daemon(c);
         else if (status == 200 && rc == DN_EIO)
-            dn_cli_error(c->cmd, "lost the connection to the daemon at %s (did it stop?)",
-                         c->sock);
+            dn_cli_error(c->cmd, "lost the connection to the daemon at %s (did it stop?)", c->sock);
         else
             dn_cli_error(c->cmd, "message stream from %s: %s", c->sock, dn_strerror(rc));
         return 1;

@@ -8,10 +8,13 @@
  * jobs topic, keeps the requests it received (bounded) for the API and
  * answers them with dn_network_job_bid (or jobs.auto_bid's file).
  *
- *   POST /v0/job/publish {"job": base64, "wait_s"}  NDJSON: {"request", "from", "bid", "time"}
- *                                                    per bid, then {"done": true, "request", "bids"}
- *   GET  /v0/job/requests                            NDJSON: {"id", "from", "job", "deadline", "time"}
- *   POST /v0/job/bid {"request", "bid": base64}      -> {"accepted": true, "requester"} */
+ *   POST /v0/job/publish {"job": base64, "wait_s"}
+ *        NDJSON: {"request", "from", "bid", "time"} per bid,
+ *        then {"done": true, "request", "bids"}
+ *   GET  /v0/job/requests
+ *        NDJSON: {"id", "from", "job", "deadline", "time"} per request
+ *   POST /v0/job/bid {"request", "bid": base64}
+ *        -> {"accepted": true, "request", "requester"} */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -133,8 +136,10 @@ static int parse_id(const char *s, uint8_t id[DN_JOB_ID_LEN])
         return DN_EINVAL;
     for (size_t i = 0; i < 2 * DN_JOB_ID_LEN; i++) {
         char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (v < 0)
             return DN_EINVAL;
         if (i % 2)
@@ -231,8 +236,8 @@ static void close_open(dn__node_jobs *j, open_req *r, int status)
         }
     j->nopen--;
     remember_closed(j, r->id);
-    dn_job_event ev = {.request = r->id, .done = true, .status = status, .nbids = r->nbids,
-                       .time_ms = unix_ms()};
+    dn_job_event ev = {
+        .request = r->id, .done = true, .status = status, .nbids = r->nbids, .time_ms = unix_ms()};
     r->cb(r->arg, &ev);
     free(r->bidders);
     free(r);
@@ -271,8 +276,8 @@ static void arm_timer(dn__node_jobs *j)
 static void put_reply(dn_messenger_reply_handle *h, const char *error)
 {
     dn_buf b = DN_BUF_INIT;
-    int rc = error ? dn_pb_put_string(&b, REPLY_ERROR, error)
-                   : dn_pb_put_varint(&b, REPLY_ACCEPTED, 1);
+    int rc =
+        error ? dn_pb_put_string(&b, REPLY_ERROR, error) : dn_pb_put_varint(&b, REPLY_ACCEPTED, 1);
     if (rc)
         dn_messenger_reply_discard(h);
     else
@@ -337,8 +342,12 @@ static int on_bid(dn_messenger *m, const dn_peerid *from, const char *type, cons
     }
     r->bidders[r->nbids++] = *from;
     put_reply(reply, NULL);
-    dn_job_event ev = {.request = r->id, .nbids = r->nbids, .from = from, .bid = bid ? bid : data,
-                       .len = bidlen, .time_ms = unix_ms()};
+    dn_job_event ev = {.request = r->id,
+                       .nbids = r->nbids,
+                       .from = from,
+                       .bid = bid ? bid : data,
+                       .len = bidlen,
+                       .time_ms = unix_ms()};
     r->cb(r->arg, &ev);
     return 0;
 }
@@ -376,8 +385,7 @@ int dn_network_publish_job(dn_network *n, const void *job, size_t len, uint32_t 
         int peers = dn_pubsub_publish(j->ps, j->topic, b.data, b.len);
         rc = peers < 0 ? peers : 0;
         if (peers == 0)
-            DN_INFO("jobs", "job request published, but no peer is subscribed to %s yet",
-                    j->topic);
+            DN_INFO("jobs", "job request published, but no peer is subscribed to %s yet", j->topic);
     }
     dn_buf_free(&b);
     if (rc) {
@@ -498,16 +506,16 @@ static int send_bid(dn__node_jobs *j, const in_req *r, const void *bid, size_t l
     if (!rc)
         rc = dn_pb_put_bytes(&b, BID_DATA, bid, len);
     if (!rc)
-        rc = dn_messenger_request(j->m, NULL, &r->from, r->bid_type, b.data, b.len,
-                                  BID_TIMEOUT_MS, on_bid_reply, op);
+        rc = dn_messenger_request(j->m, NULL, &r->from, r->bid_type, b.data, b.len, BID_TIMEOUT_MS,
+                                  on_bid_reply, op);
     dn_buf_free(&b);
     if (rc)
         free(op);
     return rc;
 }
 
-int dn_network_job_bid(dn_network *n, const uint8_t id[DN_JOB_ID_LEN], const void *bid,
-                       size_t len, dn_job_bid_done_cb done, void *arg)
+int dn_network_job_bid(dn_network *n, const uint8_t id[DN_JOB_ID_LEN], const void *bid, size_t len,
+                       dn_job_bid_done_cb done, void *arg)
 {
     dn__node_jobs *j = n->jobs;
     if (!j || j->stopped)
@@ -716,17 +724,17 @@ static void on_publish_event(void *arg, const dn_job_event *ev)
             return;
         char from[DN_PEERID_STR_MAX];
         dn_peerid_to_string(ev->from, from, sizeof from);
-        json_t *line = json_pack("{s:s, s:s, s:o, s:I}", "request", hex, "from", from, "bid",
-                                 dn__node_b64_json(ev->bid, ev->len), "time",
-                                 (json_int_t)ev->time_ms);
+        json_t *line =
+            json_pack("{s:s, s:s, s:o, s:I}", "request", hex, "from", from, "bid",
+                      dn__node_b64_json(ev->bid, ev->len), "time", (json_int_t)ev->time_ms);
         if (line)
             (void)dn__api_stream_push(op->s, line);
         json_decref(line);
         return;
     }
     if (op->s) {
-        json_t *line = json_pack("{s:b, s:s, s:I}", "done", 1, "request", hex, "bids",
-                                 (json_int_t)ev->nbids);
+        json_t *line =
+            json_pack("{s:b, s:s, s:I}", "done", 1, "request", hex, "bids", (json_int_t)ev->nbids);
         if (line && ev->status)
             json_object_set_new(line, "error", json_string(dn_strerror(ev->status)));
         if (line)
@@ -763,8 +771,7 @@ static void on_publish(dn_api_req *req, void *ud)
         return;
     }
     publish_op *op = calloc(1, sizeof *op);
-    int rc = op ? dn_network_publish_job(j->n, job, len, wait_ms, on_publish_event, op)
-                : DN_ENOMEM;
+    int rc = op ? dn_network_publish_job(j->n, job, len, wait_ms, on_publish_event, op) : DN_ENOMEM;
     free(job);
     if (rc) {
         free(op);
@@ -845,13 +852,14 @@ static void on_api_bid_done(void *arg, int status, const char *why)
 {
     bid_api_op *op = arg;
     if (!status)
-        dn__api_reply(op->req, 200, json_pack("{s:b, s:s, s:s}", "accepted", 1, "request", op->id,
-                                              "requester", op->requester));
+        dn__api_reply(op->req, 200,
+                      json_pack("{s:b, s:s, s:s}", "accepted", 1, "request", op->id, "requester",
+                                op->requester));
     else if (why)
         dn__api_reply_error(op->req, 409, "the requester refused the bid: %s", why);
     else
-        dn__api_reply_error(op->req, status == DN_ETIMEOUT ? 504 : 502,
-                            "cannot bid to %s: %s", op->requester,
+        dn__api_reply_error(op->req, status == DN_ETIMEOUT ? 504 : 502, "cannot bid to %s: %s",
+                            op->requester,
                             status == DN_ENEGOTIATE ? "it takes no bids" : dn_strerror(status));
     free(op);
 }
@@ -892,7 +900,8 @@ static void on_bid_post(dn_api_req *req, void *ud)
     free(bid);
     if (rc) {
         dn__api_reply_error(req, rc == DN_ETOOBIG ? 413 : 502, "cannot bid: %s",
-                            rc == DN_ETOOBIG ? "the bid is larger than the limit" : dn_strerror(rc));
+                            rc == DN_ETOOBIG ? "the bid is larger than the limit"
+                                             : dn_strerror(rc));
         free(op);
     }
 }

@@ -252,7 +252,10 @@ static void on_pub(dn_api_req *req, void *ud)
     int rc = dn_pubsub_publish(nps->ps, topic, data, len);
     free(data);
     if (rc < 0)
-        dn__api_reply_error(req, rc == DN_ETOOBIG ? 413 : rc == DN_EINVAL ? 400 : 500,
+        dn__api_reply_error(req,
+                            rc == DN_ETOOBIG  ? 413
+                            : rc == DN_EINVAL ? 400
+                                              : 500,
                             "cannot publish: %s", dn_strerror(rc));
     else
         dn__api_reply(req, 200, json_pack("{s:i}", "peers", rc));
@@ -282,8 +285,8 @@ static void on_peers(dn_api_req *req, void *ud)
         json_array_append_new(arr, json_string(id));
     }
     free(ids);
-    json_t *o = json_pack("{s:o, s:o}", "topic", topic ? json_string(topic) : json_null(), "peers",
-                          arr);
+    json_t *o =
+        json_pack("{s:o, s:o}", "topic", topic ? json_string(topic) : json_null(), "peers", arr);
     if (!o)
         dn__api_reply_error(req, 500, "out of memory");
     else
