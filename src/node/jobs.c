@@ -26,13 +26,13 @@
 #include <sodium.h>
 
 #include "core/io.h"
-#include "core/pb.h"
 #include "dmsnet/encoding.h"
 #include "dmsnet/error.h"
 #include "dmsnet/jobs.h"
 #include "dmsnet/log.h"
 #include "dmsnet/messenger.h"
 #include "dmsnet/pubsub.h"
+#include "node/jobs_wire.h"
 #include "node/network_int.h"
 
 /* Requests received from others, kept for the API and bids: at most this
@@ -55,13 +55,6 @@
 #define LISTENER_QUEUE (3u << 20)
 /* A publish stream's queue: bids for a client that does not read. */
 #define PUBLISH_QUEUE (8u << 20)
-
-/* JobRequest (the data of a message on the jobs topic). */
-enum { RQ_ID = 1, RQ_REQUESTER = 2, RQ_DEADLINE = 3, RQ_JOB = 4, RQ_BID_TYPE = 5 };
-/* Bid (the payload of a DN_JOB_BID_TYPE Messenger request). */
-enum { BID_REQUEST = 1, BID_DATA = 2 };
-/* BidReply (the requester's one reply frame). */
-enum { REPLY_ACCEPTED = 1, REPLY_ERROR = 2 };
 
 typedef struct open_req {
     uint8_t id[DN_JOB_ID_LEN];
@@ -150,62 +143,6 @@ static int parse_id(const char *s, uint8_t id[DN_JOB_ID_LEN])
     return 0;
 }
 
-static bool valid_type(const char *t, size_t n)
-{
-    /* A protocol id: '/'-led printable ASCII, as multistream-select allows. */
-    if (n < 2 || n > 255 || t[0] != '/')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (t[i] <= ' ' || t[i] > '~')
-            return false;
-    return true;
-}
-
-/* ---- the wire ---- */
-
-typedef struct job_request {
-    const uint8_t *id;
-    dn_peerid requester;
-    uint64_t deadline_ms;
-    const uint8_t *job;
-    size_t len;
-    const char *bid_type;
-    size_t bid_type_len;
-} job_request;
-
-static int decode_request(const uint8_t *p, size_t len, job_request *r)
-{
-    memset(r, 0, sizeof *r);
-    dn_pb_reader rd;
-    dn_pb_reader_init(&rd, p, len);
-    dn_pb_field f;
-    bool have_req = false, have_deadline = false;
-    int rc;
-    while ((rc = dn_pb_next(&rd, &f)) == 1) {
-        if (f.number == RQ_ID && f.wire_type == DN_PB_LEN && f.len == DN_JOB_ID_LEN)
-            r->id = f.bytes;
-        else if (f.number == RQ_REQUESTER && f.wire_type == DN_PB_LEN)
-            have_req = dn_peerid_from_bytes(f.bytes, f.len, &r->requester) == 0;
-        else if (f.number == RQ_DEADLINE && f.wire_type == DN_PB_VARINT)
-            r->deadline_ms = f.varint, have_deadline = true;
-        else if (f.number == RQ_JOB && f.wire_type == DN_PB_LEN)
-            r->job = f.bytes, r->len = f.len;
-        else if (f.number == RQ_BID_TYPE && f.wire_type == DN_PB_LEN)
-            r->bid_type = (const char *)f.bytes, r->bid_type_len = f.len;
-        else if (f.number >= RQ_ID && f.number <= RQ_BID_TYPE)
-            return DN_EMALFORMED; /* a known field of the wrong shape */
-    }
-    if (rc < 0)
-        return rc;
-    if (!r->id || !have_req || !have_deadline || !r->job)
-        return DN_EMALFORMED;
-    if (!r->bid_type) {
-        r->bid_type = DN_JOB_BID_TYPE;
-        r->bid_type_len = strlen(DN_JOB_BID_TYPE);
-    }
-    return valid_type(r->bid_type, r->bid_type_len) ? 0 : DN_EMALFORMED;
-}
-
 /* ---- requester: open requests and their bids ---- */
 
 static void arm_timer(dn__node_jobs *j);
@@ -276,9 +213,7 @@ static void arm_timer(dn__node_jobs *j)
 static void put_reply(dn_messenger_reply_handle *h, const char *error)
 {
     dn_buf b = DN_BUF_INIT;
-    int rc =
-        error ? dn_pb_put_string(&b, REPLY_ERROR, error) : dn_pb_put_varint(&b, REPLY_ACCEPTED, 1);
-    if (rc)
+    if (dn__job_reply_encode(&b, error))
         dn_messenger_reply_discard(h);
     else
         (void)dn_messenger_reply(h, b.data, b.len);
@@ -290,23 +225,13 @@ static int on_bid(dn_messenger *m, const dn_peerid *from, const char *type, cons
 {
     dn__node_jobs *j = arg;
     (void)m, (void)type;
-    const uint8_t *id = NULL, *bid = NULL;
-    size_t bidlen = 0;
-    dn_pb_reader rd;
-    dn_pb_reader_init(&rd, data, len);
-    dn_pb_field f;
-    int rc;
-    while ((rc = dn_pb_next(&rd, &f)) == 1) {
-        if (f.number == BID_REQUEST && f.wire_type == DN_PB_LEN && f.len == DN_JOB_ID_LEN)
-            id = f.bytes;
-        else if (f.number == BID_DATA && f.wire_type == DN_PB_LEN)
-            bid = f.bytes, bidlen = f.len;
-    }
+    dn__job_bid bd;
     char msg[160], hex[2 * DN_JOB_ID_LEN + 1];
-    if (rc < 0 || !id) {
-        put_reply(reply, "malformed bid (no 16-byte request id)");
+    if (dn__job_bid_decode(data, len, &bd)) {
+        put_reply(reply, "malformed bid (see docs/jobs.md: Bid {request 1, bid 2})");
         return 0;
     }
+    const uint8_t *id = bd.request;
     hex_id(id, hex);
     open_req *r = j->open;
     while (r && memcmp(r->id, id, DN_JOB_ID_LEN))
@@ -345,8 +270,8 @@ static int on_bid(dn_messenger *m, const dn_peerid *from, const char *type, cons
     dn_job_event ev = {.request = r->id,
                        .nbids = r->nbids,
                        .from = from,
-                       .bid = bid ? bid : data,
-                       .len = bidlen,
+                       .bid = bd.bid ? bd.bid : data,
+                       .len = bd.len,
                        .time_ms = unix_ms()};
     r->cb(r->arg, &ev);
     return 0;
@@ -372,15 +297,8 @@ int dn_network_publish_job(dn_network *n, const void *job, size_t len, uint32_t 
     r->deadline_loop = uv_now(n->loop) + wait_ms;
     const dn_peerid *self = dn_network_peerid(n);
     dn_buf b = DN_BUF_INIT;
-    int rc = dn_pb_put_bytes(&b, RQ_ID, r->id, sizeof r->id);
-    if (!rc)
-        rc = dn_pb_put_bytes(&b, RQ_REQUESTER, self->bytes, self->len);
-    if (!rc)
-        rc = dn_pb_put_varint(&b, RQ_DEADLINE, unix_ms() + wait_ms);
-    if (!rc)
-        rc = dn_pb_put_bytes(&b, RQ_JOB, job, len);
-    if (!rc)
-        rc = dn_pb_put_string(&b, RQ_BID_TYPE, DN_JOB_BID_TYPE);
+    int rc = dn__job_request_encode(&b, r->id, self, unix_ms() + wait_ms, job, len,
+                                    DN_JOB_BID_TYPE);
     if (!rc) {
         int peers = dn_pubsub_publish(j->ps, j->topic, b.data, b.len);
         rc = peers < 0 ? peers : 0;
@@ -464,23 +382,8 @@ static void on_bid_reply(void *arg, int status, const uint8_t *reply, size_t len
     bid_op *op = arg;
     char why[256] = "";
     bool accepted = false;
-    if (!status) {
-        dn_pb_reader rd;
-        dn_pb_reader_init(&rd, reply, len);
-        dn_pb_field f;
-        int rc;
-        while ((rc = dn_pb_next(&rd, &f)) == 1) {
-            if (f.number == REPLY_ACCEPTED && f.wire_type == DN_PB_VARINT)
-                accepted = f.varint != 0;
-            else if (f.number == REPLY_ERROR && f.wire_type == DN_PB_LEN) {
-                /* The requester's text, escaped: printable, and valid
-                 * UTF-8 for the API's JSON. */
-                dn_escape_text((const char *)f.bytes, f.len < 200 ? f.len : 200, why, sizeof why);
-            }
-        }
-        if (rc < 0 || (!accepted && !why[0]))
-            snprintf(why, sizeof why, "the requester's reply is malformed");
-    }
+    if (!status && dn__job_reply_decode(reply, len, &accepted, why, sizeof why))
+        snprintf(why, sizeof why, "the requester's reply is malformed");
     if (op->done) {
         if (status)
             op->done(op->arg, status, NULL);
@@ -502,9 +405,7 @@ static int send_bid(dn__node_jobs *j, const in_req *r, const void *bid, size_t l
         return DN_ENOMEM;
     *op = (bid_op){.j = j, .done = done, .arg = arg};
     dn_buf b = DN_BUF_INIT;
-    int rc = dn_pb_put_bytes(&b, BID_REQUEST, r->id, DN_JOB_ID_LEN);
-    if (!rc)
-        rc = dn_pb_put_bytes(&b, BID_DATA, bid, len);
+    int rc = dn__job_bid_encode(&b, r->id, bid, len);
     if (!rc)
         rc = dn_messenger_request(j->m, NULL, &r->from, r->bid_type, b.data, b.len, BID_TIMEOUT_MS,
                                   on_bid_reply, op);
@@ -539,8 +440,8 @@ static void on_auto_bid_done(void *arg, int status, const char *why)
 static int validate_request(void *arg, const dn_pubsub_message *m)
 {
     (void)arg;
-    job_request r;
-    if (decode_request(m->data, m->len, &r))
+    dn__job_request r;
+    if (dn__job_request_decode(m->data, m->len, &r))
         return -1;
     /* Bids go to the requester: a request naming another peer would turn
      * every bidder against it. */
@@ -555,8 +456,8 @@ static int validate_request(void *arg, const dn_pubsub_message *m)
 static void on_request_msg(void *arg, const dn_pubsub_message *m)
 {
     dn__node_jobs *j = arg;
-    job_request q;
-    if (validate_request(j, m) != 0 || decode_request(m->data, m->len, &q))
+    dn__job_request q;
+    if (validate_request(j, m) != 0 || dn__job_request_decode(m->data, m->len, &q))
         return; /* the service ran the validator already; this is a second look */
     if (dn_peerid_equal(&q.requester, dn_network_peerid(j->n)))
         return;
