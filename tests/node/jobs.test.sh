@@ -86,6 +86,11 @@ start_bg reqs "$DMSNET" job requests --data-dir "$WORK/b1"
 wait_for_line "$WORK/reqsj.out" "\"id\":\"$req\"" 5 >/dev/null || fail "job requests --json: $(cat "$WORK/reqsj.out" "$WORK/reqsj.err")"
 jq -e --arg r "$r_ID" '.from == $r and (.deadline > 0)' "$WORK/reqsj.out" >/dev/null ||
     fail "the request's requester or deadline: $(cat "$WORK/reqsj.out")"
+# The request went out at its deadline - 5 s: how long the bids took (printed, not judged).
+sent=$(($(head -1 "$WORK/reqsj.out" | jq .deadline) - 5000))
+last=$(jq -s 'map(select(.from) | .time) | max' "$WORK/pub.out")
+log "$N bids within $((last - sent)) ms of the request"
+[ $((last - sent)) -lt 5000 ] || fail "a bid arrived after the deadline"
 [ "$(head -1 "$WORK/reqsj.out" | jq -r .job | base64 -d)" = "$(cat "$WORK/job.json")" ] ||
     fail "the request's job is not job.json"
 wait_for_line "$WORK/reqs.out" "^$req $r_ID \\{\"image\":\"alpine\",\"cpu\":4\\}\\\\x0a\$" 5 >/dev/null ||
