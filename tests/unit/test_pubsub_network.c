@@ -208,7 +208,7 @@ static void test_network(void **state)
     /* Ring to two successors, plus random chords. */
     static bool adj[NHON][NHON];
     memset(adj, 0, sizeof adj);
-    dial_rec dials[NHON * 4];
+    dial_rec dials[NHON * 4] = {0};
     int nd = 0;
     for (int i = 0; i < NHON; i++)
         for (int k = 1; k <= 2; k++) {
@@ -379,8 +379,7 @@ static void test_network(void **state)
     uv_close((uv_handle_t *)&w->spam, NULL);
     for (int b = 0; b < NBAD; b++)
         for (int k = 0; k < w->bad[b].n; k++)
-            if (w->bad[b].st[k].s)
-                dn_stream_close_write(w->bad[b].st[k].s);
+            raw_done(&w->bad[b].st[k]); /* w goes now, the streams with the hosts */
     free(w->lat);
     free(w);
     f->user = NULL;
