@@ -3,7 +3,7 @@
 # connected to A, D to B. `dmsnet pubsub sub T` on B, C and D, `dmsnet pubsub pub T` on A:
 # every subscriber gets each message with A as its author, one seqno for all of them
 # (consecutive messages: seqno + 1) and the bytes sent (escaped for people, base64 in --json);
-# D gets them forwarded by B. `pubsub peers T` lists the subscribers; 1 MiB goes, 1 MiB + 1
+# D (pubsub.router floodsub) gets them forwarded by B. `pubsub peers T` lists the subscribers; 1 MiB goes, 1 MiB + 1
 # is refused (CLI and API); no daemon is exit 1.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../interop/lib.sh"
@@ -11,9 +11,10 @@ set -u
 require_dmsnet
 command -v jq >/dev/null 2>&1 || fail "jq is needed (scripts/setup.sh --test installs it)"
 
-start() { # NAME: a daemon on loopback with its own data dir; sets <NAME>_DIR, _MA, _ID
+start() { # NAME [CONFIG]: a daemon on loopback with its own data dir; sets <NAME>_DIR, _MA, _ID
     local dir="$WORK/$1"
     mkdir -p "$dir"
+    [ -n "${2-}" ] && printf '%s\n' "$2" >"$dir/config.json"
     start_dmsnet_daemon "$1" --data-dir "$dir" --listen /ip4/127.0.0.1/tcp/0 --log warn
     wait_for_line "$DMSNET_LOG" "^api listening on unix:" 10 "$DMSNET_PID" >/dev/null ||
         fail "$1: no api line"
@@ -24,11 +25,19 @@ start() { # NAME: a daemon on loopback with its own data dir; sets <NAME>_DIR, _
 start a
 start b
 start c
-start d
+start d '{"pubsub": {"router": "floodsub"}}' # speaks only /floodsub/1.0.0
 "$DMSNET" connect "$a_MA" --data-dir "$b_DIR" >/dev/null || fail "b connect a"
 "$DMSNET" connect "$a_MA" --data-dir "$c_DIR" >/dev/null || fail "c connect a"
 "$DMSNET" connect "$b_MA" --data-dir "$d_DIR" >/dev/null || fail "d connect b"
 T="/dmsnet-test/chat 1"
+for ((i = 0; i < 50; i++)); do # identify tells B what D speaks
+    "$DMSNET" peers --json --data-dir "$b_DIR" | jq -e --arg d "$d_ID" \
+        '.peers[] | select(.peer_id == $d) | .protocols | index("/floodsub/1.0.0") != null' >/dev/null && break
+    sleep 0.1
+done
+"$DMSNET" peers --json --data-dir "$b_DIR" | jq -e --arg d "$d_ID" '.peers[] | select(.peer_id == $d) |
+    .protocols | index("/floodsub/1.0.0") != null and (map(select(startswith("/meshsub"))) | length) == 0' \
+    >/dev/null || fail "D does not speak floodsub only: $("$DMSNET" peers --json --data-dir "$b_DIR")"
 
 log "B, C and D subscribe to '$T'"
 start_bg subb "$DMSNET" pubsub sub "$T" --data-dir "$b_DIR"
