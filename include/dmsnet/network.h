@@ -49,7 +49,7 @@ typedef struct dn_network dn_network;
  * data_dir, channel.name, channel.dht_prefix, channel.bootstrap,
  * limits.max_conns, limits.max_conns_per_peer, limits.max_streams_per_peer,
  * limits.max_handshakes_per_ip, api.listen, api.allow_remote, log,
- * enable_perf. */
+ * enable_perf, pubsub.router, jobs.topic, jobs.auto_bid. */
 typedef struct dn_network_config dn_network_config;
 
 int dn_network_config_new(dn_network_config **out);
@@ -105,6 +105,10 @@ const dn_peerid *dn_network_peerid(const dn_network *n);
 /* The node's Messenger (dmsnet/messenger.h): typed messages to and from
  * peers; register C handlers per type on it. */
 struct dn_messenger *dn_network_messenger(dn_network *n);
+/* The node's pubsub service (dmsnet/pubsub.h): gossipsub, or floodsub with
+ * pubsub.router "floodsub". Subscribe, publish and validate on it; the
+ * node's API listeners and publishJob (dmsnet/jobs.h) use it too. */
+struct dn_pubsub *dn_network_pubsub(dn_network *n);
 
 /* ---- events (seed: EventRegister) ---- */
 

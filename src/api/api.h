@@ -186,5 +186,10 @@ int dn__api_call(const char *unix_path, const char *method, const char *path, co
 typedef int (*dn_api_line_cb)(json_t *value, void *ud);
 int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb, void *ud,
                         long *status, json_t **reply);
+/* The same for a stream that answers another method with a body (e.g.
+ * POST /v0/job/publish, whose answer streams the bids). */
+int dn__api_stream_call_ex(const dn_api_client *c, const char *method, const char *path,
+                           const json_t *body, dn_api_line_cb line_cb, void *ud, long *status,
+                           json_t **reply);
 
 #endif

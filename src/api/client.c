@@ -244,10 +244,17 @@ int dn__api_call(const char *unix_path, const char *method, const char *path, co
 int dn__api_stream_call(const dn_api_client *c, const char *path, dn_api_line_cb line_cb, void *ud,
                         long *status, json_t **reply)
 {
+    return dn__api_stream_call_ex(c, "GET", path, NULL, line_cb, ud, status, reply);
+}
+
+int dn__api_stream_call_ex(const dn_api_client *c, const char *method, const char *path,
+                           const json_t *body, dn_api_line_cb line_cb, void *ud, long *status,
+                           json_t **reply)
+{
     sink k = {.max = DN_API_LINE_MAX, .streaming = true, .line_cb = line_cb, .ud = ud};
     long st = 0;
     *reply = NULL;
-    int rc = do_call(c, "GET", path, NULL, &k, &st);
+    int rc = do_call(c, method, path, body, &k, &st);
     *status = st;
     if (rc == 0 && st != 200)
         rc = parse_reply(&k, reply);

@@ -3,6 +3,7 @@
 #ifndef DN_CLI_H
 #define DN_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 int dn_cmd_keygen(int argc, char **argv);    /* cmd_keys.c */
@@ -11,7 +12,13 @@ int dn_cmd_swarm_key(int argc, char **argv); /* cmd_swarm_key.c */
 int dn_cmd_daemon(int argc, char **argv);
 int dn_cmd_send(int argc, char **argv);     /* cmd_client.c */
 int dn_cmd_request(int argc, char **argv);  /* cmd_client.c */
-int dn_cmd_messages(int argc, char **argv); /* cmd_client.c */    /* cmd_daemon.c */
+int dn_cmd_messages(int argc, char **argv); /* cmd_client.c */
+int dn_cmd_pubsub(int argc, char **argv);   /* cmd_pubsub.c */
+int dn_cmd_job(int argc, char **argv);      /* cmd_job.c */
+/* cmd_pubsub.c: base64 text decoded and printed escaped; a query value
+ * percent-encoded (-1 when it does not fit). */
+void cli_put_b64_escaped(FILE *f, const char *b64);
+int cli_query_escape(const char *s, char *out, size_t outlen);    /* cmd_daemon.c */
 int dn_cmd_ping(int argc, char **argv);      /* cmd_ping.c */
 int dn_cmd_perf(int argc, char **argv);      /* cmd_perf.c */
 int dn_cmd_identify(int argc, char **argv);  /* cmd_identify.c */

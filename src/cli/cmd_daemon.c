@@ -46,6 +46,8 @@ static void usage(FILE *f)
             "                     DATA_DIR/api.token\n"
             "  --api-allow-remote allow a non-loopback --api-listen address\n"
             "  --enable-perf      serve the perf protocol (/perf/1.0.0)\n"
+            "  --auto-bid FILE    answer every job request received with FILE's bytes\n"
+            "                     (config jobs.auto_bid; for demos and tests)\n"
             "  --max-conns N      connection limit (default 4096, and within the\n"
             "                     file descriptor limit)\n"
             "  --max-conns-per-peer N    connections one peer may hold (default 8)\n"
@@ -182,6 +184,7 @@ int dn_cmd_daemon(int argc, char **argv)
         {"bootstrap", required_argument, NULL, 'b'},
         {"api-listen", required_argument, NULL, 'a'},
         {"api-allow-remote", no_argument, NULL, 'R'},
+        {"auto-bid", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
     flag_set flags[MAX_FLAGS];
     size_t nflags = 0;
@@ -214,6 +217,7 @@ int dn_cmd_daemon(int argc, char **argv)
         case 'L': key = "log"; break;
         case 'a': key = "api.listen"; break;
         case 'R': key = "api.allow_remote", value = "true"; break;
+        case 'B': key = "jobs.auto_bid"; break;
         case 'h': usage(stdout); status = 0; goto out;
         default: usage(stderr); goto out;
         }

@@ -29,6 +29,8 @@ enum kind {
     K_API_LISTEN,
     K_BOOL,
     K_LOG,
+    K_ROUTER,
+    K_TOPIC,
 };
 
 typedef struct key_def {
@@ -58,9 +60,12 @@ static const key_def keys[] = {
     {"autonat.server", K_BOOL, OFF(autonat.server), 0},
     {"autonat.allow_private", K_BOOL, OFF(autonat.allow_private), 0},
     {"autonat.confidence", K_LIMIT, OFF(autonat.confidence), 16},
+    {"pubsub.router", K_ROUTER, OFF(pubsub.floodsub), 0},
+    {"jobs.topic", K_TOPIC, OFF(jobs.topic), 0},
+    {"jobs.auto_bid", K_PATH, OFF(jobs.auto_bid), 0},
 };
 /* The objects that group keys; everything else at the top is a key. */
-static const char *const groups[] = {"channel", "limits", "api", "autonat"};
+static const char *const groups[] = {"channel", "limits", "api", "autonat", "pubsub", "jobs"};
 
 
 static void addrs_free(dn__node_config_addrs *a)
@@ -103,6 +108,8 @@ void dn__node_config_free(dn__node_config *cfg)
     free(cfg->channel.name);
     free(cfg->channel.dht_prefix);
     free(cfg->api.listen);
+    free(cfg->jobs.topic);
+    free(cfg->jobs.auto_bid);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -121,7 +128,8 @@ int dn__node_config_defaults(dn__node_config *cfg)
     /* As `dmsnet daemon` without --listen: DMS nodes use TCP port 9000. */
     if (addrs_push(&cfg->listen, "/ip4/0.0.0.0/tcp/9000") ||
         addrs_push(&cfg->listen, "/ip6/::/tcp/9000") ||
-        !(cfg->channel.name = strdup("dmsnet")) || !(cfg->channel.dht_prefix = strdup("/dmsnet"))) {
+        !(cfg->channel.name = strdup("dmsnet")) || !(cfg->channel.dht_prefix = strdup("/dmsnet")) ||
+        !(cfg->jobs.topic = strdup("/dmsnet/jobs/1.0.0"))) {
         dn__node_config_free(cfg);
         return DN_ENOMEM;
     }
@@ -144,13 +152,15 @@ int dn__node_config_copy(dn__node_config *dst, const dn__node_config *src)
     dst->listen.n = 0, dst->listen.v = NULL;
     dst->channel.bootstrap.n = 0, dst->channel.bootstrap.v = NULL;
     dst->identity = dst->data_dir = dst->channel.name = dst->channel.dht_prefix = NULL;
-    dst->api.listen = NULL;
+    dst->api.listen = dst->jobs.topic = dst->jobs.auto_bid = NULL;
     if (copy_addrs(&dst->listen, &src->listen) ||
         copy_addrs(&dst->channel.bootstrap, &src->channel.bootstrap) ||
         dup_opt(&dst->identity, src->identity) || dup_opt(&dst->data_dir, src->data_dir) ||
         dup_opt(&dst->channel.name, src->channel.name) ||
         dup_opt(&dst->channel.dht_prefix, src->channel.dht_prefix) ||
-        dup_opt(&dst->api.listen, src->api.listen)) {
+        dup_opt(&dst->api.listen, src->api.listen) ||
+        dup_opt(&dst->jobs.topic, src->jobs.topic) ||
+        dup_opt(&dst->jobs.auto_bid, src->jobs.auto_bid)) {
         dn__node_config_free(dst);
         return DN_ENOMEM;
     }
@@ -308,6 +318,22 @@ static int check_text(const char *s, const key_def *k, const char *pre, char *er
         }
         return 0;
     }
+    if (k->kind == K_TOPIC) {
+        /* A pubsub topic is any text; control characters would only make
+         * it unprintable. */
+        if (n == 0 || n > DN__NODE_CONFIG_MAX_TOPIC) {
+            dn__set_err(err, errlen, "%s'%s': a topic of 1..%d bytes is needed, got %zu", pre,
+                        k->path, DN__NODE_CONFIG_MAX_TOPIC, n);
+            return DN_EINVAL;
+        }
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+                dn__set_err(err, errlen, "%s'%s': control character at byte %zu of the topic",
+                            pre, k->path, i);
+                return DN_EINVAL;
+            }
+        return 0;
+    }
     /* K_PREFIX: the DHT protocol ids are <prefix>/kad/1.0.0, so the prefix is
      * a protocol path: it starts with '/', and a multistream-select line
      * cannot hold spaces or control characters. */
@@ -368,6 +394,7 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
     case K_PATH:
     case K_NAME:
     case K_PREFIX:
+    case K_TOPIC:
     case K_API_LISTEN: {
         char **dst = field;
         bool nullable = k->kind == K_PATH || k->kind == K_API_LISTEN;
@@ -432,6 +459,19 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
         }
         *(bool *)field = json_is_true(v);
         return 0;
+    case K_ROUTER: {
+        const char *r = json_string_value(v);
+        if (!r || (strcmp(r, "gossipsub") && strcmp(r, "floodsub"))) {
+            char shown[96] = "";
+            if (r)
+                show(r, shown, sizeof shown);
+            dn__set_err(err, errlen, "%s'%s': %s%s%s is not gossipsub or floodsub", pre, k->path,
+                        r ? "\"" : "", r ? shown : type_name(v), r ? "\"" : "");
+            return DN_EINVAL;
+        }
+        *(bool *)field = !strcmp(r, "floodsub");
+        return 0;
+    }
     case K_LOG: {
         int lv = json_is_string(v) ? dn_log_level_parse(json_string_value(v)) : -1;
         if (lv < 0) {
@@ -670,6 +710,8 @@ static json_t *text_to_json(const key_def *k, const char *value, const char **wh
     case K_API_LISTEN: return *value ? json_string(value) : json_null();
     case K_NAME:
     case K_PREFIX:
+    case K_TOPIC:
+    case K_ROUTER:
     case K_LOG: return json_string(value);
     case K_LIMIT: {
         char *end;
@@ -767,7 +809,7 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
 {
     /* json_pack with "o" takes the references and fails (returning NULL)
      * if any is NULL, so an allocation failure gives NULL. */
-    return json_pack("{s:o, s:o, s:o, s:{s:s, s:s, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:b}, "
+    json_t *o = json_pack("{s:o, s:o, s:o, s:{s:s, s:s, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:b}, "
                      "s:s, s:b, s:{s:b, s:b, s:I}}",
                      "listen", addrs_json(&cfg->listen), "identity", opt_string(cfg->identity),
                      "data_dir", opt_string(cfg->data_dir), "channel", "name", cfg->channel.name,
@@ -783,4 +825,14 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
                      "autonat", "server", (int)cfg->autonat.server, "allow_private",
                      (int)cfg->autonat.allow_private, "confidence",
                      (json_int_t)cfg->autonat.confidence);
+    if (o && (json_object_set_new(o, "pubsub",
+                                  json_pack("{s:s}", "router",
+                                            cfg->pubsub.floodsub ? "floodsub" : "gossipsub")) ||
+              json_object_set_new(o, "jobs",
+                                  json_pack("{s:s, s:o}", "topic", cfg->jobs.topic, "auto_bid",
+                                            opt_string(cfg->jobs.auto_bid))))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }

@@ -28,6 +28,10 @@
  *   autonat.server         true       answer AutoNAT v2 dial requests
  *   autonat.allow_private  false      also test/dial private and loopback addresses
  *   autonat.confidence     3          1..16 servers that must agree on an address
+ *   pubsub.router          "gossipsub" gossipsub|floodsub
+ *   jobs.topic             "/dmsnet/jobs/1.0.0"  1..512 bytes, no control characters
+ *                                     ("/nunet/deployment" speaks with NuNet DMS)
+ *   jobs.auto_bid          null       a file: answer every job request with its bytes
  *
  * Multiaddrs are kept in their canonical string form (as dn_multiaddr_to_string
  * prints them). The configuration holds no secret (the identity is a path to
@@ -47,6 +51,7 @@
 #define DN__NODE_CONFIG_MAX_NAME 64
 #define DN__NODE_CONFIG_MAX_PREFIX 64
 #define DN__NODE_CONFIG_MAX_PATH 4096
+#define DN__NODE_CONFIG_MAX_TOPIC 512 /* the pubsub router's bound */
 /* config.json larger than this is refused: a configuration never needs it. */
 #define DN__NODE_CONFIG_MAX_FILE (1024 * 1024)
 
@@ -77,6 +82,13 @@ typedef struct dn__node_config {
     } api;
     dn_log_level log;
     bool enable_perf;
+    struct {
+        bool floodsub; /* pubsub.router "floodsub" (default "gossipsub") */
+    } pubsub;
+    struct {
+        char *topic;    /* the gossipsub topic of job requests for bids */
+        char *auto_bid; /* NULL = none: a file whose bytes answer every request */
+    } jobs;
     struct {
         bool server;        /* answer other peers' AutoNAT dial requests */
         bool allow_private; /* test and dial private/loopback addresses (labs, tests) */

@@ -322,6 +322,7 @@ static void on_tick(uv_timer_t *t)
     n->pings_left_this_tick = PINGS_AT_IDENTIFY;
     dn__node_nat_tick(n);
     dn__node_msgs_tick(n);
+    dn__node_ps_tick(n);
     dn__node_bootstrap_tick(n);
 }
 
@@ -440,7 +441,8 @@ int dn_network_new(uv_loop_t *loop, const dn_network_config *cfg, dn_network **o
         dn__set_err(err, errlen, "cannot attach the services: %s", dn_strerror(rc));
         goto fail;
     }
-    if ((rc = dn__node_attach_nat(n, err, errlen)) || (rc = dn__node_msgs_attach(n, err, errlen)))
+    if ((rc = dn__node_attach_nat(n, err, errlen)) || (rc = dn__node_msgs_attach(n, err, errlen)) ||
+        (rc = dn__node_ps_attach(n, err, errlen)) || (rc = dn__node_jobs_attach(n, err, errlen)))
         goto fail;
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
@@ -468,8 +470,11 @@ int dn_network_start(dn_network *n, char *err, size_t errlen)
     n->started_loop_ms = uv_now(n->loop);
     if ((rc = dn__node_api_start(n, &n->api, err, errlen)))
         return rc;
-    if ((rc = dn__node_msgs_routes(n, dn__node_api_server(n->api)))) {
-        dn__set_err(err, errlen, "api: cannot add the message routes: %s", dn_strerror(rc));
+    if ((rc = dn__node_msgs_routes(n, dn__node_api_server(n->api))) ||
+        (rc = dn__node_ps_routes(n, dn__node_api_server(n->api))) ||
+        (rc = dn__node_jobs_routes(n, dn__node_api_server(n->api)))) {
+        dn__set_err(err, errlen, "api: cannot add the message, pubsub and job routes: %s",
+                    dn_strerror(rc));
         return rc;
     }
     /* The public channel the node onboarded on: a swarm's "leave" comes
@@ -574,6 +579,8 @@ void dn__node_free_now(dn_network *n)
         dn__store_close(n->store);
     dn__node_nat_free(n);
     dn__node_msgs_free(n);
+    dn__node_jobs_free(n);
+    dn__node_ps_free(n);
     dn__node_bus_free(n->bus);
     dn_privkey_free(n->own_key);
     dn__node_netconfig_clear(&n->cfg);
@@ -609,6 +616,7 @@ void dn_network_stop(dn_network *n, void (*done)(void *arg), void *arg)
     /* What we learned about peers is written before the connections go
      * (their last-seen times are now). */
     dn__node_msgs_stop(n);
+    dn__node_ps_stop(n);
     while (n->ndirty) {
         size_t before = n->ndirty;
         flush_peers(n);
@@ -619,6 +627,7 @@ void dn_network_stop(dn_network *n, void (*done)(void *arg), void *arg)
     uv_timer_stop(&n->tick);
     n->handles = 2;
     uv_close((uv_handle_t *)&n->tick, on_tick_closed);
+    n->handles += dn__node_jobs_stop(n, on_tick_closed); /* its timer's data is n */
     dn_host_close(n->host, on_host_closed, n);
 }
 

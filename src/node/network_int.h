@@ -11,6 +11,8 @@
 typedef struct dn__bootstrap dn__bootstrap; /* dial.c */
 typedef struct dn__nat dn__nat;             /* nat.c */
 typedef struct dn__node_msgs dn__node_msgs; /* messages.c */
+typedef struct dn__node_ps dn__node_ps;     /* pubsub.c */
+typedef struct dn__node_jobs dn__node_jobs; /* jobs.c */
 
 struct dn_network {
     uv_loop_t *loop;
@@ -23,6 +25,8 @@ struct dn_network {
     dn__node_api *api;
     dn__nat *nat;
     dn__node_msgs *msgs;
+    dn__node_ps *ps;
+    dn__node_jobs *jobs;
     dn__bootstrap *boot;
     uv_timer_t tick; /* store batch, observed-address expiry, bootstrap retries */
     bool started, stopping;
@@ -59,6 +63,26 @@ int dn__node_msgs_routes(dn_network *n, dn_api *api);
 void dn__node_msgs_tick(dn_network *n);
 void dn__node_msgs_stop(dn_network *n);
 void dn__node_msgs_free(dn_network *n);
+
+/* pubsub.c: the node's pubsub service and its API routes. */
+int dn__node_ps_attach(dn_network *n, char *err, size_t errlen);
+int dn__node_ps_routes(dn_network *n, dn_api *api);
+void dn__node_ps_tick(dn_network *n);
+void dn__node_ps_stop(dn_network *n);
+void dn__node_ps_free(dn_network *n);
+/* Bytes as a base64 JSON string (NULL on ENOMEM); {"<key>": base64} of a
+ * request body decoded into *out (malloc'd), or -1 with req answered 400. */
+json_t *dn__node_b64_json(const uint8_t *data, size_t len);
+int dn__node_b64_field(dn_api_req *req, json_t *body, const char *key, uint8_t **out, size_t *len);
+
+/* jobs.c: publishJob (requests for bids on the jobs topic, bids as
+ * Messenger requests) and its API routes. _attach after the pubsub and
+ * the messenger; _stop closes its timer through close_cb (the node counts
+ * it among its handles) and returns how many handles it closes. */
+int dn__node_jobs_attach(dn_network *n, char *err, size_t errlen);
+int dn__node_jobs_routes(dn_network *n, dn_api *api);
+int dn__node_jobs_stop(dn_network *n, uv_close_cb close_cb);
+void dn__node_jobs_free(dn_network *n);
 
 /* nat.c: AutoNAT (reachability) and the observed-address manager (NAT
  * type, confirmed observed addresses). */

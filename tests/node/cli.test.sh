@@ -26,7 +26,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16 # conne
 free_port() {
     local p i
     for ((i = 0; i < 100; i++)); do
-        p=$((20000 + RANDOM % 40000))
+        # below the ephemeral range (32768+): other tests' outgoing sockets and
+        # port-0 listeners take ports there between this check and the bind
+        p=$((20000 + RANDOM % 12768))
         [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return 0; }
     done
     fail "no free TCP port found"

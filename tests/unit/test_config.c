@@ -198,6 +198,12 @@ static void test_bad_values(void **state)
         {"{\"identity\": \"\"}", "'identity': a path of 1..4096 bytes is needed, got 0"},
         {"{\"data_dir\": \"/a\\nb\"}", "'data_dir': control character at byte 2 of the path"},
         {"{\"identity\": \"/a\\u0000b\"}", "config.json: line 1 column 24: \\u0000 is not allowed"},
+        {"{\"pubsub\": {\"router\": \"meshsub\"}}",
+         "'pubsub.router': \"meshsub\" is not gossipsub or floodsub"},
+        {"{\"pubsub\": {\"router\": true}}", "'pubsub.router': a boolean is not gossipsub"},
+        {"{\"jobs\": {\"topic\": \"\"}}", "'jobs.topic': a topic of 1..512 bytes is needed, got 0"},
+        {"{\"jobs\": {\"topic\": \"/a\\nb\"}}", "'jobs.topic': control character at byte 2"},
+        {"{\"jobs\": {\"auto_bid\": 3}}", "'jobs.auto_bid': expected a string or null"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_file_error(f, cases[i].text, cases[i].want);
@@ -215,6 +221,21 @@ static void test_bad_values(void **state)
     write_file(f, "{\"api\": {\"listen\": \"/ip6/2001:db8::1/tcp/5001\", \"allow_remote\": true}}");
     assert_int_equal(dn__node_config_load_file(&f->cfg, f->path, f->err, sizeof f->err), 0);
     assert_string_equal(f->cfg.api.listen, "/ip6/2001:db8::1/tcp/5001");
+    /* the pubsub and job keys, from the file and as flags */
+    assert_false(f->cfg.pubsub.floodsub);
+    assert_string_equal(f->cfg.jobs.topic, "/dmsnet/jobs/1.0.0");
+    write_file(f, "{\"pubsub\": {\"router\": \"floodsub\"}, \"jobs\": {\"topic\": "
+                  "\"/nunet/deployment\", \"auto_bid\": \"/tmp/bid\"}}");
+    assert_int_equal(dn__node_config_load_file(&f->cfg, f->path, f->err, sizeof f->err), 0);
+    assert_true(f->cfg.pubsub.floodsub);
+    assert_string_equal(f->cfg.jobs.topic, "/nunet/deployment");
+    assert_string_equal(f->cfg.jobs.auto_bid, "/tmp/bid");
+    assert_int_equal(dn__node_config_set(&f->cfg, "pubsub.router", "gossipsub", f->err,
+                                         sizeof f->err), 0);
+    assert_false(f->cfg.pubsub.floodsub);
+    assert_int_equal(dn__node_config_set(&f->cfg, "jobs.auto_bid", "", f->err, sizeof f->err), 0);
+    assert_null(f->cfg.jobs.auto_bid);
+    assert_true(dn__node_config_set(&f->cfg, "pubsub.router", "x", f->err, sizeof f->err) < 0);
 }
 
 static void test_unknown_keys_and_types(void **state)
