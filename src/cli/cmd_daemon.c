@@ -46,6 +46,11 @@ static void usage(FILE *f)
             "                     DATA_DIR/api.token\n"
             "  --api-allow-remote allow a non-loopback --api-listen address\n"
             "  --enable-perf      serve the perf protocol (/perf/1.0.0)\n"
+            "  --dht-prefix P     the channel's DHT protocol prefix (default /dmsnet:\n"
+            "                     /dmsnet/kad/1.0.0; /nunet speaks with NuNet DMS nodes,\n"
+            "                     /ipfs with the IPFS DHT)\n"
+            "  --dht-mode MODE    auto (serve the DHT once AutoNAT says we are reachable;\n"
+            "                     the default), server (always serve), client (query only)\n"
             "  --max-conns N      connection limit (default 4096, and within the\n"
             "                     file descriptor limit)\n"
             "  --max-conns-per-peer N    connections one peer may hold (default 8)\n"
@@ -182,6 +187,8 @@ int dn_cmd_daemon(int argc, char **argv)
         {"bootstrap", required_argument, NULL, 'b'},
         {"api-listen", required_argument, NULL, 'a'},
         {"api-allow-remote", no_argument, NULL, 'R'},
+        {"dht-prefix", required_argument, NULL, 'D'},
+        {"dht-mode", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0}};
     flag_set flags[MAX_FLAGS];
     size_t nflags = 0;
@@ -214,6 +221,8 @@ int dn_cmd_daemon(int argc, char **argv)
         case 'L': key = "log"; break;
         case 'a': key = "api.listen"; break;
         case 'R': key = "api.allow_remote", value = "true"; break;
+        case 'D': key = "channel.dht_prefix"; break;
+        case 'M': key = "dht.mode"; break;
         case 'h': usage(stdout); status = 0; goto out;
         default: usage(stderr); goto out;
         }
