@@ -105,6 +105,9 @@ const dn_peerid *dn_network_peerid(const dn_network *n);
 /* The node's Messenger (dmsnet/messenger.h): typed messages to and from
  * peers; register C handlers per type on it. */
 struct dn_messenger *dn_network_messenger(dn_network *n);
+/* The node's Kademlia DHT (dmsnet/kad.h): put/get records, find peers and
+ * providers; dial by peer id already goes through it. */
+struct dn_kad *dn_network_kad(dn_network *n);
 
 /* ---- events (seed: EventRegister) ---- */
 

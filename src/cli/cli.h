@@ -11,7 +11,8 @@ int dn_cmd_swarm_key(int argc, char **argv); /* cmd_swarm_key.c */
 int dn_cmd_daemon(int argc, char **argv);
 int dn_cmd_send(int argc, char **argv);     /* cmd_client.c */
 int dn_cmd_request(int argc, char **argv);  /* cmd_client.c */
-int dn_cmd_messages(int argc, char **argv); /* cmd_client.c */    /* cmd_daemon.c */
+int dn_cmd_messages(int argc, char **argv); /* cmd_client.c */
+int dn_cmd_dht(int argc, char **argv);      /* cmd_dht.c */    /* cmd_daemon.c */
 int dn_cmd_ping(int argc, char **argv);      /* cmd_ping.c */
 int dn_cmd_perf(int argc, char **argv);      /* cmd_perf.c */
 int dn_cmd_identify(int argc, char **argv);  /* cmd_identify.c */

@@ -23,6 +23,7 @@ static const struct {
     {"send", dn_cmd_send, "send a typed message to a peer through the daemon"},
     {"request", dn_cmd_request, "send a typed message and print the peer's reply"},
     {"messages", dn_cmd_messages, "listen for typed messages, reply to them"},
+    {"dht", dn_cmd_dht, "put/get records, find peers and providers in the DHT"},
     {"ping", dn_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", dn_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
     {"identify", dn_cmd_identify, "show what a peer says about itself (/ipfs/id/1.0.0)"},

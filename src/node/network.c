@@ -322,6 +322,7 @@ static void on_tick(uv_timer_t *t)
     n->pings_left_this_tick = PINGS_AT_IDENTIFY;
     dn__node_nat_tick(n);
     dn__node_msgs_tick(n);
+    dn__node_dht_tick(n);
     dn__node_bootstrap_tick(n);
 }
 
@@ -440,7 +441,8 @@ int dn_network_new(uv_loop_t *loop, const dn_network_config *cfg, dn_network **o
         dn__set_err(err, errlen, "cannot attach the services: %s", dn_strerror(rc));
         goto fail;
     }
-    if ((rc = dn__node_attach_nat(n, err, errlen)) || (rc = dn__node_msgs_attach(n, err, errlen)))
+    if ((rc = dn__node_attach_nat(n, err, errlen)) || (rc = dn__node_msgs_attach(n, err, errlen)) ||
+        (rc = dn__node_dht_attach(n, err, errlen)))
         goto fail;
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
@@ -468,8 +470,10 @@ int dn_network_start(dn_network *n, char *err, size_t errlen)
     n->started_loop_ms = uv_now(n->loop);
     if ((rc = dn__node_api_start(n, &n->api, err, errlen)))
         return rc;
-    if ((rc = dn__node_msgs_routes(n, dn__node_api_server(n->api)))) {
-        dn__set_err(err, errlen, "api: cannot add the message routes: %s", dn_strerror(rc));
+    if ((rc = dn__node_msgs_routes(n, dn__node_api_server(n->api))) ||
+        (rc = dn__node_dht_routes(n, dn__node_api_server(n->api)))) {
+        dn__set_err(err, errlen, "api: cannot add the message and DHT routes: %s",
+                    dn_strerror(rc));
         return rc;
     }
     /* The public channel the node onboarded on: a swarm's "leave" comes
@@ -485,6 +489,7 @@ int dn_network_start(dn_network *n, char *err, size_t errlen)
     }
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     dn__node_bootstrap_start(n);
+    dn__node_dht_start(n);
     dn__node_redial_recent(n, REDIAL_WINDOW_MS, REDIAL_MAX);
     dn__node_refresh_local_addrs(n);
     return 0;
@@ -574,6 +579,7 @@ void dn__node_free_now(dn_network *n)
         dn__store_close(n->store);
     dn__node_nat_free(n);
     dn__node_msgs_free(n);
+    dn__node_dht_free(n);
     dn__node_bus_free(n->bus);
     dn_privkey_free(n->own_key);
     dn__node_netconfig_clear(&n->cfg);
@@ -609,6 +615,7 @@ void dn_network_stop(dn_network *n, void (*done)(void *arg), void *arg)
     /* What we learned about peers is written before the connections go
      * (their last-seen times are now). */
     dn__node_msgs_stop(n);
+    dn__node_dht_stop(n);
     while (n->ndirty) {
         size_t before = n->ndirty;
         flush_peers(n);
