@@ -471,7 +471,11 @@ static unsigned status_of(int rc)
     case DN_ENOTFOUND: return 404;
     case DN_EINVAL:
     case DN_EMALFORMED:
+    case DN_ETRUNCATED:
+    case DN_EPEERID:
+    case DN_EBADSIG:
     case DN_EUNSUPPORTED: return 400;
+    case DN_ESTATE: return 409;
     case DN_ETOOBIG: return 413;
     case DN_ETIMEOUT: return 504;
     case DN_ELIMIT: return 429;
@@ -602,17 +606,32 @@ static void shown(const char *s, char *out, size_t outlen)
 
 /* ---- put / get ---- */
 
+/* Why the service refused a record (records.h's codes). */
+static const char *put_why(int rc)
+{
+    switch (rc) {
+    case DN_EUNSUPPORTED:
+        return "no validator for this key's namespace (the DHT takes /pk/<peer id> and "
+               "/dmsnet/<peer id>/<name>)";
+    case DN_EINVAL: return "the key is malformed for its namespace";
+    case DN_EPEERID:
+        return "the value does not belong to the key (a /pk/ value is the public key of the "
+               "key's peer id)";
+    case DN_EBADSIG: return "the record's signature does not verify";
+    case DN_EMALFORMED:
+    case DN_ETRUNCATED: return "the value is malformed for its namespace";
+    case DN_ESTATE: return "a newer record is held for this key";
+    default: return dn_strerror(rc);
+    }
+}
+
 static void on_put(void *arg, int status, size_t stored, const dn_kad_lookup_info *info)
 {
     dht_op *op = arg;
     char key[DN_ESCAPE_MAX(256)];
     shown(op->label, key, sizeof key);
     if (status) {
-        dn__api_reply_error(op->req, status_of(status), "put %s: %s", key,
-                            status == DN_EINVAL || status == DN_EUNSUPPORTED
-                                ? "the record is not valid for its namespace (the DHT takes /pk/ "
-                                  "and /dmsnet/ records)"
-                                : dn_strerror(status));
+        dn__api_reply_error(op->req, status_of(status), "put %s: %s", key, put_why(status));
     } else {
         json_t *o = json_pack("{s:s, s:I}", "key", op->label, "stored", (json_int_t)stored);
         add_info(o, info);
@@ -740,6 +759,10 @@ static void on_findpeer_req(dn_api_req *req, void *ud)
     dn_peerid id;
     if (!text || dn_peerid_parse(text, &id)) {
         dn__api_reply_error(req, 400, "'peer' must be a peer id");
+        return;
+    }
+    if (dn_peerid_equal(&id, dn_host_peerid(d->n->host))) {
+        dn__api_reply_error(req, 400, "%s is this node's own peer id", text);
         return;
     }
     char canon[DN_PEERID_STR_MAX];

@@ -120,6 +120,26 @@ sleep 0.5
     fail "send through the DHT: $(cat "$WORK/send.out")"
 wait_for_line "$WORK/listen.out" " $e_ID $T via the DHT\$" 5 >/dev/null || fail "C did not receive E's message"
 
+log "a client-mode daemon queries but does not serve; connect by peer id"
+start f --bootstrap "$a_MA" --dht-mode client
+dht f table | head -1 | grep -q '^/dmsnet/kad/1.0.0, mode client (not serving), ' ||
+    fail "client mode: $(dht f table | head -1)"
+[ "$(dht f get "/dmsnet/$b_ID/stdin")" = "from stdin" ] || fail "a client cannot get"
+dht a table --json | jq -e --arg id "$f_ID" '.peers[] | select(.peer_id == $id)' >/dev/null &&
+    fail "A admitted a client to its routing table"
+"$DMSNET" connect "$e_ID" --data-dir "$f_DIR" >"$WORK/conn.out" 2>&1 || fail "connect <peer id>: $(cat "$WORK/conn.out")"
+"$DMSNET" peers --json --data-dir "$f_DIR" | grep -q "$e_ID" || fail "F is not connected to E"
+
+log "another prefix is another DHT; auto mode does not serve on loopback"
+start h --bootstrap "$a_MA" --dht-prefix /nunet --dht-mode auto
+dht h table | head -1 | grep -q '^/nunet/kad/1.0.0, mode auto (not serving), 0 peers$' ||
+    fail "/nunet: $(dht h table | head -1)"
+dht h get "/dmsnet/$b_ID/stdin" 2>/dev/null && fail "a /nunet node found a /dmsnet record"
+dht a table --json | jq -e --arg id "$h_ID" '.peers[] | select(.peer_id == $id)' >/dev/null &&
+    fail "A admitted a /nunet node"
+dht d findpeer "$d_ID" 2>"$WORK/self.err" && fail "findpeer of ourselves"
+grep -q "own peer id" "$WORK/self.err" || fail "self: $(cat "$WORK/self.err")"
+
 log "restart B without --bootstrap: table and providers from the store; a record put meanwhile"
 sleep 1.5 # B's tick has written the table and the provider records it holds
 stop_pid "$b_PID" || fail "B did not stop cleanly"
