@@ -8,7 +8,8 @@
 #     multihash are one provider key);
 #   - peer routing across mixed chains whose ends are not connected: js -> dmsnet -> js
 #     (the far js peer never looks itself up, so only the dmsnet node in the middle knows it)
-#     and dmsnet -> js -> dmsnet (both dmsnet ends only `connect` to the js peer, no bootstrap).
+#     and dmsnet -> js -> dmsnet (both dmsnet ends only `connect` to the js peer, no bootstrap);
+#   - the same DHT on another prefix (--dht-prefix /nunet, js protocol /nunet/kad/1.0.0).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -89,21 +90,21 @@ wait_in_table m "$j1_ID"
 
 log "dmsnet -> js: a signed /dmsnet/ record and a /pk/ record"
 dm m dht put "/dmsnet/$m_ID/hello" "from dmsnet" >/dev/null || fail "dmsnet put /dmsnet/"
-line=$(js_ok j1 "{\"op\":\"get\",\"key\":\"/dmsnet/$m_ID/hello\"}")
+line=$(js_ok j1 "{\"op\":\"get\",\"key\":\"/dmsnet/$m_ID/hello\"}") || exit 1
 jq -r .value <<<"$line" | base64 -d | grep -aq 'from dmsnet' || fail "js got another value: $line"
-pk=$(js_ok j1 '{"op":"pk"}')
+pk=$(js_ok j1 '{"op":"pk"}') || exit 1
 pk_key=$(jq -r .key <<<"$pk")
 jq -r .value <<<"$pk" | base64 -d >"$WORK/pk1"
 dm m dht put "$pk_key" @"$WORK/pk1" >"$WORK/pkput.out" 2>&1 || fail "dmsnet put $pk_key: $(cat "$WORK/pkput.out")"
 grep -q 'with [1-9][0-9]* peers' "$WORK/pkput.out" || fail "js did not store the /pk/ record: $(cat "$WORK/pkput.out")"
-line=$(js_ok j1 "{\"op\":\"get\",\"key\":\"$pk_key\"}")
+line=$(js_ok j1 "{\"op\":\"get\",\"key\":\"$pk_key\"}") || exit 1
 [ "$(jq -r .value <<<"$line")" = "$(jq -r .value <<<"$pk")" ] || fail "js got another /pk/ value: $line"
 log "a /pk/ record whose key does not match is refused"
 head -c 36 /dev/urandom >"$WORK/junk"
 dm m dht put "$pk_key" @"$WORK/junk" 2>/dev/null && fail "dmsnet accepted a /pk/ value that does not hash to its key"
 
 log "js -> dmsnet: a /pk/ record"
-pk=$(js_ok j1 '{"op":"pk"}')
+pk=$(js_ok j1 '{"op":"pk"}') || exit 1
 pk_key=$(jq -r .key <<<"$pk")
 js_ok j1 "{\"op\":\"put\",\"key\":\"$pk_key\",\"value\":\"$(jq -r .value <<<"$pk")\"}" >/dev/null
 dm m dht get "$pk_key" >"$WORK/pk2.got" || fail "dmsnet get $pk_key"
@@ -114,9 +115,9 @@ c1=$(js_ok j1 '{"op":"cid","data":"provided by js"}' | jq -r .cid)
 js_ok j1 "{\"op\":\"provide\",\"cid\":\"$c1\"}" >/dev/null
 dm m dht findprovs "$c1" >"$WORK/provs1" || fail "dmsnet findprovs $c1"
 grep -qx "$j1_ID" "$WORK/provs1" || fail "dmsnet did not find js as a provider: $(cat "$WORK/provs1")"
-line=$(js_ok j1 '{"op":"cid","data":"provided by dmsnet"}')
+line=$(js_ok j1 '{"op":"cid","data":"provided by dmsnet"}') || exit 1
 dm m dht provide "$(jq -r .v0 <<<"$line")" >/dev/null || fail "dmsnet provide (CIDv0)"
-line=$(js_ok j1 "{\"op\":\"findprovs\",\"cid\":\"$(jq -r .cid <<<"$line")\"}")
+line=$(js_ok j1 "{\"op\":\"findprovs\",\"cid\":\"$(jq -r .cid <<<"$line")\"}") || exit 1
 jq -e --arg id "$m_ID" '.providers | index($id)' <<<"$line" >/dev/null ||
     fail "js did not find dmsnet as a provider: $line"
 
@@ -125,7 +126,7 @@ start_j j2 --dial "$m_MA" --no-self-query
 wait_in_table m "$j2_ID"
 js_ok j1 '{"op":"peers"}' | jq -e --arg id "$j2_ID" '.peers | index($id) | not' >/dev/null ||
     fail "the js ends are connected already"
-line=$(js_ok j1 "{\"op\":\"findpeer\",\"peer\":\"$j2_ID\"}")
+line=$(js_ok j1 "{\"op\":\"findpeer\",\"peer\":\"$j2_ID\"}") || exit 1
 jq -e --arg a "${j2_MA%/p2p/*}" '.addrs | index($a)' <<<"$line" >/dev/null ||
     fail "js found other addresses for js: $line (want ${j2_MA%/p2p/*})"
 [ "$(jq -r .local <<<"$line")" = false ] || fail "js knew the far js peer without asking: $line"
@@ -141,4 +142,14 @@ dm m2 peers --json | jq -e --arg id "$m3_ID" '.. | strings | select(. == $id)' >
     fail "the dmsnet ends are connected already"
 dm m2 dht findpeer "$m3_ID" >"$WORK/fp.out" 2>&1 || fail "dmsnet findpeer through js: $(cat "$WORK/fp.out")"
 grep -qx "${m3_MA%/p2p/*}" "$WORK/fp.out" || fail "m3's address ${m3_MA%/p2p/*} not in: $(cat "$WORK/fp.out")"
+
+log "another prefix (/nunet/kad/1.0.0, as NuNet DMS): js and dmsnet on it"
+start_m n --dht-prefix /nunet
+start_j j3 --dial "$n_MA" --protocol /nunet/kad/1.0.0
+js_ok j3 '{"op":"wait_table","n":1}' >/dev/null
+wait_in_table n "$j3_ID"
+dm n dht put "/dmsnet/$n_ID/job" "on nunet" >/dev/null || fail "put on /nunet"
+line=$(js_ok j3 "{\"op\":\"get\",\"key\":\"/dmsnet/$n_ID/job\"}") || exit 1
+jq -r .value <<<"$line" | base64 -d | grep -aq 'on nunet' || fail "js on /nunet got: $line"
+dm n dht table | head -1 | grep -q '^/nunet/kad/1.0.0, ' || fail "the table does not say /nunet"
 echo ok
