@@ -196,17 +196,21 @@ static void flush(dn__node_dht *d, bool prune)
         return;
     int rc = dn__store_begin(st);
     size_t done = 0;
+    bool table_done = false;
     if (!rc && d->table_dirty) {
         dn_store_dht_peer *sp = d->ntable ? calloc(d->ntable, sizeof *sp) : NULL;
-        if (d->ntable && !sp)
-            rc = DN_ENOMEM;
         for (size_t i = 0; sp && i < d->ntable; i++)
             sp[i] = (dn_store_dht_peer){.peer_id = d->table[i].id,
                                         .addrs = (const char *const *)d->table[i].addrs,
                                         .n_addrs = d->table[i].naddrs};
-        if (!rc)
-            rc = dn__store_dht_table_set(st, sp, d->ntable);
+        /* A table that cannot be written (its own savepoint undone) is
+         * dropped, not retried: the next save brings a fresh one. */
+        int trc = d->ntable && !sp ? DN_ENOMEM : dn__store_dht_table_set(st, sp, d->ntable);
+        if (trc)
+            DN_LOG_LIMITED(DN_LOG_WARN, "dht", "cannot save the routing table: %s",
+                           trc == DN_ENOMEM ? "out of memory" : dn__store_errmsg(st));
         free(sp);
+        table_done = true;
     }
     for (; !rc && done < d->nops && done < OPS_PER_TICK; done++) {
         pop *o = &d->ops[done];
@@ -229,7 +233,7 @@ static void flush(dn__node_dht *d, bool prune)
             DN_LOG_LIMITED(DN_LOG_WARN, "dht", "cannot save a DHT change: %s",
                            dn__store_errmsg(st));
     }
-    if (!rc && (prune || done)) {
+    if (!rc && prune) {
         uint64_t now = unix_ms();
         int64_t k = dn__store_dht_prune(st, (int64_t)now, (int64_t)(now - RECORD_TTL_MS));
         if (k < 0)
@@ -242,7 +246,8 @@ static void flush(dn__node_dht *d, bool prune)
         dn__store_rollback(st);
         return; /* kept for the next tick */
     }
-    d->table_dirty = false;
+    if (table_done)
+        d->table_dirty = false;
     for (size_t i = 0; i < done; i++)
         free(d->ops[i].key);
     memmove(d->ops, d->ops + done, (d->nops - done) * sizeof *d->ops);
