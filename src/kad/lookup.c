@@ -56,6 +56,7 @@ struct kad_lookup {
     uint8_t *value;
     size_t vlen;
     size_t stored;
+    int store_err; /* the last refusal, for a put nobody took */
     /* providers */
     dn_peerid *provs;
     size_t nprovs, maxprovs;
@@ -277,8 +278,11 @@ static void store_rpc_done(dn_kad *k, void *arg, const dn_peerid *peer, int stat
     l->pending--;
     if (!status)
         l->stored++;
+    else
+        l->store_err = status;
+    /* Peers were found but none took it: their error (a reset: refused). */
     if (l->pending == 0 && !l->finished)
-        lk_finish(l, 0);
+        lk_finish(l, l->stored ? 0 : l->store_err);
     else
         lk_maybe_free(l);
 }

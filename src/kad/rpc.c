@@ -99,6 +99,11 @@ static void rpc_pump(kad_rpc *r)
     free(r->frame);
     r->frame = NULL;
     dn_stream_close_write(r->s);
+    /* No reply to wait for (ADD_PROVIDER): done once written, as js counts
+     * it (js may reset the stream when it reads our end after the
+     * request); the stream ends when the peer ends it. */
+    if (!r->want_reply)
+        rpc_finish(r, 0, NULL);
 }
 
 static void rpc_data(dn_stream *s, const uint8_t *data, size_t len, void *arg)

@@ -79,8 +79,8 @@ void dn__kad_kick(dn_kad *k);
 
 /* rpc.c: send the request frame to peer on a new stream; cb once with the
  * decoded reply (valid during the call) or an error, never from inside
- * this call. want_reply false (ADD_PROVIDER): done when the peer ends the
- * stream, or at the timeout, with 0 once the frame went out. Returns 0 or
+ * this call. want_reply false (ADD_PROVIDER): done (0) once the frame is
+ * written, as js counts it; the stream ends when the peer ends it. Returns 0 or
  * an error (then cb is not called): DN_ENOTFOUND when the peer cannot be
  * dialled without a router. */
 typedef void (*dn__kad_rpc_cb)(dn_kad *k, void *arg, const dn_peerid *peer, int status,

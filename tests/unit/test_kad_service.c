@@ -360,7 +360,8 @@ static void test_put_get_dmsnet(void **state)
     o = (op){0};
     assert_int_equal(dn_kad_put(f->kad[4], key, keylen, env.data, env.len, on_put, &o), 0);
     RUN_UNTIL(f, o.calls, 5000);
-    assert_int_equal(o.status, 0);
+    assert_int_equal(o.status, DN_ERESET); /* every peer refused it */
+    assert_int_equal(o.n, 0);
     g = (op){0};
     assert_int_equal(dn_kad_get(f->kad[3], key, keylen, on_value, &g), 0);
     RUN_UNTIL(f, g.calls, 5000);
@@ -738,6 +739,65 @@ static void test_refresh_and_expiry(void **state)
     assert_int_equal(g.status, DN_ENOTFOUND); /* expired everywhere */
 }
 
+static void test_bounds(void **state)
+{
+    fx *f = *state;
+    dn_kad_config kc = DN_KAD_CONFIG_INIT;
+    kc.mode = DN_KAD_MODE_SERVER;
+    kc.max_records_per_peer = 2;
+    kc.max_providers_per_key = 1;
+    host_up(f, 0, NULL);
+    host_up(f, 1, &kc);
+    host_up(f, 2, NULL);
+    linked(f, 0, 1);
+    linked(f, 2, 1);
+    /* Records first put by one peer: 2 at 1; the third is refused there. */
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        op o = {0};
+        assert_int_equal(
+            dn_kad_put_signed(f->kad[0], names[i], (const uint8_t *)"v", 1, on_put, &o), 0);
+        RUN_UNTIL(f, o.calls, 5000);
+        assert_int_equal(o.status, 0);
+        assert_int_equal(o.n, i < 2 ? 2 : 1); /* 1 and 2, then 2 alone */
+    }
+    dn_kad_stats st;
+    dn_kad_get_stats(f->kad[1], &st);
+    assert_int_equal(st.records_held, 2);
+    /* An update of a record 1 holds is not a new one: taken. */
+    op o = {0};
+    assert_int_equal(dn_kad_put_signed(f->kad[0], "a", (const uint8_t *)"w", 1, on_put, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    assert_int_equal(o.n, 2);
+    /* Providers per key: 1 at 1. */
+    static const uint8_t cid[] = "\x12\x20"
+                                 "providersprovidersprovidersprovi";
+    o = (op){0};
+    assert_int_equal(dn_kad_provide(f->kad[0], cid, 34, on_put, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    o = (op){0};
+    assert_int_equal(dn_kad_provide(f->kad[2], cid, 34, on_put, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    RUN_UNTIL(f, (dn_kad_get_stats(f->kad[1], &st), st.providers_held >= 1), 5000);
+    run_for(f, 100);
+    dn_kad_get_stats(f->kad[1], &st);
+    assert_int_equal(st.providers_held, 1);
+
+    /* Requests per stream: 1024 answered, the next one resets. */
+    dn_conn *c = connect_to(f, 0, 1);
+    raw r;
+    raw_open(f, c, dn_kad_protocol(f->kad[1]), &r);
+    dn__kad_msg *m = calloc(1, sizeof *m);
+    dn__kad_msg_init(m);
+    m->type = DN_KAD_PING;
+    for (int i = 0; i < 1025; i++)
+        raw_send(&r, m);
+    free(m);
+    RUN_UNTIL(f, r.closed, 5000);
+    assert_int_equal(r.close_status, DN_ERESET);
+    assert_int_equal(r.inlen, 1024 * 3); /* each answer: length 2, 0x08 0x05 */
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -752,6 +812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persist_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
