@@ -626,6 +626,7 @@ static const char *put_why(int rc)
     case DN_EMALFORMED:
     case DN_ETRUNCATED: return "the value is malformed for its namespace";
     case DN_ESTATE: return "a newer record is held for this key";
+    case DN_ERESET: return "every peer asked refused the record";
     default: return dn_strerror(rc);
     }
 }
