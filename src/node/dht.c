@@ -250,7 +250,8 @@ static void flush(dn__node_dht *d, bool prune)
         d->table_dirty = false;
     for (size_t i = 0; i < done; i++)
         free(d->ops[i].key);
-    memmove(d->ops, d->ops + done, (d->nops - done) * sizeof *d->ops);
+    if (done)
+        memmove(d->ops, d->ops + done, (d->nops - done) * sizeof *d->ops);
     d->nops -= done;
 }
 
