@@ -6,7 +6,9 @@
 # CIDv0 and its CIDv1 name the same providers), findpeer, the routing table, `dmsnet send <peer
 # id>` to a peer E never knew reached through the DHT, a restart without --bootstrap that gets
 # the routing table and provider records back from the store and still finds a record put
-# while it was down, and a kill -9 during puts that leaves a store the daemon opens again.
+# while it was down, a kill -9 during puts that leaves a store the daemon opens again, and
+# auto mode: daemons serve once AutoNAT finds them reachable (autonat.allow_private lets it test
+# loopback) and then admit each other although they were identified before they served.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../interop/lib.sh"
 
@@ -168,4 +170,21 @@ forget_pid "$putter"
 start d
 wait_table d 1
 [ "$(dht d get "/dmsnet/$b_ID/stdin")" = "from stdin" ] || fail "D after kill -9 cannot get a record"
+
+log "auto mode: serving once AutoNAT says reachable (loopback allowed here), tables fill after"
+for n in p q r; do
+    mkdir -p "$WORK/$n"
+    echo '{"autonat": {"allow_private": true, "confidence": 1}}' >"$WORK/$n/config.json"
+done
+start p --dht-mode auto
+start q --dht-mode auto --bootstrap "$p_MA"
+start r --dht-mode auto --bootstrap "$p_MA"
+for ((i = 0; i < 200; i++)); do
+    [ "$(dht p table --json | jq -r '.serving and .size == 2')" = true ] && break
+    sleep 0.1
+done
+[ "$(dht p table --json | jq -r .serving)" = true ] || fail "auto mode never served: $(grep reachab "$WORK/p.log")"
+[ "$(table_size p)" = 2 ] || fail "peers that started serving after identify are not in P's table: $(dht p table)"
+dht r put "/dmsnet/$r_ID/auto" "auto mode" >/dev/null || fail "put in auto mode"
+[ "$(dht q get "/dmsnet/$r_ID/auto")" = "auto mode" ] || fail "get in auto mode"
 echo ok
