@@ -386,10 +386,15 @@ static void on_reply(dn_kad *k, void *arg, const dn_peerid *peer, int status, co
     bool found = dn_peerid_equal(peer, &l->peer) && l->kind == LK_FIND_PEER;
     for (size_t i = 0; i < m->ncloser; i++) {
         const dn__kad_peer *p = &m->closer[i];
-        dn__kad_learn_addrs(k, m, p);
-        if (l->kind == LK_FIND_PEER && dn_peerid_equal(&p->id, &l->peer) &&
-            dn__kad_dialable(k, &p->id))
-            found = true;
+        if (l->kind == LK_FIND_PEER && dn_peerid_equal(&p->id, &l->peer)) {
+            /* The peer asked for, with addresses: these are the news
+             * (it may have moved), unless we are connected to it. */
+            const dn_peer_info *info = dn_host_peer(k->h, &p->id);
+            if ((info && info->connections > 0) || dn__kad_take_addrs(k, m, p) > 0)
+                found = true;
+        } else {
+            dn__kad_learn_addrs(k, m, p);
+        }
         ids[n++] = p->id;
     }
     dn__kad_query_success(&l->q, peer, ids, n);

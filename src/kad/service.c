@@ -116,9 +116,19 @@ void dn__kad_learn_addrs(dn_kad *k, const dn__kad_msg *m, const dn__kad_peer *p)
     if (dn_peerid_equal(&p->id, dn_host_peerid(k->h)) || p->naddrs == 0)
         return;
     const dn_peer_info *info = dn_host_peer(k->h, &p->id);
-    /* What identify told us over a connection beats what a third peer says. */
-    if (info && (info->connections > 0 || info->naddrs > 0))
+    /* What identify told us over a connection beats what a third peer
+     * says; addresses we hold are replaced only once requests to them
+     * failed (the peer is stale in our table: it may have moved). */
+    if (info && info->connections > 0)
         return;
+    dn__kad_entry e;
+    if (info && info->naddrs > 0 && !(dn__kad_rt_find(&k->rt, &p->id, &e) == 0 && e.stale))
+        return;
+    dn__kad_take_addrs(k, m, p);
+}
+
+size_t dn__kad_take_addrs(dn_kad *k, const dn__kad_msg *m, const dn__kad_peer *p)
+{
     dn_multiaddr addrs[DN_KAD_ADDRS_PER_PEER];
     size_t n = 0;
     for (size_t i = 0; i < p->naddrs && n < DN_KAD_ADDRS_PER_PEER; i++) {
@@ -126,10 +136,10 @@ void dn__kad_learn_addrs(dn_kad *k, const dn__kad_msg *m, const dn__kad_peer *p)
         if (sane_addr(sp->p, sp->len, &p->id, &addrs[n]))
             n++;
     }
-    if (n == 0)
-        return;
+    if (n == 0 || dn_peerid_equal(&p->id, dn_host_peerid(k->h)))
+        return 0;
     dn_peer_update u = {.set_addrs = true, .addrs = addrs, .naddrs = n};
-    dn_host_peer_update(k->h, &p->id, &u);
+    return dn_host_peer_update(k->h, &p->id, &u) == 0 ? n : 0;
 }
 
 bool dn__kad_dialable(dn_kad *k, const dn_peerid *peer)

@@ -70,6 +70,9 @@ void dn__kad_peer_failed(dn_kad *k, const dn_peerid *peer);
 /* Store the sane addresses of a reply's peer (when we know none of ours
  * for it and are not connected to it). */
 void dn__kad_learn_addrs(dn_kad *k, const dn__kad_msg *m, const dn__kad_peer *p);
+/* Store a reply peer's sane addresses in place of what the peerstore has
+ * (find_peer: the addresses asked for). Returns how many. */
+size_t dn__kad_take_addrs(dn_kad *k, const dn__kad_msg *m, const dn__kad_peer *p);
 /* Whether we could dial peer without asking a router: connected, or
  * addresses known. */
 bool dn__kad_dialable(dn_kad *k, const dn_peerid *peer);

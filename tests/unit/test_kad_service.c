@@ -4,6 +4,7 @@
  * /dmsnet/ values (forged, foreign, stale and unknown-namespace puts
  * refused), providers (only the sender's own record taken), client and
  * auto mode, and malformed frames resetting only their stream. */
+#include <arpa/inet.h>
 #include <time.h>
 
 #include "kad_fixture.h"
@@ -739,6 +740,43 @@ static void test_refresh_and_expiry(void **state)
     assert_int_equal(g.status, DN_ENOTFOUND); /* expired everywhere */
 }
 
+/* A peer whose address we hold is stale (it moved): find_peer takes the
+ * address the DHT gives, and the dial by peer id reaches it. */
+static void test_moved_peer(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < 3; i++)
+        host_up(f, i, NULL);
+    linked(f, 0, 1);
+    linked(f, 2, 1);
+    /* A port nobody listens on, as 2's address in 0's peerstore. */
+    uv_tcp_t probe;
+    uv_tcp_init(&f->loop, &probe);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", 0, &sin);
+    assert_int_equal(uv_tcp_bind(&probe, (struct sockaddr *)&sin, 0), 0);
+    int len = sizeof sin;
+    assert_int_equal(uv_tcp_getsockname(&probe, (struct sockaddr *)&sin, &len), 0);
+    uv_close((uv_handle_t *)&probe, NULL);
+    run_for(f, 1);
+    char dead_s[64];
+    snprintf(dead_s, sizeof dead_s, "/ip4/127.0.0.1/tcp/%u", ntohs(sin.sin_port));
+    dn_multiaddr dead = ma(dead_s);
+    const dn_peerid *id2 = dn_host_peerid(f->host[2]);
+    dn_peer_update u = {.set_addrs = true, .addrs = &dead, .naddrs = 1};
+    assert_int_equal(dn_host_peer_update(f->host[0], id2, &u), 0);
+    assert_int_equal(dn_kad_route_dials(f->kad[0]), 0);
+    op o = {0};
+    assert_int_equal(dn_kad_find_peer(f->kad[0], id2, on_peer, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(o.n, 1);
+    dial_rec d = {0};
+    assert_int_equal(dn_host_dial_peer(f->host[0], id2, on_dial, &d), 0);
+    RUN_UNTIL(f, d.calls, 5000);
+    assert_int_equal(d.status, 0);
+}
+
 static void test_bounds(void **state)
 {
     fx *f = *state;
@@ -813,6 +851,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_peer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
