@@ -572,14 +572,8 @@ static unsigned status_of(int rc)
     }
 }
 
-static void add_info(json_t *o, const dn_kad_lookup_info *info)
-{
-    if (!info)
-        return;
-    json_object_set_new(o, "hops", json_integer(info->hops));
-    json_object_set_new(o, "asked", json_integer(info->asked));
-    json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)info->elapsed_ms));
-}
+typedef struct dht_op dht_op;
+static void add_info(json_t *o, const dht_op *op, const dn_kad_lookup_info *info);
 
 static json_t *addrs_json(const dn_multiaddr *addrs, size_t n)
 {
@@ -662,12 +656,25 @@ static int parse_key(dn_api_req *req, const char *text, dht_key *k)
 
 typedef struct dht_op {
     dn_api_req *req;
+    uv_loop_t *loop;
+    uint64_t start_ms; /* loop time: elapsed_ms is measured here, whole */
     char *label; /* the key, peer or cid as the user wrote it */
     json_t *list; /* findprovs */
     size_t max;
 } dht_op;
 
-static dht_op *op_start(dn_api_req *req, const char *label)
+/* hops and asked from the lookup; elapsed_ms from the request's start (a
+ * lookup answered without asking anybody may not have timed itself). */
+static void add_info(json_t *o, const dht_op *op, const dn_kad_lookup_info *info)
+{
+    if (info) {
+        json_object_set_new(o, "hops", json_integer(info->hops));
+        json_object_set_new(o, "asked", json_integer(info->asked));
+    }
+    json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(uv_now(op->loop) - op->start_ms)));
+}
+
+static dht_op *op_start(dn__node_dht *d, dn_api_req *req, const char *label)
 {
     dht_op *op = calloc(1, sizeof *op);
     if (!op || !(op->label = strdup(label))) {
@@ -676,6 +683,9 @@ static dht_op *op_start(dn_api_req *req, const char *label)
         return NULL;
     }
     op->req = req;
+    op->loop = d->n->loop;
+    uv_update_time(op->loop);
+    op->start_ms = uv_now(op->loop);
     return op;
 }
 
@@ -723,7 +733,7 @@ static void on_put(void *arg, int status, size_t stored, const dn_kad_lookup_inf
         dn__api_reply_error(op->req, status_of(status), "put %s: %s", key, put_why(status));
     } else {
         json_t *o = json_pack("{s:s, s:I}", "key", op->label, "stored", (json_int_t)stored);
-        add_info(o, info);
+        add_info(o, op, info);
         dn__api_reply(op->req, 200, o);
     }
     op_free(op);
@@ -773,7 +783,7 @@ static void on_put_req(dn_api_req *req, void *ud)
                             DHT_VALUE_MAX);
         return;
     }
-    dht_op *op = op_start(req, text);
+    dht_op *op = op_start(d, req, text);
     if (!op) {
         free(value);
         return;
@@ -797,7 +807,7 @@ static void on_value(void *arg, int status, const uint8_t *value, size_t vlen,
         dn__api_reply_error(op->req, status_of(status), "get %s: %s", key, dn_strerror(status));
     } else {
         json_t *o = json_pack("{s:s, s:o}", "key", op->label, "value", b64_json(value, vlen));
-        add_info(o, info);
+        add_info(o, op, info);
         dn__api_reply(op->req, o ? 200 : 500, o);
     }
     op_free(op);
@@ -812,7 +822,7 @@ static void on_get_req(dn_api_req *req, void *ud)
     dht_key k;
     if (parse_key(req, text, &k))
         return;
-    dht_op *op = op_start(req, text);
+    dht_op *op = op_start(d, req, text);
     if (!op)
         return;
     int rc = dn_kad_get(d->kad, k.bytes, k.len, on_value, op);
@@ -835,7 +845,7 @@ static void on_peer_found(void *arg, int status, const dn_peerid *peer, const dn
     } else {
         json_t *o = json_pack("{s:s, s:o}", "peer_id", op->label, "addrs",
                               addrs_json(addrs, naddrs));
-        add_info(o, info);
+        add_info(o, op, info);
         dn__api_reply(op->req, o ? 200 : 500, o);
     }
     op_free(op);
@@ -856,7 +866,7 @@ static void on_findpeer_req(dn_api_req *req, void *ud)
     }
     char canon[DN_PEERID_STR_MAX];
     dn_peerid_to_string(&id, canon, sizeof canon);
-    dht_op *op = op_start(req, canon);
+    dht_op *op = op_start(d, req, canon);
     if (!op)
         return;
     int rc = dn_kad_find_peer(d->kad, &id, on_peer_found, op);
@@ -885,7 +895,7 @@ static void on_provided(void *arg, int status, size_t stored, const dn_kad_looku
                             dn_strerror(status));
     } else {
         json_t *o = json_pack("{s:s, s:I}", "cid", op->label, "stored", (json_int_t)stored);
-        add_info(o, info);
+        add_info(o, op, info);
         dn__api_reply(op->req, 200, o);
     }
     op_free(op);
@@ -898,7 +908,7 @@ static void on_provide_req(dn_api_req *req, void *ud)
     const char *text;
     if (parse_cid(req, &cid, &text))
         return;
-    dht_op *op = op_start(req, text);
+    dht_op *op = op_start(d, req, text);
     if (!op)
         return;
     int rc = dn_kad_provide(d->kad, cid.mh, cid.mh_len, on_provided, op);
@@ -928,7 +938,7 @@ static void on_provider(void *arg, int status, const dn_peerid *peer, const dn_m
                                 dn_strerror(status));
     } else {
         json_t *o = json_pack("{s:s, s:O}", "cid", op->label, "providers", op->list);
-        add_info(o, info);
+        add_info(o, op, info);
         dn__api_reply(op->req, o ? 200 : 500, o);
     }
     op_free(op);
@@ -947,7 +957,7 @@ static void on_findprovs_req(dn_api_req *req, void *ud)
         dn__api_reply_error(req, 400, "'max' must be 1..%d", FINDPROVS_MAX);
         return;
     }
-    dht_op *op = op_start(req, text);
+    dht_op *op = op_start(d, req, text);
     if (!op)
         return;
     op->max = m ? (size_t)json_integer_value(m) : 20;

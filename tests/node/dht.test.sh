@@ -68,6 +68,7 @@ dht b put "/dmsnet/$b_ID/greeting" "hello from B" >"$WORK/put.out" 2>&1 || fail 
 grep -q "^stored /dmsnet/$b_ID/greeting with [1-9][0-9]* peers$" "$WORK/put.out" ||
     fail "put said: $(cat "$WORK/put.out")"
 [ "$(dht d get "/dmsnet/$b_ID/greeting")" = "hello from B" ] || fail "D did not get B's record"
+log "$(dht d get "/dmsnet/$b_ID/greeting" --json | jq -r '"get on D: \(.hops) hops, \(.asked) peers asked, \(.elapsed_ms) ms"')"
 [ "$(dht c get "/dmsnet/$b_ID/greeting" --json | jq -r .value | base64 -d)" = "hello from B" ] ||
     fail "get --json"
 log "binary bytes through @FILE, and a newer value replaces the older"
@@ -109,6 +110,7 @@ grep -q "must be a CID" "$WORK/cid.err" || fail "bad cid: $(cat "$WORK/cid.err")
 
 log "findpeer: D asks for C"
 dht d findpeer "$c_ID" >"$WORK/fp.out" || fail "findpeer"
+log "$(dht d findpeer "$c_ID" --json | jq -r '"findpeer on D: \(.hops) hops, \(.elapsed_ms) ms"')"
 grep -qx "${c_MA%/p2p/*}" "$WORK/fp.out" || fail "C's address ${c_MA%/p2p/*} not in: $(cat "$WORK/fp.out")"
 
 log "send to a peer id E never knew: resolved through the DHT"
