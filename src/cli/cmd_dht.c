@@ -16,26 +16,25 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: dmsnet dht put <key> <value>       [--json] [--data-dir DIR]\n"
-            "       dmsnet dht get <key>               [--json] [--data-dir DIR]\n"
-            "       dmsnet dht findpeer <peer id>      [--json] [--data-dir DIR]\n"
-            "       dmsnet dht provide <cid>           [--json] [--data-dir DIR]\n"
-            "       dmsnet dht findprovs <cid>         [--json] [--data-dir DIR]\n"
-            "       dmsnet dht table                   [--json] [--data-dir DIR]\n\n"
-            "The daemon's Kademlia DHT (<prefix>/kad/1.0.0, see --dht-prefix).\n"
-            "put: store a record with the closest peers. A key /dmsnet/<peer id>/<name>\n"
-            "     is writable only by that peer (the daemon signs it with its identity:\n"
-            "     /dmsnet/<its own peer id>/<name>); /pk/<peer id> takes the public key\n"
-            "     that hashes to it. <value> is the text itself, @FILE or - (stdin), at\n"
-            "     most 64 KiB.\n"
-            "get: print the best record's value (its bytes, as they are).\n"
-            "findpeer: print the peer's addresses, one per line.\n"
-            "provide: announce that the daemon provides <cid> (CIDv0 Qm... or CIDv1 b...).\n"
-            "findprovs: print the providers of <cid>, one peer id per line.\n"
-            "table: the routing table: bucket, peer id, age, stale.\n"
-            "Not found: a message on stderr, exit 1.\n\n"
-            "options:\n");
+    fprintf(f, "usage: dmsnet dht put <key> <value>       [--json] [--data-dir DIR]\n"
+               "       dmsnet dht get <key>               [--json] [--data-dir DIR]\n"
+               "       dmsnet dht findpeer <peer id>      [--json] [--data-dir DIR]\n"
+               "       dmsnet dht provide <cid>           [--json] [--data-dir DIR]\n"
+               "       dmsnet dht findprovs <cid>         [--json] [--data-dir DIR]\n"
+               "       dmsnet dht table                   [--json] [--data-dir DIR]\n\n"
+               "The daemon's Kademlia DHT (<prefix>/kad/1.0.0, see --dht-prefix).\n"
+               "put: store a record with the closest peers. A key /dmsnet/<peer id>/<name>\n"
+               "     is writable only by that peer (the daemon signs it with its identity:\n"
+               "     /dmsnet/<its own peer id>/<name>); /pk/<peer id> takes the public key\n"
+               "     that hashes to it. <value> is the text itself, @FILE or - (stdin), at\n"
+               "     most 64 KiB.\n"
+               "get: print the best record's value (its bytes, as they are).\n"
+               "findpeer: print the peer's addresses, one per line.\n"
+               "provide: announce that the daemon provides <cid> (CIDv0 Qm... or CIDv1 b...).\n"
+               "findprovs: print the providers of <cid>, one peer id per line.\n"
+               "table: the routing table: bucket, peer id, age, stale.\n"
+               "Not found: a message on stderr, exit 1.\n\n"
+               "options:\n");
     fputs(cli_common_opts, f);
     fputs(cli_common_tail, f);
 }
@@ -223,9 +222,9 @@ int dn_cmd_dht(int argc, char **argv)
         return rc;
     c.argi++; /* cli_parse saw argv + 1 */
     if (argc - c.argi != subs[which].nargs) {
-        static const char *const forms[] = {"put <key> <value>", "get <key>",
+        static const char *const forms[] = {"put <key> <value>",  "get <key>",
                                             "findpeer <peer id>", "provide <cid>",
-                                            "findprovs <cid>", "table"};
+                                            "findprovs <cid>",    "table"};
         dn_cli_error(c.cmd, "expected: dht %s", forms[which]);
         cli_hint(&c);
         return 2;

@@ -30,9 +30,9 @@ static int mh_shape(const uint8_t *b, size_t len, uint64_t *code, const char **w
         return fail(why, "the multihash's length is malformed", DN_EMALFORMED);
     size_t rest = len - (size_t)n1 - (size_t)n2;
     if (dlen != rest)
-        return fail(why, dlen > rest ? "the multihash's digest is cut short"
-                                     : "bytes follow the multihash",
-                    DN_EMALFORMED);
+        return fail(
+            why, dlen > rest ? "the multihash's digest is cut short" : "bytes follow the multihash",
+            DN_EMALFORMED);
     if (*code == DN__MH_SHA2_256 && dlen != DN__MH_SHA2_256_LEN)
         return fail(why, "a sha2-256 digest is not 32 bytes", DN_EMALFORMED);
     if (dlen == 0 && *code != DN__MH_IDENTITY)
@@ -69,7 +69,8 @@ int dn__cid_parse(const char *s, size_t n, dn__cid *out, const char **why)
     if (k == DN_EUNSUPPORTED)
         return fail(why, "not a CID (neither Qm... nor a multibase prefix such as 'b')", k);
     if (k < 0)
-        return fail(why, k == DN_ETOOBIG ? "too long for a CID" : "bad characters for its multibase",
+        return fail(why,
+                    k == DN_ETOOBIG ? "too long for a CID" : "bad characters for its multibase",
                     k == DN_ETOOBIG ? k : DN_EMALFORMED);
     uint64_t version, codec;
     int n1 = dn_uvarint_decode(bin, (size_t)k, &version);

@@ -15,11 +15,11 @@
 #define DN__CID_MH_MAX 160
 
 typedef struct dn__cid {
-    int version;     /* 0 or 1 */
-    uint64_t codec;  /* the multicodec of the content (0x70 for v0) */
+    int version;      /* 0 or 1 */
+    uint64_t codec;   /* the multicodec of the content (0x70 for v0) */
     uint64_t mh_code; /* the hash function */
     uint8_t mh[DN__CID_MH_MAX];
-    size_t mh_len;   /* the whole multihash: code, length, digest */
+    size_t mh_len; /* the whole multihash: code, length, digest */
 } dn__cid;
 
 /* Parse s[0..n): CIDv0 ("Qm...": 46 base58btc characters, a sha2-256

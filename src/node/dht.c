@@ -154,7 +154,8 @@ static void on_save_table(void *arg, const dn_peerid *peers, const dn_multiaddr 
 static pop *op_new(dn__node_dht *d, op_kind kind, const uint8_t *key, size_t keylen,
                    const uint8_t *value, size_t vlen)
 {
-    if (d->restoring || d->n->stopping || !keylen || keylen > DN_STORE_DHT_KEY_MAX || vlen > DN_STORE_DHT_VALUE_MAX)
+    if (d->restoring || d->n->stopping || !keylen || keylen > DN_STORE_DHT_KEY_MAX ||
+        vlen > DN_STORE_DHT_VALUE_MAX)
         return NULL;
     if (d->nops >= OPS_MAX) {
         d->dropped_ops++;
@@ -237,8 +238,8 @@ static void flush(dn__node_dht *d, bool prune)
                 orc = 0;
             break;
         case OP_RECORD:
-            orc = dn__store_dht_record_put(st, o->key, o->keylen, o->key + o->keylen, o->vlen,
-                                           o->t);
+            orc =
+                dn__store_dht_record_put(st, o->key, o->keylen, o->key + o->keylen, o->vlen, o->t);
             break;
         }
         if (orc) /* this one only (a savepoint): the others still go */
@@ -368,8 +369,8 @@ int dn__node_dht_attach(dn_network *n, char *err, size_t errlen)
         return rc;
     }
     if (kc.mode == DN_KAD_MODE_AUTO &&
-        (rc = dn_network_event_register(n, 1u << DN_NET_EV_REACHABILITY_CHANGED, on_net_event,
-                                        d))) {
+        (rc =
+             dn_network_event_register(n, 1u << DN_NET_EV_REACHABILITY_CHANGED, on_net_event, d))) {
         dn__set_err(err, errlen, "cannot follow reachability for the DHT: %s", dn_strerror(rc));
         return rc;
     }
@@ -631,8 +632,10 @@ static int parse_key(dn_api_req *req, const char *text, dht_key *k)
         memcpy(idtext, id, (size_t)(slash - id));
         idtext[slash - id] = 0;
         if (dn_peerid_parse(idtext, &k->owner)) {
-            dn__api_reply_error(req, 400, "a /dmsnet/ key is /dmsnet/<peer id>/<name>: '%s' is "
-                                          "not a peer id", idtext);
+            dn__api_reply_error(req, 400,
+                                "a /dmsnet/ key is /dmsnet/<peer id>/<name>: '%s' is "
+                                "not a peer id",
+                                idtext);
             return -1;
         }
         /* The peer id in its canonical form (base58btc), as the owner
@@ -658,8 +661,8 @@ typedef struct dht_op {
     dn_api_req *req;
     uv_loop_t *loop;
     uint64_t start_ms; /* loop time: elapsed_ms is measured here, whole */
-    char *label; /* the key, peer or cid as the user wrote it */
-    json_t *list; /* findprovs */
+    char *label;       /* the key, peer or cid as the user wrote it */
+    json_t *list;      /* findprovs */
     size_t max;
 } dht_op;
 
@@ -671,7 +674,8 @@ static void add_info(json_t *o, const dht_op *op, const dn_kad_lookup_info *info
         json_object_set_new(o, "hops", json_integer(info->hops));
         json_object_set_new(o, "asked", json_integer(info->asked));
     }
-    json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(uv_now(op->loop) - op->start_ms)));
+    json_object_set_new(o, "elapsed_ms",
+                        json_integer((json_int_t)(uv_now(op->loop) - op->start_ms)));
 }
 
 static dht_op *op_start(dn__node_dht *d, dn_api_req *req, const char *label)
@@ -769,8 +773,10 @@ static void on_put_req(dn_api_req *req, void *ud)
     if (k.dmsnet && !dn_peerid_equal(&k.owner, dn_host_peerid(d->n->host))) {
         char id[DN_PEERID_STR_MAX];
         dn_peerid_to_string(&k.owner, id, sizeof id);
-        dn__api_reply_error(req, 403, "only %s can write /dmsnet/%s/... (a /dmsnet/ record is "
-                                      "signed by the peer its key names)", id, id);
+        dn__api_reply_error(req, 403,
+                            "only %s can write /dmsnet/%s/... (a /dmsnet/ record is "
+                            "signed by the peer its key names)",
+                            id, id);
         return;
     }
     uint8_t *value;
@@ -843,8 +849,8 @@ static void on_peer_found(void *arg, int status, const dn_peerid *peer, const dn
         dn__api_reply_error(op->req, status_of(status), "findpeer %s: %s", op->label,
                             dn_strerror(status));
     } else {
-        json_t *o = json_pack("{s:s, s:o}", "peer_id", op->label, "addrs",
-                              addrs_json(addrs, naddrs));
+        json_t *o =
+            json_pack("{s:s, s:o}", "peer_id", op->label, "addrs", addrs_json(addrs, naddrs));
         add_info(o, op, info);
         dn__api_reply(op->req, o ? 200 : 500, o);
     }
@@ -925,8 +931,8 @@ static void on_provider(void *arg, int status, const dn_peerid *peer, const dn_m
             return;
         char id[DN_PEERID_STR_MAX];
         dn_peerid_to_string(peer, id, sizeof id);
-        json_array_append_new(op->list, json_pack("{s:s, s:o}", "peer_id", id, "addrs",
-                                                  addrs_json(addrs, naddrs)));
+        json_array_append_new(
+            op->list, json_pack("{s:s, s:o}", "peer_id", id, "addrs", addrs_json(addrs, naddrs)));
         return;
     }
     /* The last call: the lookup is over. */

@@ -49,8 +49,9 @@ static int table_set_locked(dn_store *st, const dn_store_dht_peer *peers, size_t
     if (rc)
         return rc;
     sqlite3_stmt *s;
-    if ((rc = dn__store_prepare(st, "INSERT OR IGNORE INTO dht_peers (peer_id, saved_at)"
-                                    " VALUES (?, ?)",
+    if ((rc = dn__store_prepare(st,
+                                "INSERT OR IGNORE INTO dht_peers (peer_id, saved_at)"
+                                " VALUES (?, ?)",
                                 &s)))
         return rc;
     int64_t now = dn__store_now_ms();
@@ -59,8 +60,9 @@ static int table_set_locked(dn_store *st, const dn_store_dht_peer *peers, size_t
         sqlite3_bind_int64(s, 2, now);
         rc = step_done(st, s, "put DHT peer");
         if (!rc) {
-            size_t na = peers[i].n_addrs < DN_STORE_DHT_PEER_ADDRS_MAX ? peers[i].n_addrs
-                                                                       : DN_STORE_DHT_PEER_ADDRS_MAX;
+            size_t na = peers[i].n_addrs < DN_STORE_DHT_PEER_ADDRS_MAX
+                            ? peers[i].n_addrs
+                            : DN_STORE_DHT_PEER_ADDRS_MAX;
             rc = dn__store_put_list(st, "dht_peer_addrs", "peer_id", peers[i].peer_id,
                                     peers[i].addrs, na);
         }
@@ -92,10 +94,11 @@ int dn__store_dht_table_set(dn_store *st, const dn_store_dht_peer *peers, size_t
 int dn__store_dht_table_list(dn_store *st, dn_store_dht_peer_cb cb, void *ud)
 {
     sqlite3_stmt *s;
-    int rc = dn__store_prepare(st,
-                               "SELECT p.peer_id, a.addr FROM dht_peers p LEFT JOIN dht_peer_addrs a"
-                               " ON a.peer_id = p.peer_id ORDER BY p.peer_id, a.pos",
-                               &s);
+    int rc =
+        dn__store_prepare(st,
+                          "SELECT p.peer_id, a.addr FROM dht_peers p LEFT JOIN dht_peer_addrs a"
+                          " ON a.peer_id = p.peer_id ORDER BY p.peer_id, a.pos",
+                          &s);
     if (rc)
         return rc;
     /* Rows come grouped by peer: collect one peer's addresses, hand it
@@ -108,8 +111,8 @@ int dn__store_dht_table_list(dn_store *st, dn_store_dht_peer_cb cb, void *ud)
     while ((r = sqlite3_step(s)) == SQLITE_ROW || (r == SQLITE_DONE && have)) {
         const char *pid = r == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
         if (have && (!pid || strcmp(pid, id))) {
-            dn_store_dht_peer p = {.peer_id = id, .addrs = (const char *const *)addrs,
-                                   .n_addrs = na};
+            dn_store_dht_peer p = {
+                .peer_id = id, .addrs = (const char *const *)addrs, .n_addrs = na};
             rc = cb(ud, &p);
             for (size_t i = 0; i < na; i++)
                 free(addrs[i]);
@@ -147,11 +150,12 @@ static int provider_put_locked(dn_store *st, const uint8_t *key, size_t keylen,
                                const char *provider, int64_t expires_ms)
 {
     sqlite3_stmt *s;
-    int rc = dn__store_prepare(st,
-                               "INSERT INTO dht_providers (key, provider, expires_at) VALUES (?, ?, ?)"
-                               " ON CONFLICT (key, provider) DO UPDATE SET"
-                               " expires_at = max(expires_at, excluded.expires_at)",
-                               &s);
+    int rc =
+        dn__store_prepare(st,
+                          "INSERT INTO dht_providers (key, provider, expires_at) VALUES (?, ?, ?)"
+                          " ON CONFLICT (key, provider) DO UPDATE SET"
+                          " expires_at = max(expires_at, excluded.expires_at)",
+                          &s);
     if (rc)
         return rc;
     sqlite3_bind_blob(s, 1, key, (int)keylen, SQLITE_STATIC);
@@ -196,8 +200,7 @@ int dn__store_dht_provider_delete(dn_store *st, const uint8_t *key, size_t keyle
     return dn__store_tx_end(st, rc);
 }
 
-int dn__store_dht_provider_list(dn_store *st, int64_t now_ms, dn_store_dht_provider_cb cb,
-                                void *ud)
+int dn__store_dht_provider_list(dn_store *st, int64_t now_ms, dn_store_dht_provider_cb cb, void *ud)
 {
     sqlite3_stmt *s;
     int rc = dn__store_prepare(st,
@@ -225,8 +228,8 @@ int dn__store_dht_provider_list(dn_store *st, int64_t now_ms, dn_store_dht_provi
 
 /* ---- value records ---- */
 
-static int record_put_locked(dn_store *st, const uint8_t *key, size_t keylen,
-                             const uint8_t *value, size_t vlen, int64_t received_ms)
+static int record_put_locked(dn_store *st, const uint8_t *key, size_t keylen, const uint8_t *value,
+                             size_t vlen, int64_t received_ms)
 {
     sqlite3_stmt *s;
     int rc = dn__store_prepare(st,
@@ -244,8 +247,8 @@ static int record_put_locked(dn_store *st, const uint8_t *key, size_t keylen,
     return rc;
 }
 
-int dn__store_dht_record_put(dn_store *st, const uint8_t *key, size_t keylen,
-                             const uint8_t *value, size_t vlen, int64_t received_ms)
+int dn__store_dht_record_put(dn_store *st, const uint8_t *key, size_t keylen, const uint8_t *value,
+                             size_t vlen, int64_t received_ms)
 {
     int rc;
     if ((rc = check_key(st, key, keylen)))
@@ -260,8 +263,7 @@ int dn__store_dht_record_put(dn_store *st, const uint8_t *key, size_t keylen,
     return dn__store_tx_end(st, record_put_locked(st, key, keylen, value, vlen, received_ms));
 }
 
-int dn__store_dht_record_list(dn_store *st, int64_t since_ms, dn_store_dht_record_cb cb,
-                              void *ud)
+int dn__store_dht_record_list(dn_store *st, int64_t since_ms, dn_store_dht_record_cb cb, void *ud)
 {
     sqlite3_stmt *s;
     int rc = dn__store_prepare(st,

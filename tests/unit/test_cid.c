@@ -19,8 +19,7 @@ static const char V1[] = "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxq
 static const char MH_EMPTY[] =
     "1220e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 static const char RAW[] = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
-static const char MH_RAW[] =
-    "1220c7d01489080858c500065836c658f847a6ca67c4864619212be4f8200e4bbace";
+static const char MH_RAW[] = "1220c7d01489080858c500065836c658f847a6ca67c4864619212be4f8200e4bbace";
 
 static void hex(const uint8_t *b, size_t n, char *out)
 {
@@ -108,8 +107,8 @@ static void test_refusals(void **state)
     dn_base32_encode(bin + 2, 34, text + 1, sizeof text - 1);
     refuse(text, DN_EMALFORMED, "bare multihash");
     /* sha2-256 with a 20-byte digest */
-    uint8_t bad[] = {0x01, 0x55, 0x12, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
-                     11,   12,   13,   14,   15, 16, 17, 18, 19, 20};
+    uint8_t bad[] = {0x01, 0x55, 0x12, 0x14, 1,  2,  3,  4,  5,  6,  7,  8,
+                     9,    10,   11,   12,   13, 14, 15, 16, 17, 18, 19, 20};
     dn_base32_encode(bad, sizeof bad, text + 1, sizeof text - 1);
     refuse(text, DN_EMALFORMED, "32 bytes");
 }
