@@ -510,12 +510,48 @@ void dn__node_dht_tick(dn_network *n)
     flush(d, n->ticks % PRUNE_EVERY_TICKS == 0);
 }
 
+/* The routing table as it is now, from the service's table and the
+ * peerstore: the service hands over a changed table at most once a second
+ * and not at all at close, so the last second's changes would be lost. */
+static void snapshot_table(dn__node_dht *d)
+{
+    size_t n = dn_kad_table_size(d->kad);
+    if (n > DN_STORE_DHT_PEERS_MAX)
+        n = DN_STORE_DHT_PEERS_MAX;
+    dn_kad_table_entry *e = n ? calloc(n, sizeof *e) : NULL;
+    tpeer *t = n ? calloc(n, sizeof *t) : NULL;
+    if (n && (!e || !t)) {
+        free(e);
+        free(t);
+        return;
+    }
+    n = n ? dn_kad_table(d->kad, e, n) : 0;
+    for (size_t i = 0; i < n; i++) {
+        dn_peerid_to_string(&e[i].id, t[i].id, sizeof t[i].id);
+        const dn_peer_info *p = dn_host_peer(d->n->host, &e[i].id);
+        for (size_t j = 0; p && j < p->naddrs && t[i].naddrs < DN_STORE_DHT_PEER_ADDRS_MAX; j++) {
+            dn_multiaddr ma;
+            char text[DN_MULTIADDR_STR_MAX];
+            if (dn_peer_info_addr(p, j, &ma) || dn_multiaddr_to_string(&ma, text, sizeof text) < 0)
+                continue;
+            if ((t[i].addrs[t[i].naddrs] = strdup(text)))
+                t[i].naddrs++;
+        }
+    }
+    free(e);
+    table_clear(d->table, d->ntable);
+    d->table = t;
+    d->ntable = n;
+    d->table_dirty = true;
+}
+
 void dn__node_dht_stop(dn_network *n)
 {
     dn__node_dht *d = n->dht;
     if (!d)
         return;
     /* Everything that changed, before the host (and the service) go. */
+    snapshot_table(d);
     for (int i = 0; i < OPS_MAX / OPS_PER_TICK + 1 && (d->table_dirty || d->nops); i++) {
         size_t before = d->nops;
         bool dirty = d->table_dirty;

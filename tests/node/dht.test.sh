@@ -145,7 +145,6 @@ dht d findpeer "$d_ID" 2>"$WORK/self.err" && fail "findpeer of ourselves"
 grep -q "own peer id" "$WORK/self.err" || fail "self: $(cat "$WORK/self.err")"
 
 log "restart B without --bootstrap: table and providers from the store; a record put meanwhile"
-sleep 1.5 # B's tick has written the table and the provider records it holds
 stop_pid "$b_PID" || fail "B did not stop cleanly"
 dht d put "/dmsnet/$d_ID/late" "put while B was down" >/dev/null || fail "put while B down"
 b_old_ID=$b_ID
