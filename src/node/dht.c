@@ -461,7 +461,7 @@ static void nudge_conn(dn_conn *c, void *arg)
     bool speaks = false;
     for (size_t i = 0; !speaks && i < p->nprotocols; i++)
         speaks = strcmp(p->protocols[i], proto) == 0;
-    if (!speaks || bsearch(id, w->table, w->ntable, sizeof *w->table, id_cmp))
+    if (!speaks || (w->ntable && bsearch(id, w->table, w->ntable, sizeof *w->table, id_cmp)))
         return;
     uint64_t cid = dn_conn_id(c);
     size_t seen = w->d->nnudged < NUDGE_SEEN ? w->d->nnudged : NUDGE_SEEN;
@@ -486,7 +486,8 @@ static void nudge(dn__node_dht *d)
     for (size_t i = 0; i < n; i++)
         ids[i] = e[i].id;
     free(e);
-    qsort(ids, n, sizeof *ids, id_cmp);
+    if (n)
+        qsort(ids, n, sizeof *ids, id_cmp);
     nudge_walk w = {.d = d, .table = ids, .ntable = n};
     dn_host_foreach_conn(d->n->host, nudge_conn, &w);
     free(ids);
