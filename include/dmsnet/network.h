@@ -109,6 +109,9 @@ struct dn_messenger *dn_network_messenger(dn_network *n);
  * pubsub.router "floodsub". Subscribe, publish and validate on it; the
  * node's API listeners and publishJob (dmsnet/jobs.h) use it too. */
 struct dn_pubsub *dn_network_pubsub(dn_network *n);
+/* The node's Kademlia DHT (dmsnet/kad.h): put/get records, find peers and
+ * providers; dial by peer id already goes through it. */
+struct dn_kad *dn_network_kad(dn_network *n);
 
 /* ---- events (seed: EventRegister) ---- */
 
@@ -177,7 +180,8 @@ const char *dn_connectedness_name(dn_connectedness c);
 /* status 0: connected (peer is the remote's id); otherwise why not. */
 typedef void (*dn_network_dial_cb)(dn_network *n, const dn_peerid *peer, int status, void *arg);
 /* Dial target: a multiaddr (ending in /p2p/<id> or not) or a bare peer id
- * (dialled at the addresses the node knows for it). An existing connection
+ * (dialled at the addresses the node knows for it, else looked up in the
+ * DHT: dn_network_kad). An existing connection
  * is reused. cb (may be NULL) runs once, never from inside this call. */
 int dn_network_dial(dn_network *n, const char *target, dn_network_dial_cb cb, void *arg);
 /* Close every connection to peer. DN_ENOTFOUND when not connected. */

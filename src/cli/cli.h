@@ -18,7 +18,8 @@ int dn_cmd_job(int argc, char **argv);      /* cmd_job.c */
 /* cmd_pubsub.c: base64 text decoded and printed escaped; a query value
  * percent-encoded (-1 when it does not fit). */
 void cli_put_b64_escaped(FILE *f, const char *b64);
-int cli_query_escape(const char *s, char *out, size_t outlen);    /* cmd_daemon.c */
+int cli_query_escape(const char *s, char *out, size_t outlen);
+int dn_cmd_dht(int argc, char **argv);      /* cmd_dht.c */
 int dn_cmd_ping(int argc, char **argv);      /* cmd_ping.c */
 int dn_cmd_perf(int argc, char **argv);      /* cmd_perf.c */
 int dn_cmd_identify(int argc, char **argv);  /* cmd_identify.c */

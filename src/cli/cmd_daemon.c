@@ -48,6 +48,11 @@ static void usage(FILE *f)
             "  --enable-perf      serve the perf protocol (/perf/1.0.0)\n"
             "  --auto-bid FILE    answer every job request received with FILE's bytes\n"
             "                     (config jobs.auto_bid; for demos and tests)\n"
+            "  --dht-prefix P     the channel's DHT protocol prefix (default /dmsnet:\n"
+            "                     /dmsnet/kad/1.0.0; /nunet speaks with NuNet DMS nodes,\n"
+            "                     /ipfs with the IPFS DHT)\n"
+            "  --dht-mode MODE    auto (serve the DHT once AutoNAT says we are reachable;\n"
+            "                     the default), server (always serve), client (query only)\n"
             "  --max-conns N      connection limit (default 4096, and within the\n"
             "                     file descriptor limit)\n"
             "  --max-conns-per-peer N    connections one peer may hold (default 8)\n"
@@ -185,6 +190,8 @@ int dn_cmd_daemon(int argc, char **argv)
         {"api-listen", required_argument, NULL, 'a'},
         {"api-allow-remote", no_argument, NULL, 'R'},
         {"auto-bid", required_argument, NULL, 'B'},
+        {"dht-prefix", required_argument, NULL, 'D'},
+        {"dht-mode", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0}};
     flag_set flags[MAX_FLAGS];
     size_t nflags = 0;
@@ -218,6 +225,8 @@ int dn_cmd_daemon(int argc, char **argv)
         case 'a': key = "api.listen"; break;
         case 'R': key = "api.allow_remote", value = "true"; break;
         case 'B': key = "jobs.auto_bid"; break;
+        case 'D': key = "channel.dht_prefix"; break;
+        case 'M': key = "dht.mode"; break;
         case 'h': usage(stdout); status = 0; goto out;
         default: usage(stderr); goto out;
         }

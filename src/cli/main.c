@@ -25,6 +25,7 @@ static const struct {
     {"messages", dn_cmd_messages, "listen for typed messages, reply to them"},
     {"pubsub", dn_cmd_pubsub, "subscribe, publish, list peers on a pubsub topic"},
     {"job", dn_cmd_job, "publish a job's request for bids, follow requests, bid"},
+    {"dht", dn_cmd_dht, "put/get records, find peers and providers in the DHT"},
     {"ping", dn_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", dn_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
     {"identify", dn_cmd_identify, "show what a peer says about itself (/ipfs/id/1.0.0)"},

@@ -31,6 +31,7 @@ enum kind {
     K_LOG,
     K_ROUTER,
     K_TOPIC,
+    K_DHT_MODE,
 };
 
 typedef struct key_def {
@@ -63,9 +64,17 @@ static const key_def keys[] = {
     {"pubsub.router", K_ROUTER, OFF(pubsub.floodsub), 0},
     {"jobs.topic", K_TOPIC, OFF(jobs.topic), 0},
     {"jobs.auto_bid", K_PATH, OFF(jobs.auto_bid), 0},
+    {"dht.mode", K_DHT_MODE, OFF(dht.mode), 0},
 };
 /* The objects that group keys; everything else at the top is a key. */
-static const char *const groups[] = {"channel", "limits", "api", "autonat", "pubsub", "jobs"};
+static const char *const groups[] = {"channel", "limits", "api", "autonat", "dht", "pubsub", "jobs"};
+
+static const char *const dht_modes[] = {"auto", "server", "client"};
+
+const char *dn__node_dht_mode_name(int mode)
+{
+    return mode >= 0 && mode < 3 ? dht_modes[mode] : "?";
+}
 
 
 static void addrs_free(dn__node_config_addrs *a)
@@ -486,6 +495,20 @@ static int apply_key(dn__node_config *cfg, const key_def *k, const json_t *v, co
         *(dn_log_level *)field = (dn_log_level)lv;
         return 0;
     }
+    case K_DHT_MODE: {
+        const char *m = json_string_value(v);
+        for (int i = 0; m && i < 3; i++)
+            if (!strcmp(m, dht_modes[i])) {
+                *(int *)field = i;
+                return 0;
+            }
+        char shown[96] = "";
+        if (m)
+            show(m, shown, sizeof shown);
+        dn__set_err(err, errlen, "%s'%s': %s%s%s is not one of auto, server, client", pre, k->path,
+                    m ? "\"" : "", m ? shown : type_name(v), m ? "\"" : "");
+        return DN_EINVAL;
+    }
     }
     return DN_EINVAL;
 }
@@ -712,7 +735,8 @@ static json_t *text_to_json(const key_def *k, const char *value, const char **wh
     case K_PREFIX:
     case K_TOPIC:
     case K_ROUTER:
-    case K_LOG: return json_string(value);
+    case K_LOG:
+    case K_DHT_MODE: return json_string(value);
     case K_LIMIT: {
         char *end;
         errno = 0;
@@ -810,7 +834,7 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
     /* json_pack with "o" takes the references and fails (returning NULL)
      * if any is NULL, so an allocation failure gives NULL. */
     json_t *o = json_pack("{s:o, s:o, s:o, s:{s:s, s:s, s:o}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:o, s:b}, "
-                     "s:s, s:b, s:{s:b, s:b, s:I}}",
+                     "s:s, s:b, s:{s:b, s:b, s:I}, s:{s:s}}",
                      "listen", addrs_json(&cfg->listen), "identity", opt_string(cfg->identity),
                      "data_dir", opt_string(cfg->data_dir), "channel", "name", cfg->channel.name,
                      "dht_prefix", cfg->channel.dht_prefix, "bootstrap",
@@ -824,7 +848,8 @@ json_t *dn__node_config_to_json(const dn__node_config *cfg)
                      dn_log_level_name(cfg->log), "enable_perf", (int)cfg->enable_perf,
                      "autonat", "server", (int)cfg->autonat.server, "allow_private",
                      (int)cfg->autonat.allow_private, "confidence",
-                     (json_int_t)cfg->autonat.confidence);
+                     (json_int_t)cfg->autonat.confidence, "dht", "mode",
+                     dn__node_dht_mode_name(cfg->dht.mode));
     if (o && (json_object_set_new(o, "pubsub",
                                   json_pack("{s:s}", "router",
                                             cfg->pubsub.floodsub ? "floodsub" : "gossipsub")) ||

@@ -32,6 +32,8 @@
  *   jobs.topic             "/dmsnet/jobs/1.0.0"  1..512 bytes, no control characters
  *                                     ("/nunet/deployment" speaks with NuNet DMS)
  *   jobs.auto_bid          null       a file: answer every job request with its bytes
+ *   dht.mode               "auto"     auto|server|client: serve the DHT when AutoNAT says
+ *                                     we are reachable / always / never (query only)
  *
  * Multiaddrs are kept in their canonical string form (as dn_multiaddr_to_string
  * prints them). The configuration holds no secret (the identity is a path to
@@ -94,7 +96,16 @@ typedef struct dn__node_config {
         bool allow_private; /* test and dial private/loopback addresses (labs, tests) */
         uint32_t confidence; /* servers that must agree on an address */
     } autonat;
+    struct {
+        int mode; /* DN__NODE_DHT_AUTO, _SERVER, _CLIENT (dn_kad_mode's values) */
+    } dht;
 } dn__node_config;
+
+#define DN__NODE_DHT_AUTO 0
+#define DN__NODE_DHT_SERVER 1
+#define DN__NODE_DHT_CLIENT 2
+/* "auto", "server", "client". */
+const char *dn__node_dht_mode_name(int mode);
 
 /* Fill cfg with the defaults above (cfg need not be initialised). 0 or DN_ENOMEM. */
 int dn__node_config_defaults(dn__node_config *cfg);

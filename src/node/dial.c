@@ -185,6 +185,7 @@ void dn__node_bootstrap_connected(dn_network *n, const dn_peerid *peer)
             continue;
         b->connected = true;
         b->backoff_ms = 1000;
+        dn__node_dht_bootstrap_soon(n);
         if (!n->boot->first_logged) {
             n->boot->first_logged = true;
             char id[DN_PEERID_STR_MAX];

@@ -323,6 +323,7 @@ static void on_tick(uv_timer_t *t)
     dn__node_nat_tick(n);
     dn__node_msgs_tick(n);
     dn__node_ps_tick(n);
+    dn__node_dht_tick(n);
     dn__node_bootstrap_tick(n);
 }
 
@@ -442,7 +443,8 @@ int dn_network_new(uv_loop_t *loop, const dn_network_config *cfg, dn_network **o
         goto fail;
     }
     if ((rc = dn__node_attach_nat(n, err, errlen)) || (rc = dn__node_msgs_attach(n, err, errlen)) ||
-        (rc = dn__node_ps_attach(n, err, errlen)) || (rc = dn__node_jobs_attach(n, err, errlen)))
+        (rc = dn__node_ps_attach(n, err, errlen)) || (rc = dn__node_jobs_attach(n, err, errlen)) ||
+        (rc = dn__node_dht_attach(n, err, errlen)))
         goto fail;
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
@@ -472,8 +474,9 @@ int dn_network_start(dn_network *n, char *err, size_t errlen)
         return rc;
     if ((rc = dn__node_msgs_routes(n, dn__node_api_server(n->api))) ||
         (rc = dn__node_ps_routes(n, dn__node_api_server(n->api))) ||
-        (rc = dn__node_jobs_routes(n, dn__node_api_server(n->api)))) {
-        dn__set_err(err, errlen, "api: cannot add the message, pubsub and job routes: %s",
+        (rc = dn__node_jobs_routes(n, dn__node_api_server(n->api))) ||
+        (rc = dn__node_dht_routes(n, dn__node_api_server(n->api)))) {
+        dn__set_err(err, errlen, "api: cannot add the message, pubsub, job and DHT routes: %s",
                     dn_strerror(rc));
         return rc;
     }
@@ -490,6 +493,7 @@ int dn_network_start(dn_network *n, char *err, size_t errlen)
     }
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     dn__node_bootstrap_start(n);
+    dn__node_dht_start(n);
     dn__node_redial_recent(n, REDIAL_WINDOW_MS, REDIAL_MAX);
     dn__node_refresh_local_addrs(n);
     return 0;
@@ -581,6 +585,7 @@ void dn__node_free_now(dn_network *n)
     dn__node_msgs_free(n);
     dn__node_jobs_free(n);
     dn__node_ps_free(n);
+    dn__node_dht_free(n);
     dn__node_bus_free(n->bus);
     dn_privkey_free(n->own_key);
     dn__node_netconfig_clear(&n->cfg);
@@ -617,6 +622,7 @@ void dn_network_stop(dn_network *n, void (*done)(void *arg), void *arg)
      * (their last-seen times are now). */
     dn__node_msgs_stop(n);
     dn__node_ps_stop(n);
+    dn__node_dht_stop(n);
     while (n->ndirty) {
         size_t before = n->ndirty;
         flush_peers(n);

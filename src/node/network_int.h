@@ -13,6 +13,7 @@ typedef struct dn__nat dn__nat;             /* nat.c */
 typedef struct dn__node_msgs dn__node_msgs; /* messages.c */
 typedef struct dn__node_ps dn__node_ps;     /* pubsub.c */
 typedef struct dn__node_jobs dn__node_jobs; /* jobs.c */
+typedef struct dn__node_dht dn__node_dht;   /* dht.c */
 
 struct dn_network {
     uv_loop_t *loop;
@@ -27,6 +28,7 @@ struct dn_network {
     dn__node_msgs *msgs;
     dn__node_ps *ps;
     dn__node_jobs *jobs;
+    dn__node_dht *dht;
     dn__bootstrap *boot;
     uv_timer_t tick; /* store batch, observed-address expiry, bootstrap retries */
     bool started, stopping;
@@ -83,6 +85,17 @@ int dn__node_jobs_attach(dn_network *n, char *err, size_t errlen);
 int dn__node_jobs_routes(dn_network *n, dn_api *api);
 int dn__node_jobs_stop(dn_network *n, uv_close_cb close_cb);
 void dn__node_jobs_free(dn_network *n);
+/* dht.c: the Kademlia DHT (dn_kad), its store tables and API routes.
+ * bootstrap_soon: a bootstrap peer connected (dial.c); start: bootstrap
+ * from the routing table restored from the store; stop: write what
+ * changed. */
+int dn__node_dht_attach(dn_network *n, char *err, size_t errlen);
+int dn__node_dht_routes(dn_network *n, dn_api *api);
+void dn__node_dht_start(dn_network *n);
+void dn__node_dht_bootstrap_soon(dn_network *n);
+void dn__node_dht_tick(dn_network *n);
+void dn__node_dht_stop(dn_network *n);
+void dn__node_dht_free(dn_network *n);
 
 /* nat.c: AutoNAT (reachability) and the observed-address manager (NAT
  * type, confirmed observed addresses). */

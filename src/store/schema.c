@@ -111,6 +111,34 @@ static const char *const migrations[DN_STORE_SCHEMA_VERSION] = {
     "  WHERE state = 'active' AND addr_v4 IS NOT NULL;"
     "CREATE UNIQUE INDEX vpn_alloc_v6 ON vpn_allocations (vpn, addr_v6)"
     "  WHERE state = 'active' AND addr_v6 IS NOT NULL;",
+
+    /* 4: the Kademlia DHT (issue 10): the routing table (replaced whole at
+     * each save), provider records (until they expire) and the value
+     * records peers stored with us (until received_at + the record TTL).
+     * Keys are bytes (a CID's multihash, "/pk/" + a multihash). */
+    "CREATE TABLE dht_peers ("
+    "  peer_id TEXT PRIMARY KEY NOT NULL CHECK (length(peer_id) BETWEEN 1 AND 128),"
+    "  saved_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE dht_peer_addrs ("
+    "  peer_id TEXT NOT NULL REFERENCES dht_peers (peer_id) ON DELETE CASCADE,"
+    "  pos INTEGER NOT NULL,"
+    "  addr TEXT NOT NULL CHECK (length(addr) BETWEEN 1 AND 1024),"
+    "  PRIMARY KEY (peer_id, pos)"
+    ") STRICT;"
+    "CREATE TABLE dht_providers ("
+    "  key BLOB NOT NULL CHECK (length(key) BETWEEN 1 AND 2048),"
+    "  provider TEXT NOT NULL CHECK (length(provider) BETWEEN 1 AND 128),"
+    "  expires_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (key, provider)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX dht_providers_by_expiry ON dht_providers (expires_at);"
+    "CREATE TABLE dht_records ("
+    "  key BLOB PRIMARY KEY NOT NULL CHECK (length(key) BETWEEN 1 AND 2048),"
+    "  value BLOB NOT NULL CHECK (length(value) <= 65536),"
+    "  received_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX dht_records_by_received ON dht_records (received_at);",
 };
 
 _Static_assert(DN_STORE_APPLICATION_ID == 1684894574, "application_id in migration 1");

@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define DN_STORE_SCHEMA_VERSION 3
+#define DN_STORE_SCHEMA_VERSION 4
 /* PRAGMA application_id of a dmsnet store: "dmsn" in ASCII. */
 #define DN_STORE_APPLICATION_ID 0x646d736e
 #define DN_STORE_FILENAME "dmsnet.db"
@@ -241,6 +241,57 @@ typedef int (*dn_store_alloc_cb)(void *ud, const dn_store_vpn_alloc *a);
 /* By peer id; active_only skips released ones. */
 int dn__store_vpn_alloc_list(dn_store *st, const char *vpn, bool active_only, dn_store_alloc_cb cb,
                              void *ud);
+
+/* ---- the Kademlia DHT: routing table, provider and value records ---- */
+
+/* Bounds of what is kept: the whole routing table (256 buckets of 20);
+ * providers and records past their bound are pruned by dn__store_dht_prune
+ * (the soonest to expire / the oldest received go first), which the node
+ * runs after each batch of puts. */
+#define DN_STORE_DHT_PEERS_MAX 5120
+#define DN_STORE_DHT_PEER_ADDRS_MAX 16
+#define DN_STORE_DHT_PROVIDERS_MAX 262144
+#define DN_STORE_DHT_RECORDS_MAX 65536
+#define DN_STORE_DHT_KEY_MAX 2048
+#define DN_STORE_DHT_VALUE_MAX 65536
+
+typedef struct dn_store_dht_peer {
+    const char *peer_id;
+    const char *const *addrs; /* multiaddr text */
+    size_t n_addrs;
+} dn_store_dht_peer;
+
+/* Replace the stored routing table with these n peers (at most
+ * DN_STORE_DHT_PEERS_MAX; addresses past DN_STORE_DHT_PEER_ADDRS_MAX are
+ * left out). */
+int dn__store_dht_table_set(dn_store *st, const dn_store_dht_peer *peers, size_t n);
+typedef int (*dn_store_dht_peer_cb)(void *ud, const dn_store_dht_peer *p);
+int dn__store_dht_table_list(dn_store *st, dn_store_dht_peer_cb cb, void *ud);
+
+/* Insert or refresh (the later expiry wins) a provider record. */
+int dn__store_dht_provider_put(dn_store *st, const uint8_t *key, size_t keylen,
+                               const char *provider, int64_t expires_ms);
+int dn__store_dht_provider_delete(dn_store *st, const uint8_t *key, size_t keylen,
+                                  const char *provider); /* DN_ENOTFOUND */
+typedef int (*dn_store_dht_provider_cb)(void *ud, const uint8_t *key, size_t keylen,
+                                        const char *provider, int64_t expires_ms);
+/* The providers that expire after now_ms, by key. */
+int dn__store_dht_provider_list(dn_store *st, int64_t now_ms, dn_store_dht_provider_cb cb,
+                                void *ud);
+
+/* Insert or replace the record of key (value at most
+ * DN_STORE_DHT_VALUE_MAX bytes, may be empty). */
+int dn__store_dht_record_put(dn_store *st, const uint8_t *key, size_t keylen,
+                             const uint8_t *value, size_t vlen, int64_t received_ms);
+typedef int (*dn_store_dht_record_cb)(void *ud, const uint8_t *key, size_t keylen,
+                                      const uint8_t *value, size_t vlen, int64_t received_ms);
+/* The records received at or after since_ms (the others have expired). */
+int dn__store_dht_record_list(dn_store *st, int64_t since_ms, dn_store_dht_record_cb cb,
+                              void *ud);
+/* Delete providers expired at now_ms and records received before
+ * records_since_ms, then the providers and records past their bounds.
+ * Returns the rows deleted, or a negative error. */
+int64_t dn__store_dht_prune(dn_store *st, int64_t now_ms, int64_t records_since_ms);
 
 /* ---- schema, exposed for the migration tests ---- */
 

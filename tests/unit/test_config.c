@@ -88,6 +88,13 @@ static void test_defaults(void **state)
     assert_null(c->data_dir);
     assert_string_equal(c->channel.name, "dmsnet");
     assert_string_equal(c->channel.dht_prefix, "/dmsnet");
+    assert_int_equal(c->dht.mode, DN__NODE_DHT_AUTO);
+    char err[256];
+    assert_int_equal(dn__node_config_set(c, "dht.mode", "client", err, sizeof err), 0);
+    assert_int_equal(c->dht.mode, DN__NODE_DHT_CLIENT);
+    assert_int_equal(dn__node_config_set(c, "dht.mode", "server", err, sizeof err), 0);
+    assert_int_equal(c->dht.mode, DN__NODE_DHT_SERVER);
+    assert_int_equal(dn__node_config_set(c, "dht.mode", "auto", err, sizeof err), 0);
     assert_int_equal(c->channel.bootstrap.n, 0);
     assert_int_equal(c->limits.max_conns, 4096);
     assert_int_equal(c->limits.max_conns_per_peer, 8);
@@ -195,6 +202,10 @@ static void test_bad_values(void **state)
          "config.json: 'api.listen': /ip4/10.1.2.3/tcp/5001 is not a loopback address"},
         {"{\"log\": \"loud\"}",
          "'log': \"loud\" is not one of trace, debug, info, warn, error, off"},
+        {"{\"dht\": {\"mode\": \"Server\"}}",
+         "'dht.mode': \"Server\" is not one of auto, server, client"},
+        {"{\"dht\": {\"mode\": 1}}", "'dht.mode': an integer is not one of auto, server, client"},
+        {"{\"dht\": {\"modes\": \"auto\"}}", "unknown key 'dht.modes'"},
         {"{\"identity\": \"\"}", "'identity': a path of 1..4096 bytes is needed, got 0"},
         {"{\"data_dir\": \"/a\\nb\"}", "'data_dir': control character at byte 2 of the path"},
         {"{\"identity\": \"/a\\u0000b\"}", "config.json: line 1 column 24: \\u0000 is not allowed"},
@@ -311,6 +322,7 @@ static void test_overrides_win(void **state)
         {"channel.bootstrap", "/ip4/1.2.3.4/tcp/1",
          "'channel.bootstrap[0]': /ip4/1.2.3.4/tcp/1 has no /p2p/<peer id>"},
         {"channel.dht_prefix", "x", "'channel.dht_prefix': \"x\" must start with '/'"},
+        {"dht.mode", "servers", "'dht.mode': \"servers\" is not one of auto, server, client"},
         {"limits.max_con", "1", "unknown key 'limits.max_con'"},
         {"limits", "1", "unknown key 'limits'"},
     };

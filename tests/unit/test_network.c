@@ -9,6 +9,7 @@
  * The loop runs only inside RUN_UNTIL, bounded by a watchdog timer, so a
  * hang fails the test. Callbacks record; the test bodies check. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <uv.h>
 
 #include "dmsnet/error.h"
+#include "dmsnet/kad.h"
 #include "dmsnet/network.h"
 #include "node/node_internal.h"
 
@@ -528,10 +530,87 @@ static void test_bad_store_refused(void **state)
     dn_network_config_free(cfg);
 }
 
+/* ---- the DHT through the Network API (src/node/dht.c) ---- */
+
+typedef struct kad_rec {
+    int puts, put_status, gets, get_status;
+    char value[64];
+} kad_rec;
+
+static void on_kad_put(void *arg, int status, size_t stored, const dn_kad_lookup_info *info)
+{
+    kad_rec *r = arg;
+    (void)stored, (void)info;
+    r->put_status = status;
+    r->puts++;
+}
+
+static void on_kad_get(void *arg, int status, const uint8_t *value, size_t vlen,
+                       const dn_kad_lookup_info *info)
+{
+    kad_rec *r = arg;
+    (void)info;
+    r->get_status = status;
+    if (!status)
+        snprintf(r->value, sizeof r->value, "%.*s", (int)vlen, (const char *)value);
+    r->gets++;
+}
+
+static int count_dht_peer(void *ud, const dn_store_dht_peer *p)
+{
+    (void)p;
+    ++*(int *)ud;
+    return 0;
+}
+
+static void test_dht(void **state)
+{
+    fx *f = *state;
+    start_node_cfg(f, 0, make_cfg(f, 0, "dht.mode", "server", NULL));
+    start_node_cfg(f, 1, make_cfg(f, 1, "dht.mode", "server", NULL));
+    dn_kad *a = dn_network_kad(f->nodes[0].n), *b = dn_network_kad(f->nodes[1].n);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(dn_kad_serving(a));
+    assert_string_equal(dn_kad_protocol(a), "/dmsnet/kad/1.0.0");
+    char a_addr[256];
+    addr_of(f, 0, a_addr, sizeof a_addr);
+    assert_int_equal(dn_network_dial(f->nodes[1].n, a_addr, on_dial, f), 0);
+    RUN_UNTIL(f, dn_kad_table_size(a) == 1 && dn_kad_table_size(b) == 1, 10000);
+
+    kad_rec r = {0};
+    assert_int_equal(dn_kad_put_signed(a, "greeting", (const uint8_t *)"hi", 2, on_kad_put, &r),
+                     0);
+    RUN_UNTIL(f, r.puts == 1, 10000);
+    assert_int_equal(r.put_status, 0);
+    char key[160];
+    snprintf(key, sizeof key, "/dmsnet/%s/greeting", f->dialled_peer);
+    assert_int_equal(dn_kad_get(b, (const uint8_t *)key, strlen(key), on_kad_get, &r), 0);
+    RUN_UNTIL(f, r.gets == 1, 10000);
+    assert_int_equal(r.get_status, 0);
+    assert_string_equal(r.value, "hi");
+
+    /* Stopping writes the routing table to the store (within the tick
+     * before, or at the stop). */
+    stop_node(f, 0);
+    dn_store *st;
+    char err[512];
+    assert_int_equal(dn__store_open(f->nodes[0].dir, &st, err, sizeof err), 0);
+    int n = 0;
+    assert_int_equal(dn__store_dht_table_list(st, count_dht_peer, &n), 0);
+    assert_int_equal(n, 1);
+    dn__store_close(st);
+}
+
 int main(void)
 {
+    /* As the daemon (src/cli/main.c): a write to a peer that reset the
+     * connection is an error to handle, not a signal that ends us (the node's
+     * DHT opens connections of its own that close under it). */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bus),
+        cmocka_unit_test_setup_teardown(test_dht, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_identify_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_at_run_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saved_peers_redialled, setup, teardown),

@@ -300,6 +300,11 @@ static void test_migrate_from_each_version(void **state)
         assert_int_equal(dn__store_swarm_put(st, &sw), 0);
         dn_store_vpn vpn = {.name = "v", .coordinator = "c", .cidr_v4 = "10.1.0.0/24"};
         assert_int_equal(dn__store_vpn_put(st, &vpn), 0);
+        const char *addr[] = {"/ip4/1.2.3.4/tcp/1"};
+        dn_store_dht_peer tp = {.peer_id = "12D3KooWdht", .addrs = addr, .n_addrs = 1};
+        assert_int_equal(dn__store_dht_table_set(st, &tp, 1), 0);
+        assert_int_equal(dn__store_dht_provider_put(st, (const uint8_t *)"k", 1, "p", 1), 0);
+        assert_int_equal(dn__store_dht_record_put(st, (const uint8_t *)"k", 1, NULL, 0, 1), 0);
         dn__store_close(st);
     }
 }
