@@ -917,6 +917,44 @@ int dn__pubsub_remove_peer(dn__pubsub_router *r, const dn_peerid *id, uint64_t n
     return 0;
 }
 
+int dn__pubsub_set_peer_proto(dn__pubsub_router *r, const dn_peerid *id, dn__pubsub_proto proto)
+{
+    peer *p = peer_find(r, id);
+    if (!p)
+        return DN_ENOTFOUND;
+    if (proto > DN_PUBSUB_MESHSUB_12)
+        return DN_EINVAL;
+    /* A floodsub peer has no mesh: take it out of ours. */
+    if (proto == DN_PUBSUB_FLOODSUB)
+        for (size_t i = 0; i < r->ntopics; i++)
+            pl_del(&r->topics[i]->mesh, p);
+    p->proto = proto;
+    return 0;
+}
+
+int dn__pubsub_peer_reannounce(dn__pubsub_router *r, const dn_peerid *id, uint64_t now_ms)
+{
+    r->now = now_ms;
+    peer *p = peer_find(r, id);
+    if (!p)
+        return DN_ENOTFOUND;
+    for (size_t i = 0; i < r->ntopics; i++) {
+        topic *t = r->topics[i];
+        if (t->subscribed)
+            q_sub(r, p, t, true);
+        if (t->subscribed && is_mesh_proto(p) && pl_has(&t->mesh, p))
+            q_graft(r, p, t);
+    }
+    flush_all(r);
+    return 0;
+}
+
+size_t dn__pubsub_peer_ntopics(const dn__pubsub_router *r, const dn_peerid *id)
+{
+    peer *p = peer_find(r, id);
+    return p ? p->ntopics : 0;
+}
+
 /* ---- local subscriptions and publishing ---- */
 
 static int topic_arg(const char *name, size_t *len)

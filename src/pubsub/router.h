@@ -146,6 +146,17 @@ int dn__pubsub_remove_peer(dn__pubsub_router *r, const dn_peerid *id, uint64_t n
 int dn__pubsub_set_peer_ip(dn__pubsub_router *r, const dn_peerid *id, const uint8_t *ip,
                            size_t len);
 
+/* The protocol of the peer's stream changed (our stream to it was
+ * renegotiated, e.g. to an older version). DN_ENOTFOUND, DN_EINVAL. */
+int dn__pubsub_set_peer_proto(dn__pubsub_router *r, const dn_peerid *id, dn__pubsub_proto proto);
+/* Our stream to the peer was replaced by a new one: queue our
+ * subscriptions again (pubsub/README.md: sent on every new stream) and a
+ * GRAFT for each mesh of ours it is in, since the peer may have dropped
+ * its state with the old stream. DN_ENOTFOUND. */
+int dn__pubsub_peer_reannounce(dn__pubsub_router *r, const dn_peerid *id, uint64_t now_ms);
+/* Topics the peer said it is subscribed to (0 for an unknown peer). */
+size_t dn__pubsub_peer_ntopics(const dn__pubsub_router *r, const dn_peerid *id);
+
 /* Subscribe: announce to all peers, form the mesh (from fanout first) and
  * GRAFT it. Unsubscribe: announce, PRUNE the mesh with the unsubscribe
  * backoff. DN_EINVAL for a bad topic; 0 if already (un)subscribed. */
