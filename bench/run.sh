@@ -14,8 +14,9 @@
 # Environment overrides: RUNS, MEM_RUNS, SIZE (perf bytes per direction, K/M/G suffix),
 # JS_SIZE, SETUP_N, SETUP_C64_N, PING_N, MEM_CONNS_SMALL, MEM_CONNS_BIG,
 # MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N,
-# MSG_N, MSG_RR_N, JS_MSG_N, JS_MSG_RR_N, GOSSIP_N, GOSSIP_LAT_N, GOSSIP_TOPICS,
-# JS_GOSSIP_N, JS_GOSSIP_LAT_N, KAD_LOOKUPS, KAD_GET_N. Loopback only; every
+# MSG_N, MSG_RR_N, JS_MSG_N, JS_MSG_RR_N, GOSSIP_N, GOSSIP_BIG_N, GOSSIP_LAT_N,
+# GOSSIP_TOPICS, GOSSIP_PUBLISHERS, JS_GOSSIP_N, JS_GOSSIP_BIG_N, JS_GOSSIP_LAT_N,
+# KAD_LOOKUPS, KAD_GET_N. Loopback only; every
 # process started here runs in its own process group, and every group is killed
 # on exit (normal, failed, SIGINT or SIGTERM). A step that fails is logged and
 # marks its rows FAILED; the table is printed anyway and the exit status is 1.
@@ -58,8 +59,8 @@ if [ $quick = 1 ]; then
   : "${PING_N:=200}" "${MEM_CONNS_SMALL:=100}" "${MEM_CONNS_BIG:=500}" "${MEM_STREAMS:=1000}"
   : "${MEM_RUNS:=1}" "${NOREAD_HOLD:=6}" "${NOREAD_PING_N:=100}" "${API_N:=200}" "${BOOT_N:=2}"
   : "${MSG_N:=2000}" "${MSG_RR_N:=500}" "${JS_MSG_N:=300}" "${JS_MSG_RR_N:=100}"
-  : "${GOSSIP_N:=100}" "${GOSSIP_LAT_N:=20}" "${GOSSIP_TOPICS:=20}"
-  : "${JS_GOSSIP_N:=50}" "${JS_GOSSIP_LAT_N:=10}"
+  : "${GOSSIP_N:=100}" "${GOSSIP_BIG_N:=20}" "${GOSSIP_LAT_N:=20}" "${GOSSIP_TOPICS:=50}"
+  : "${JS_GOSSIP_N:=50}" "${JS_GOSSIP_BIG_N:=10}" "${JS_GOSSIP_LAT_N:=10}"
   : "${KAD_LOOKUPS:=20}" "${KAD_GET_N:=500}"
   iperf_secs=1 crypto_secs=0.2 crypto_loop_secs=0.1
 else
@@ -70,9 +71,10 @@ else
   : "${API_N:=2000}" "${BOOT_N:=5}" # requests per API series; daemon starts per run
   # Messenger: messages per series (js is ~100x slower: fewer, so a run stays short).
   : "${MSG_N:=20000}" "${MSG_RR_N:=5000}" "${JS_MSG_N:=3000}" "${JS_MSG_RR_N:=1000}"
-  # gossipsub: messages per throughput series, per latency series; topics for memory.
-  : "${GOSSIP_N:=2000}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=200}"
-  : "${JS_GOSSIP_N:=500}" "${JS_GOSSIP_LAT_N:=100}"
+  # gossipsub: messages per throughput series (1 KiB, 64 KiB), per latency series;
+  # topics per node for the memory figure.
+  : "${GOSSIP_N:=2000}" "${GOSSIP_BIG_N:=300}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=500}"
+  : "${JS_GOSSIP_N:=500}" "${JS_GOSSIP_BIG_N:=100}" "${JS_GOSSIP_LAT_N:=100}"
   : "${KAD_LOOKUPS:=200}" "${KAD_GET_N:=20000}" # DHT: lookups; GET_VALUE requests served
   iperf_secs=2 crypto_secs=1 crypto_loop_secs=0.3
 fi
@@ -83,6 +85,7 @@ bytes() { # 512M -> 536870912
     K | k) echo $((n << 10)) ;; M | m) echo $((n << 20)) ;; G | g) echo $((n << 30)) ;; *) echo "$n" ;;
   esac
 }
+: "${GOSSIP_PUBLISHERS:=3}" # gossipsub: nodes publishing, round-robin
 : "${NOREAD_STREAMS:=1000}" # the issue's attack: one connection, 1,000 perf streams
 size_b=$(bytes "$SIZE")
 tcp_rtt_size=32 # bytes per round trip: the libp2p ping payload
@@ -741,6 +744,75 @@ fi
 [ -n "$msg_pid" ] && stop "$msg_pid"
 [ -n "$msgjs_pid" ] && stop "$msgjs_pid"
 
+# gossipsub (bench/gossip_bench.c, its js twin tests/interop/js/bench-gossip.mjs):
+# 30 nodes in one process on the same seeded random graph (3 dials per node),
+# GOSSIP_PUBLISHERS publishing round-robin; deliveries/s network-wide with 8
+# messages in flight, then delivery latency one message at a time; 1 KiB and
+# 64 KiB. Memory: a fresh network whose nodes subscribe to GOSSIP_TOPICS more
+# topics; the process's RSS growth per topic per link end and per node.
+gossip_keys=() gossipjs_keys=()
+for sz in 1k 64k; do
+  for k in dps p50_ms p99_ms; do
+    gossip_keys+=("gossip_${sz}_$k")
+    gossipjs_keys+=("gossipjs_${sz}_$k")
+  done
+done
+# gossip_run PREFIX SZ TIMEOUT CMD...: one series; rows PREFIX_SZ_{dps,p50_ms,p99_ms}.
+gossip_run() {
+  local pre=$1 sz=$2 secs=$3 v
+  shift 3
+  WHY_FILE=$work/gossip.out.err
+  if run_fg "$secs" "$work/gossip.out" "$@" && grep -q '"complete":true' "$work/gossip.out"; then
+    v=$(jnum deliveries_per_sec <"$work/gossip.out")
+    if num_ok "$v"; then
+      add "${pre}_${sz}_dps" "$v"
+      add "${pre}_${sz}_p50_ms" "$(jnum lat_p50_ms <"$work/gossip.out")"
+      add "${pre}_${sz}_p99_ms" "$(jnum lat_p99_ms <"$work/gossip.out")"
+      return 0
+    fi
+  fi
+  # An incomplete run says how much arrived.
+  grep -o '"delivered_fraction":[0-9.]*' "$work/gossip.out" >>"$work/gossip.out.err"
+  failed "$pre $sz" "${pre}_${sz}_dps" "${pre}_${sz}_p50_ms" "${pre}_${sz}_p99_ms"
+}
+gossip_mem() { # PREFIX CMD...: rows PREFIX_mem_link_b, PREFIX_mem_node_b
+  local pre=$1 v
+  shift
+  WHY_FILE=$work/gossipmem.out.err
+  if run_fg 300 "$work/gossipmem.out" "$@" --mem-topics "$GOSSIP_TOPICS"; then
+    v=$(jnum per_topic_per_link_bytes <"$work/gossipmem.out")
+    if num_ok "$v"; then
+      add "${pre}_mem_link_b" "$v"
+      add "${pre}_mem_node_b" "$(jnum per_topic_per_node_bytes <"$work/gossipmem.out")"
+      return 0
+    fi
+  fi
+  failed "$pre memory ($GOSSIP_TOPICS topics)" "${pre}_mem_link_b" "${pre}_mem_node_b"
+}
+log "gossipsub: 30 nodes, $GOSSIP_PUBLISHERS publishers; 1 KiB x $GOSSIP_N and 64 KiB x $GOSSIP_BIG_N (js: $JS_GOSSIP_N, $JS_GOSSIP_BIG_N), latency x $GOSSIP_LAT_N (js: $JS_GOSSIP_LAT_N); memory with $GOSSIP_TOPICS topics"
+have_gossip=0
+if [ -x "$GOSSIP_BENCH" ]; then
+  have_gossip=1
+else
+  skipped "gossip_bench not built: the library has no pubsub service yet (include/dmsnet/pubsub.h)" \
+    "${gossip_keys[@]}" gossip_mem_link_b gossip_mem_node_b
+fi
+gossip_common=(--nodes 30 --degree 3 --seed 1 --publishers "$GOSSIP_PUBLISHERS" --window 8)
+for _ in $(seq "$RUNS"); do
+  [ $have_gossip = 1 ] && gossip_run gossip 1k 300 "$GOSSIP_BENCH" "${gossip_common[@]}" \
+    --size 1024 -n "$GOSSIP_N" --lat-n "$GOSSIP_LAT_N"
+  gossip_run gossipjs 1k 300 "$NODE" "$JS_DIR/bench-gossip.mjs" "${gossip_common[@]}" \
+    --size 1024 -n "$JS_GOSSIP_N" --lat-n "$JS_GOSSIP_LAT_N"
+  [ $have_gossip = 1 ] && gossip_run gossip 64k 300 "$GOSSIP_BENCH" "${gossip_common[@]}" \
+    --size 65536 -n "$GOSSIP_BIG_N" --lat-n "$GOSSIP_LAT_N"
+  gossip_run gossipjs 64k 300 "$NODE" "$JS_DIR/bench-gossip.mjs" "${gossip_common[@]}" \
+    --size 65536 -n "$JS_GOSSIP_BIG_N" --lat-n "$JS_GOSSIP_LAT_N"
+done
+for _ in $(seq "$MEM_RUNS"); do
+  [ $have_gossip = 1 ] && gossip_mem gossip "$GOSSIP_BENCH" --nodes 30 --degree 3 --seed 1
+  gossip_mem gossipjs "$NODE" "$JS_DIR/bench-gossip.mjs" --nodes 30 --degree 3 --seed 1
+done
+
 log "memory: $MEM_CONNS_SMALL and $MEM_CONNS_BIG idle connections, $MEM_STREAMS idle streams"
 per_conn_streams=$(((MEM_STREAMS + 9) / 10))
 for _ in $(seq "$MEM_RUNS"); do
@@ -873,6 +945,22 @@ rows=(
   "msgjs_p100_rr_p99_us|js req/resp p99, 100 peers|us|||"
   "msg_djs_per_s|Messenger dmsnet->js one-way/s|1/s|msgjs_c1_per_s||"
   "msg_jsd_per_s|Messenger js->dmsnet one-way/s|1/s|msgjs_c1_per_s||"
+  "gossip_1k_dps|gossipsub deliveries/s, 1 KiB|1/s|gossipjs_1k_dps|5|ratio>="
+  "gossip_1k_p50_ms|gossipsub delivery p50, 1 KiB|ms|gossipjs_1k_p50_ms|0.2|ratio<="
+  "gossip_1k_p99_ms|gossipsub delivery p99, 1 KiB|ms|gossipjs_1k_p99_ms||"
+  "gossip_64k_dps|gossipsub deliveries/s, 64 KiB|1/s|gossipjs_64k_dps|5|ratio>="
+  "gossip_64k_p50_ms|gossipsub delivery p50, 64 KiB|ms|gossipjs_64k_p50_ms|0.2|ratio<="
+  "gossip_64k_p99_ms|gossipsub delivery p99, 64 KiB|ms|gossipjs_64k_p99_ms||"
+  "gossipjs_1k_dps|js gossipsub deliveries/s, 1 KiB|1/s|||"
+  "gossipjs_1k_p50_ms|js delivery p50, 1 KiB|ms|||"
+  "gossipjs_1k_p99_ms|js delivery p99, 1 KiB|ms|||"
+  "gossipjs_64k_dps|js gossipsub deliveries/s, 64 KiB|1/s|||"
+  "gossipjs_64k_p50_ms|js delivery p50, 64 KiB|ms|||"
+  "gossipjs_64k_p99_ms|js delivery p99, 64 KiB|ms|||"
+  "gossip_mem_link_b|RSS per topic per peer (link)|B|gossipjs_mem_link_b|1024|<="
+  "gossip_mem_node_b|RSS per topic per node|B|gossipjs_mem_node_b||"
+  "gossipjs_mem_link_b|js RSS per topic per peer|B|||"
+  "gossipjs_mem_node_b|js RSS per topic per node|B|||"
 )
 
 table="$work/table"
@@ -947,6 +1035,10 @@ out_json=$src/bench/results/latest.json
   printf '"params":{"mem_runs":%s,"size":%s,"js_size":%s,"setup_n":%s,"setup_c64_n":%s,"ping_n":%s,' \
     "$MEM_RUNS" "$size_b" "$js_size_b" "$SETUP_N" "$SETUP_C64_N" "$PING_N"
   printf '"tcp_rtt_size":%s,"api_n":%s,"boot_n":%s,' "$tcp_rtt_size" "$API_N" "$BOOT_N"
+  printf '"msg_n":[%s,%s],"js_msg_n":[%s,%s],' "$MSG_N" "$MSG_RR_N" "$JS_MSG_N" "$JS_MSG_RR_N"
+  printf '"gossip_n":[%s,%s,%s],"js_gossip_n":[%s,%s,%s],"gossip_topics":%s,"gossip_publishers":%s,' \
+    "$GOSSIP_N" "$GOSSIP_BIG_N" "$GOSSIP_LAT_N" "$JS_GOSSIP_N" "$JS_GOSSIP_BIG_N" "$JS_GOSSIP_LAT_N" \
+    "$GOSSIP_TOPICS" "$GOSSIP_PUBLISHERS"
   printf '"mem_conns":[%s,%s],"mem_streams":%s},' "$MEM_CONNS_SMALL" "$MEM_CONNS_BIG" \
     "$((per_conn_streams * 10))"
   printf '"figures":[\n%s\n]}\n' "$(IFS=$'\n'; echo "${json_rows[*]}" | sed '$!s/$/,/')"
