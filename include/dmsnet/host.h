@@ -139,6 +139,19 @@ int dn_host_dial(dn_host *h, const dn_multiaddr *ma, dn_dial_cb cb, void *arg);
  * none is known, or the last dial's error when none answers. */
 int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *arg);
 
+/* Peer routing for dn_host_dial_peer (a DHT plugs in here; the host knows
+ * nothing of it). When the peerstore has no address for a peer, the host
+ * calls fn, which looks the peer up and puts its addresses into the
+ * peerstore (dn_host_peer_update), then calls found(h, peer, status, ctx)
+ * exactly once, from inside fn or later: status 0 dials the addresses the
+ * peerstore now knows, an error ends the dial with it. found may come after
+ * dn_host_close (the dial was answered DN_ECLOSED then), until the host's
+ * cleanups have run. fn NULL removes the router. */
+typedef void (*dn_peer_found_fn)(dn_host *h, const dn_peerid *peer, int status, void *ctx);
+typedef void (*dn_peer_router_fn)(void *arg, dn_host *h, const dn_peerid *peer,
+                                  dn_peer_found_fn found, void *ctx);
+int dn_host_set_peer_router(dn_host *h, dn_peer_router_fn fn, void *arg);
+
 dn_host *dn_conn_host(const dn_conn *c);
 const dn_peerid *dn_conn_remote_peer(const dn_conn *c);
 /* The key the remote proved in the handshake. */

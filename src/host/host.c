@@ -927,6 +927,7 @@ typedef struct peer_dial {
 } peer_dial;
 
 static void peer_dial_step(peer_dial *pd);
+static void route_found(dn_host *h, const dn_peerid *peer, int status, void *ctx);
 
 static void peer_dial_done(dn_host *h, dn_conn *c, int status, void *arg)
 {
@@ -954,14 +955,10 @@ static void peer_dial_step(peer_dial *pd)
     free(pd);
 }
 
-int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *arg)
+/* Dial the addresses the peerstore knows; when there are none, ask the
+ * router (if any and if allowed), else DN_ENOTFOUND. */
+static int dial_known(dn_host *h, const dn_peerid *peer, bool route, dn_dial_cb cb, void *arg)
 {
-    if (h->closing)
-        return DN_ECLOSED;
-    if (!cb || !peer)
-        return DN_EINVAL;
-    if (dn_peerid_equal(peer, &h->self))
-        return DN_EPEERID;
     bool open;
     dn_conn *c = find_conn_to(h, peer, &open);
     if (c && open)
@@ -986,10 +983,65 @@ int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *ar
     }
     if (pd->naddrs == 0) {
         free(pd);
+        if (route && h->router) {
+            route_wait *w = calloc(1, sizeof *w);
+            if (!w)
+                return DN_ENOMEM;
+            *w = (route_wait){.h = h, .peer = *peer, .cb = cb, .arg = arg, .next = h->routing};
+            if (h->routing)
+                h->routing->prev = w;
+            h->routing = w;
+            h->router(h->router_arg, h, peer, route_found, w);
+            return 0;
+        }
         return defer_dial(h, NULL, DN_ENOTFOUND, cb, arg);
     }
     peer_dial_step(pd);
     return 0;
+}
+
+static void route_found(dn_host *h, const dn_peerid *peer, int status, void *ctx)
+{
+    route_wait *w = ctx;
+    if (w->done) { /* answered at close; h may be going */
+        free(w);
+        return;
+    }
+    h = w->h;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        h->routing = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    int rc = status;
+    if (!rc && h->closing)
+        rc = DN_ECLOSED;
+    if (!rc)
+        rc = dial_known(h, &w->peer, false, w->cb, w->arg);
+    if (rc && defer_dial(h, NULL, rc, w->cb, w->arg) != 0)
+        w->cb(h, NULL, rc, w->arg);
+    free(w);
+}
+
+int dn_host_set_peer_router(dn_host *h, dn_peer_router_fn fn, void *arg)
+{
+    if (!h)
+        return DN_EINVAL;
+    h->router = fn;
+    h->router_arg = arg;
+    return 0;
+}
+
+int dn_host_dial_peer(dn_host *h, const dn_peerid *peer, dn_dial_cb cb, void *arg)
+{
+    if (h->closing)
+        return DN_ECLOSED;
+    if (!cb || !peer)
+        return DN_EINVAL;
+    if (dn_peerid_equal(peer, &h->self))
+        return DN_EPEERID;
+    return dial_known(h, peer, true, cb, arg);
 }
 
 int dn__host_conn_opened(dn_host *h, dn_conn *c)
@@ -1169,6 +1221,15 @@ void dn_host_close(dn_host *h, void (*cb)(void *arg), void *arg)
     }
     h->listeners = NULL;
     h->nlisteners = 0;
+    /* Dials waiting for the router end now; its answer only frees them. */
+    for (route_wait *w = h->routing, *next; w; w = next) {
+        next = w->next;
+        w->done = true;
+        w->prev = w->next = NULL;
+        if (defer_dial(h, NULL, DN_ECLOSED, w->cb, w->arg) != 0)
+            w->cb(h, NULL, DN_ECLOSED, w->arg);
+    }
+    h->routing = NULL;
     for (dn_conn *c = h->conns; c; c = c->next) {
         if (c->phase == PH_OPEN && !c->failed)
             dn__conn_goaway_now(c); /* best effort: tell the peer, then close */

@@ -209,6 +209,16 @@ typedef struct deferred_dial {
     struct deferred_dial *next;
 } deferred_dial;
 
+/* A dial by peer id waiting for the peer router (dn_host_set_peer_router). */
+typedef struct route_wait {
+    dn_host *h;
+    dn_peerid peer;
+    dn_dial_cb cb;
+    void *arg;
+    bool done; /* answered (DN_ECLOSED at host close): the router's late answer only frees */
+    struct route_wait *prev, *next;
+} route_wait;
+
 struct dn_host {
     uv_loop_t *loop;
     dn_host_config cfg;
@@ -249,6 +259,9 @@ struct dn_host {
     dn_peerstore peers;
     host_observer *observers;
     size_t nobservers;
+    dn_peer_router_fn router;
+    void *router_arg;
+    route_wait *routing; /* dials waiting for the router */
     host_cleanup *cleanups;
     size_t ncleanups;
     bool closing;

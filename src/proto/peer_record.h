@@ -5,6 +5,7 @@
 #ifndef DN_PROTO_PEER_RECORD_H
 #define DN_PROTO_PEER_RECORD_H
 
+#include "crypto/envelope.h" /* dn__key_bytes_match_peer */
 #include "dmsnet/buf.h"
 #include "dmsnet/keys.h"
 #include "dmsnet/multiaddr.h"
@@ -33,12 +34,6 @@ int dn__peer_record_seal(const dn_privkey *key, uint64_t seq, const dn_multiaddr
  * Errors: DN_EMALFORMED / DN_ETRUNCATED, DN_ETOOBIG (key longer than any we
  * accept), DN_EUNSUPPORTED (payload type, key type or size), DN_EPEERID
  * (key or record of another peer), DN_EBADSIG. */
-/* Whether pb (a PublicKey protobuf, as a peer sent it) is the key of id:
- * its peer id computed from the bytes (peer-ids spec: identity multihash up
- * to 42 bytes, sha2-256 above) without parsing the key. Keys parse only in
- * canonical form (keys.c), so this is dn_peerid_matches_pubkey for any key
- * that parses, at the cost of one hash. */
-bool dn__key_bytes_match_peer(const uint8_t *pb, size_t len, const dn_peerid *id);
 struct dn_verify_cache;
 int dn__peer_record_open(const uint8_t *env, size_t len, const dn_peerid *expected,
                          struct dn_verify_cache *vc, dn_peer_record *rec);

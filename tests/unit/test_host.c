@@ -812,6 +812,90 @@ static void test_dial_peer(void **state)
     assert_int_equal(dn_host_dial_peer(a, dn_host_peerid(a), on_dial, &again), DN_EPEERID);
 }
 
+/* ---- 5b. dial by peer id through a peer router ---- */
+
+typedef struct router_rec {
+    fx *f;
+    int calls;
+    dn_peerid asked;
+    dn_multiaddr addr; /* what the router "finds" */
+    int answer;        /* status it answers with */
+    dn_peer_found_fn found;
+    void *ctx;
+    bool hold; /* keep the request: answered later by the test */
+} router_rec;
+
+static void test_router(void *arg, dn_host *h, const dn_peerid *peer, dn_peer_found_fn found,
+                        void *ctx)
+{
+    router_rec *r = arg;
+    r->calls++;
+    r->asked = *peer;
+    r->found = found;
+    r->ctx = ctx;
+    if (r->hold)
+        return;
+    if (r->answer == 0) {
+        dn_peer_update u = {.set_addrs = true, .addrs = &r->addr, .naddrs = 1};
+        assert_int_equal(dn_host_peer_update(h, peer, &u), 0);
+    }
+    found(h, peer, r->answer, ctx);
+}
+
+static void test_dial_peer_router(void **state)
+{
+    fx *f = *state;
+    dn_host *a = host_up(f, A, NULL, false, false);
+    host_up(f, B, NULL, false, true);
+    const dn_peerid *idb = dn_host_peerid(f->host[B]);
+    router_rec r = {.f = f, .answer = DN_ENOTFOUND};
+    assert_int_equal(dn_host_set_peer_router(a, test_router, &r), 0);
+
+    /* The router does not know the peer: its status ends the dial. */
+    dial_rec d = {0};
+    assert_int_equal(dn_host_dial_peer(a, idb, on_dial, &d), 0);
+    RUN_UNTIL(f, d.calls > 0, 2000);
+    assert_int_equal(r.calls, 1);
+    assert_true(dn_peerid_equal(&r.asked, idb));
+    assert_int_equal(d.status, DN_ENOTFOUND);
+
+    /* It finds B's address: the dial goes there. */
+    r.answer = 0;
+    r.addr = addr_of(f, B, false);
+    d = (dial_rec){0};
+    assert_int_equal(dn_host_dial_peer(a, idb, on_dial, &d), 0);
+    RUN_UNTIL(f, d.calls > 0, 5000);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(d.status, 0);
+    assert_non_null(d.conn);
+    assert_true(dn_peerid_equal(dn_conn_remote_peer(d.conn), idb));
+
+    /* Known addresses now (and a connection): the router is not asked. */
+    dial_rec again = {0};
+    assert_int_equal(dn_host_dial_peer(a, idb, on_dial, &again), 0);
+    RUN_UNTIL(f, again.calls > 0, 2000);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(again.status, 0);
+
+    /* A lookup still running when the host closes: the dial gets
+     * DN_ECLOSED, the router's late answer only frees. */
+    dn_privkey *k;
+    assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &k), 0);
+    dn_peerid other;
+    assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(k), &other), 0);
+    dn_privkey_free(k);
+    r.hold = true;
+    dial_rec late = {0};
+    assert_int_equal(dn_host_dial_peer(a, &other, on_dial, &late), 0);
+    assert_int_equal(r.calls, 3);
+    dn_host_close(a, on_host_closed, &f->close_cbs[A]);
+    RUN_UNTIL(f, late.calls > 0 && f->close_cbs[A] == 1, 2000);
+    f->host[A] = NULL;
+    assert_int_equal(late.status, DN_ECLOSED);
+    r.found(NULL, &other, 0, r.ctx); /* after the free: only frees its wait */
+    assert_int_equal(late.calls, 1);
+}
+
 /* ---- 6. identify and identify push ---- */
 
 static void test_identify_and_push(void **state)
@@ -1471,6 +1555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_with_pending_dial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dial_joins_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dial_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dial_peer_router, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_opens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receive_backpressure, setup, teardown),
