@@ -16,7 +16,7 @@
 # MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N,
 # MSG_N, MSG_RR_N, JS_MSG_N, JS_MSG_RR_N, GOSSIP_N, GOSSIP_BIG_N, GOSSIP_LAT_N,
 # GOSSIP_TOPICS, GOSSIP_PUBLISHERS, JS_GOSSIP_N, JS_GOSSIP_BIG_N, JS_GOSSIP_LAT_N,
-# KAD_LOOKUPS, KAD_GET_N. Loopback only; every
+# KAD_LOOKUPS, KAD_GET_N, JS_KAD_LOOKUPS, JS_KAD_GET_N. Loopback only; every
 # process started here runs in its own process group, and every group is killed
 # on exit (normal, failed, SIGINT or SIGTERM). A step that fails is logged and
 # marks its rows FAILED; the table is printed anyway and the exit status is 1.
@@ -61,7 +61,7 @@ if [ $quick = 1 ]; then
   : "${MSG_N:=2000}" "${MSG_RR_N:=500}" "${JS_MSG_N:=300}" "${JS_MSG_RR_N:=100}"
   : "${GOSSIP_N:=100}" "${GOSSIP_BIG_N:=20}" "${GOSSIP_LAT_N:=20}" "${GOSSIP_TOPICS:=50}"
   : "${JS_GOSSIP_N:=50}" "${JS_GOSSIP_BIG_N:=10}" "${JS_GOSSIP_LAT_N:=10}"
-  : "${KAD_LOOKUPS:=20}" "${KAD_GET_N:=500}"
+  : "${KAD_LOOKUPS:=20}" "${KAD_GET_N:=1000}" "${JS_KAD_LOOKUPS:=10}" "${JS_KAD_GET_N:=200}"
   iperf_secs=1 crypto_secs=0.2 crypto_loop_secs=0.1
 else
   : "${RUNS:=5}" "${SIZE:=512M}" "${JS_SIZE:=512M}" "${SETUP_N:=2000}" "${SETUP_C64_N:=4000}"
@@ -75,7 +75,8 @@ else
   # topics per node for the memory figure.
   : "${GOSSIP_N:=2000}" "${GOSSIP_BIG_N:=300}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=500}"
   : "${JS_GOSSIP_N:=500}" "${JS_GOSSIP_BIG_N:=100}" "${JS_GOSSIP_LAT_N:=100}"
-  : "${KAD_LOOKUPS:=200}" "${KAD_GET_N:=20000}" # DHT: lookups; GET_VALUE requests served
+  # DHT: lookups per run; GET_VALUE requests one node answers per run.
+  : "${KAD_LOOKUPS:=200}" "${KAD_GET_N:=20000}" "${JS_KAD_LOOKUPS:=50}" "${JS_KAD_GET_N:=2000}"
   iperf_secs=2 crypto_secs=1 crypto_loop_secs=0.3
 fi
 
@@ -813,6 +814,53 @@ for _ in $(seq "$MEM_RUNS"); do
   gossip_mem gossipjs "$NODE" "$JS_DIR/bench-gossip.mjs" --nodes 30 --degree 3 --seed 1
 done
 
+# The DHT (bench/kad_bench.c, its js twin tests/interop/js/bench-kad.mjs): a
+# 50-node network in one process (server mode, /dmsnet/kad/1.0.0), lookups of
+# random keys one at a time (hops and ms), then GET_VALUE requests for a record
+# node 0 holds, from 16 clients with 4 in flight each, one stream per request:
+# the same client (`kad_bench get`, another process) for both servers.
+kad_keys=(kad_lookup_p50_ms kad_lookup_p99_ms kad_lookup_hops_p50 kad_lookup_hops_max kad_get_per_s kad_get_p50_us)
+kadjs_keys=("${kad_keys[@]/#kad_/kadjs_}")
+# kad_run PREFIX LOOKUPS GET_N CMD...: one network; rows PREFIX_*.
+kad_run() {
+  local pre=$1 lookups=$2 getn=$3 pid line ma key k
+  shift 3
+  spawn "$work/kadsrv.log" timeout -k 5 600 "$@" --nodes 50 --degree 3 --seed 1 --lookups "$lookups"
+  pid=$BGPID
+  WHY_FILE=$work/kadsrv.log
+  if ! wait_for "$work/kadsrv.log" '^records /ip4/' 300 "$pid"; then
+    stop "$pid"
+    failed "$pre network" "${pre}_lookup_p50_ms" "${pre}_lookup_p99_ms" "${pre}_lookup_hops_p50" \
+      "${pre}_lookup_hops_max" "${pre}_get_per_s" "${pre}_get_p50_us"
+    return 1
+  fi
+  line=$(grep -m1 '"lookup_p50_ms"' "$work/kadsrv.log")
+  for k in lookup_p50_ms lookup_p99_ms lookup_hops_p50 lookup_hops_max; do
+    add "${pre}_$k" "$(echo "$line" | jnum "$k")"
+  done
+  read -r _ ma key < <(grep -m1 '^records ' "$work/kadsrv.log")
+  WHY_FILE=$work/kadget.out.err
+  if run_fg 300 "$work/kadget.out" "$KAD_BENCH" get "$ma" "$key" -n "$getn" --clients 16 --window 4 &&
+    num_ok "$(jnum per_sec <"$work/kadget.out")"; then
+    add "${pre}_get_per_s" "$(jnum per_sec <"$work/kadget.out")"
+    add "${pre}_get_p50_us" "$(jnum p50_us <"$work/kadget.out")"
+  else
+    failed "$pre GET_VALUE" "${pre}_get_per_s" "${pre}_get_p50_us"
+  fi
+  stop "$pid"
+}
+log "DHT: 50 nodes; $KAD_LOOKUPS lookups (js: $JS_KAD_LOOKUPS); $KAD_GET_N GET_VALUE requests to one node (js: $JS_KAD_GET_N)"
+if [ -x "$KAD_BENCH" ]; then
+  for _ in $(seq "$RUNS"); do
+    kad_run kad "$KAD_LOOKUPS" "$KAD_GET_N" "$KAD_BENCH" serve
+    kad_run kadjs "$JS_KAD_LOOKUPS" "$JS_KAD_GET_N" "$NODE" "$JS_DIR/bench-kad.mjs"
+  done
+else
+  # The js GET_VALUE rows need kad_bench as their client: all skip.
+  skipped "kad_bench not built: the library has no DHT service yet (include/dmsnet/kad.h)" \
+    "${kad_keys[@]}" "${kadjs_keys[@]}"
+fi
+
 log "memory: $MEM_CONNS_SMALL and $MEM_CONNS_BIG idle connections, $MEM_STREAMS idle streams"
 per_conn_streams=$(((MEM_STREAMS + 9) / 10))
 for _ in $(seq "$MEM_RUNS"); do
@@ -961,6 +1009,18 @@ rows=(
   "gossip_mem_node_b|RSS per topic per node|B|gossipjs_mem_node_b||"
   "gossipjs_mem_link_b|js RSS per topic per peer|B|||"
   "gossipjs_mem_node_b|js RSS per topic per node|B|||"
+  "kad_lookup_p50_ms|DHT lookup p50, 50 nodes|ms|kadjs_lookup_p50_ms|0.2|ratio<="
+  "kad_lookup_p99_ms|DHT lookup p99, 50 nodes|ms|kadjs_lookup_p99_ms||"
+  "kad_lookup_hops_p50|DHT lookup hops p50|hops|kadjs_lookup_hops_p50||"
+  "kad_lookup_hops_max|DHT lookup hops max|hops|kadjs_lookup_hops_max||"
+  "kad_get_per_s|DHT GET_VALUE served/s, 1 node|1/s|kadjs_get_per_s|5|ratio>="
+  "kad_get_p50_us|DHT GET_VALUE p50 (64 in flight)|us|kadjs_get_p50_us||"
+  "kadjs_lookup_p50_ms|js DHT lookup p50|ms|||"
+  "kadjs_lookup_p99_ms|js DHT lookup p99|ms|||"
+  "kadjs_lookup_hops_p50|js DHT lookup hops p50|hops|||"
+  "kadjs_lookup_hops_max|js DHT lookup hops max|hops|||"
+  "kadjs_get_per_s|js GET_VALUE served/s, 1 node|1/s|||"
+  "kadjs_get_p50_us|js GET_VALUE p50 (64 in flight)|us|||"
 )
 
 table="$work/table"
@@ -1039,6 +1099,7 @@ out_json=$src/bench/results/latest.json
   printf '"gossip_n":[%s,%s,%s],"js_gossip_n":[%s,%s,%s],"gossip_topics":%s,"gossip_publishers":%s,' \
     "$GOSSIP_N" "$GOSSIP_BIG_N" "$GOSSIP_LAT_N" "$JS_GOSSIP_N" "$JS_GOSSIP_BIG_N" "$JS_GOSSIP_LAT_N" \
     "$GOSSIP_TOPICS" "$GOSSIP_PUBLISHERS"
+  printf '"kad_n":[%s,%s],"js_kad_n":[%s,%s],' "$KAD_LOOKUPS" "$KAD_GET_N" "$JS_KAD_LOOKUPS" "$JS_KAD_GET_N"
   printf '"mem_conns":[%s,%s],"mem_streams":%s},' "$MEM_CONNS_SMALL" "$MEM_CONNS_BIG" \
     "$((per_conn_streams * 10))"
   printf '"figures":[\n%s\n]}\n' "$(IFS=$'\n'; echo "${json_rows[*]}" | sed '$!s/$/,/')"
