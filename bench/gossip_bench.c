@@ -127,9 +127,7 @@ static bool run_until(bool (*cond)(void), double ms)
     return true;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-}
+static void on_tick(uv_timer_t *t) {}
 
 static bool dials_done(void)
 {
@@ -181,7 +179,7 @@ static long rss_kib(void)
 
 /* ---- traffic ---------------------------------------------------------- */
 
-static unsigned want;           /* deliveries per message: nnodes - 1 */
+static unsigned want; /* deliveries per message: nnodes - 1 */
 static uint32_t phase_no;
 static unsigned ph_count, ph_next, ph_done, ph_to_publish;
 static unsigned *got;
@@ -300,9 +298,8 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (n_nodes < 2 || n_nodes > MAX_NODES || !degree || degree > 16 || !pubs ||
-        pubs > n_nodes || size < 8 || size > DN_PUBSUB_MAX_DATA || !n || !window || !lat_n ||
-        mem_topics > 100000)
+    if (n_nodes < 2 || n_nodes > MAX_NODES || !degree || degree > 16 || !pubs || pubs > n_nodes ||
+        size < 8 || size > DN_PUBSUB_MAX_DATA || !n || !window || !lat_n || mem_topics > 100000)
         usage();
     if (sodium_init() < 0)
         return 1;

@@ -65,9 +65,7 @@ static void die(const char *what, int rc)
     exit(1);
 }
 
-static void on_tick(uv_timer_t *t)
-{
-}
+static void on_tick(uv_timer_t *t) {}
 
 /* Run the loop until *flag (or ms pass: false). */
 static bool run_until(const bool *flag, double ms)
@@ -438,9 +436,7 @@ static void rq_close(dn_stream *s, int status, void *arg)
     free(r);
 }
 
-static void rq_eof(dn_stream *s, void *arg)
-{
-}
+static void rq_eof(dn_stream *s, void *arg) {}
 
 static void rq_opened(dn_stream *s, int status, void *arg)
 {
@@ -553,8 +549,8 @@ int main(int argc, char **argv)
     if (argc < 2)
         usage();
     const char *mode = argv[1], *addr = NULL, *key = NULL;
-    unsigned long nodes = 50, degree = 3, seed = 1, lookups = 100, vsize = 1024, n = 20000,
-                  cl = 16, win = 4;
+    unsigned long nodes = 50, degree = 3, seed = 1, lookups = 100, vsize = 1024, n = 20000, cl = 16,
+                  win = 4;
     static const struct option lo[] = {{"nodes", required_argument, NULL, 'N'},
                                        {"degree", required_argument, NULL, 'd'},
                                        {"seed", required_argument, NULL, 's'},
@@ -587,8 +583,8 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (nodes < 2 || nodes > MAX_NODES || !degree || degree > 16 || !lookups ||
-        lookups > 100000 || vsize > 65536 || !n || !cl || cl > MAX_CLIENTS || !win || win > 64)
+    if (nodes < 2 || nodes > MAX_NODES || !degree || degree > 16 || !lookups || lookups > 100000 ||
+        vsize > 65536 || !n || !cl || cl > MAX_CLIENTS || !win || win > 64)
         usage();
     if (sodium_init() < 0)
         return 1;

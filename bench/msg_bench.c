@@ -243,11 +243,10 @@ static void start_one(client *cl)
     ph_started++;
     o->cl = cl;
     o->t0 = uv_hrtime();
-    int rc = phase == PH_ONEWAY
-                 ? dn_messenger_send(cl->m, cl->c, NULL, DN_BENCH_SEND, payload, payload_len, 0,
-                                     sent_cb, o)
-                 : dn_messenger_request(cl->m, cl->c, NULL, DN_BENCH_ECHO, payload, payload_len,
-                                        0, reply_cb, o);
+    int rc = phase == PH_ONEWAY ? dn_messenger_send(cl->m, cl->c, NULL, DN_BENCH_SEND, payload,
+                                                    payload_len, 0, sent_cb, o)
+                                : dn_messenger_request(cl->m, cl->c, NULL, DN_BENCH_ECHO, payload,
+                                                       payload_len, 0, reply_cb, o);
     if (rc) {
         free(o);
         fail(phase == PH_ONEWAY ? "send" : "request", rc);
@@ -349,12 +348,10 @@ int main(int argc, char **argv)
     const char *mode = argv[1];
     const char *listen = "/ip4/127.0.0.1/tcp/0", *addr = NULL;
     unsigned long n = 20000, rr_n = 5000, peers = 1, win = 16, size = 1024;
-    static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
-                                       {"peers", required_argument, NULL, 'p'},
-                                       {"window", required_argument, NULL, 'w'},
-                                       {"rr-n", required_argument, NULL, 'r'},
-                                       {"size", required_argument, NULL, 's'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"listen", required_argument, NULL, 'l'}, {"peers", required_argument, NULL, 'p'},
+        {"window", required_argument, NULL, 'w'}, {"rr-n", required_argument, NULL, 'r'},
+        {"size", required_argument, NULL, 's'},   {NULL, 0, NULL, 0}};
     optind = 2;
     if (!strcmp(mode, "run")) {
         if (argc < 3)

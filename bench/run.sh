@@ -73,7 +73,7 @@ else
   : "${MSG_N:=20000}" "${MSG_RR_N:=5000}" "${JS_MSG_N:=3000}" "${JS_MSG_RR_N:=1000}"
   # gossipsub: messages per throughput series (1 KiB, 64 KiB), per latency series;
   # topics per node for the memory figure.
-  : "${GOSSIP_N:=2000}" "${GOSSIP_BIG_N:=300}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=500}"
+  : "${GOSSIP_N:=2000}" "${GOSSIP_BIG_N:=300}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=200}"
   : "${JS_GOSSIP_N:=500}" "${JS_GOSSIP_BIG_N:=100}" "${JS_GOSSIP_LAT_N:=100}"
   # DHT: lookups per run; GET_VALUE requests one node answers per run.
   : "${KAD_LOOKUPS:=200}" "${KAD_GET_N:=20000}" "${JS_KAD_LOOKUPS:=50}" "${JS_KAD_GET_N:=2000}"
