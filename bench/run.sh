@@ -8,7 +8,7 @@
 # (make bench configures it with -DDN_BENCH=ON). Prints a table and writes the same
 # figures as JSON to bench/results/latest.json (--quick: quick.json). See bench/README.md.
 #
-# --quick: tiny sizes and one run, to check that everything works (~20 s);
+# --quick: tiny sizes and one run, to check that everything works (~2 min);
 # its figures mean nothing.
 #
 # Environment overrides: RUNS, MEM_RUNS, SIZE (perf bytes per direction, K/M/G suffix),
