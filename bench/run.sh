@@ -674,7 +674,7 @@ for cfg in "${msg_cfgs[@]}"; do
 done
 # msg_add PREFIX TAG OUT: the four figures of one msg_bench/bench-msg.mjs line.
 msg_add() {
-  local v
+  local v k
   for k in oneway_per_sec:per_s rr_per_sec:rr_per_s rr_p50_us:rr_p50_us rr_p99_us:rr_p99_us; do
     v=$(jnum "${k%%:*}" <"$3")
     num_ok "$v" || return 1
@@ -698,7 +698,7 @@ msg_run() {
 }
 log "messenger: 1 KiB one-way and request/response, 1 connection and 100 peers ($MSG_N/$MSG_RR_N per dmsnet series, $JS_MSG_N/$JS_MSG_RR_N per js series)"
 msg_pid="" msg_ma="" msgjs_pid="" msgjs_ma=""
-spawn "$work/msgsrv.log" "$MSG_BENCH" serve
+spawn "$work/msgsrv.log" timeout -k 5 1200 "$MSG_BENCH" serve
 msg_pid=$BGPID
 WHY_FILE=$work/msgsrv.log
 if wait_for "$work/msgsrv.log" '^listening /ip4/' 10 "$msg_pid"; then
@@ -708,7 +708,7 @@ else
   msg_pid=""
   failed "msg_bench serve did not start" "${msg_keys[@]}" msg_jsd_per_s
 fi
-spawn "$work/msgjs.log" "$NODE" "$JS_DIR/bench-msg.mjs" serve
+spawn "$work/msgjs.log" timeout -k 5 1200 "$NODE" "$JS_DIR/bench-msg.mjs" serve
 msgjs_pid=$BGPID
 WHY_FILE=$work/msgjs.log
 if wait_for "$work/msgjs.log" '"event":"listening"' 20 "$msgjs_pid"; then
