@@ -39,10 +39,10 @@
 #define DEFAULT_HEARTBEAT_MS 1000u
 #define DEFAULT_MAX_PEERS 4096u
 #define DEFAULT_QUEUE (4u << 20)
-#define MAX_REOPEN 5      /* failed opens of our stream in a row before we give up */
-#define MAX_STALE_IN 4    /* replaced inbound streams still ending, per peer */
-#define MAX_PX_DIALS 8    /* dials to PX peers in flight (js: 8 connectors) */
-#define PX_DIAL_BELOW 12  /* dial PX peers only while we have fewer pubsub peers (D_hi) */
+#define MAX_REOPEN 5     /* failed opens of our stream in a row before we give up */
+#define MAX_STALE_IN 4   /* replaced inbound streams still ending, per peer */
+#define MAX_PX_DIALS 8   /* dials to PX peers in flight (js: 8 connectors) */
+#define PX_DIAL_BELOW 12 /* dial PX peers only while we have fewer pubsub peers (D_hi) */
 
 typedef struct ps_peer ps_peer;
 
@@ -73,8 +73,8 @@ struct ps_peer {
     dn_peerid id;
     dn_conn *conn; /* the connection our stream uses (NULL: none usable) */
     dn__pubsub_proto proto;
-    ps_out *out; /* NULL: no stream (opening or open: non-NULL) */
-    ps_in *in;   /* current inbound stream */
+    ps_out *out;                /* NULL: no stream (opening or open: non-NULL) */
+    ps_in *in;                  /* current inbound stream */
     ps_in *stale[MAX_STALE_IN]; /* replaced ones the peer has not ended yet, oldest first */
     unsigned nstale;
     frame *qhead, *qtail;
@@ -115,8 +115,8 @@ struct dn_pubsub {
     size_t ntab, npeers;
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     ps_topic *topics;
-    unsigned dispatching;   /* deliveries on the stack: unsubscribe defers frees */
-    bool in_router;         /* a router call (and so a validator) is on the stack */
+    unsigned dispatching; /* deliveries on the stack: unsubscribe defers frees */
+    bool in_router;       /* a router call (and so a validator) is on the stack */
     unsigned px_dials;
     uint64_t frames_dropped, rpcs_bad_frame;
     bool closed;
@@ -352,8 +352,7 @@ static uint64_t seqno_of(const dn__pubsub_message *m)
 }
 
 static void fill_msg(dn_pubsub_message *o, const ps_topic *t, const dn__pubsub_message *m,
-                     const dn_peerid *author, const dn_peerid *via, const uint8_t *id,
-                     size_t idlen)
+                     const dn_peerid *author, const dn_peerid *via, const uint8_t *id, size_t idlen)
 {
     o->topic = t->name;
     o->from = *author;
@@ -730,7 +729,8 @@ static bool ip_of(const dn_multiaddr *ma, uint8_t *ip, size_t *len)
     size_t off = 0;
     dn_ma_component c;
     while (dn_multiaddr_next(ma, &off, &c) == 1)
-        if ((c.code == DN_MA_IP4 && c.value_len == 4) || (c.code == DN_MA_IP6 && c.value_len == 16)) {
+        if ((c.code == DN_MA_IP4 && c.value_len == 4) ||
+            (c.code == DN_MA_IP6 && c.value_len == 16)) {
             memcpy(ip, c.value, c.value_len);
             *len = c.value_len;
             return true;
@@ -804,24 +804,27 @@ static void stream_handler(dn_host *h, dn_stream *s, void *arg)
     in->current = true;
     dn__pubsub_framer_init(&in->fr, DN_PUBSUB_RPC_MAX);
     dn_stream_set_callbacks(s, &in_cbs, in);
-    if (p->in) {
+    ps_in *old = p->in;
+    p->in = in;
+    if (old) {
         /* A newer inbound stream replaces the old one (as js and go do):
          * we end our side of the old one and ignore what still comes on
          * it. A peer that keeps opening streams and never ends the old
-         * ones gets the oldest reset past a few. */
-        ps_in *old = p->in;
+         * ones gets the oldest reset past a few. The lists are right
+         * before any close: a close may run on_close at once. */
         old->current = false;
         dn__pubsub_framer_close(&old->fr);
-        dn_stream_close_write(old->s);
+        ps_in *oldest = NULL;
         if (p->nstale == MAX_STALE_IN) {
-            ps_in *oldest = p->stale[0];
+            oldest = p->stale[0];
             stale_remove(p, oldest);
             oldest->p = NULL;
-            dn_stream_reset(oldest->s);
         }
         p->stale[p->nstale++] = old;
+        dn_stream_close_write(old->s);
+        if (oldest)
+            dn_stream_reset(oldest->s);
     }
-    p->in = in;
     if (!p->conn)
         p->conn = c;
     if (!p->out && p->fails < MAX_REOPEN)
@@ -906,8 +909,7 @@ static void on_heartbeat(uv_timer_t *t)
      * failures of streams that lived a heartbeat. */
     for (size_t i = 0; i < ps->ntab; i++)
         for (ps_peer *p = ps->tab[i]; p; p = p->hnext) {
-            if (p->out && p->out->s && !p->out->dead &&
-                now >= p->out_since + ps->cfg.heartbeat_ms)
+            if (p->out && p->out->s && !p->out->dead && now >= p->out_since + ps->cfg.heartbeat_ms)
                 p->fails = 0;
             else if (!p->out && p->conn && p->fails < MAX_REOPEN)
                 out_open(ps, p);
@@ -963,7 +965,7 @@ static void ps_cleanup(void *arg)
 }
 
 static const char *const proto_names[NPROTOS] = {PROTO_MESHSUB_12, PROTO_MESHSUB_11,
-                                                  PROTO_MESHSUB_10, PROTO_FLOODSUB};
+                                                 PROTO_MESHSUB_10, PROTO_FLOODSUB};
 
 typedef struct scan_ctx {
     dn_pubsub *ps;
@@ -984,8 +986,8 @@ int dn_pubsub_attach(dn_host *h, const dn_pubsub_config *cfg, dn_pubsub **out)
     *out = NULL;
     dn_pubsub_config c = DN_PUBSUB_CONFIG_INIT;
     if (cfg) {
-        if (cfg->size < offsetof(dn_pubsub_config, max_queue_per_peer) +
-                            sizeof cfg->max_queue_per_peer)
+        if (cfg->size <
+            offsetof(dn_pubsub_config, max_queue_per_peer) + sizeof cfg->max_queue_per_peer)
             return DN_EINVAL;
         memcpy(&c, cfg, cfg->size < sizeof c ? cfg->size : sizeof c);
         c.size = sizeof c;

@@ -218,6 +218,17 @@ static inline void raw_open(fx *f, dn_conn *c, const char *proto, raw_stream *r)
     assert_non_null(r->s);
 }
 
+/* End our side and forget the stream (r may go before the host does). */
+static inline void raw_done(raw_stream *r)
+{
+    static const dn_stream_callbacks none = {0};
+    if (!r->s)
+        return;
+    dn_stream_close_write(r->s);
+    dn_stream_set_callbacks(r->s, &none, NULL);
+    r->s = NULL;
+}
+
 /* RPC frames built with the codec's pieces. */
 static inline void rpc_frame(dn_buf *out, const char *sub_topic, const dn_buf *msg)
 {
@@ -236,8 +247,8 @@ static inline void rpc_frame(dn_buf *out, const char *sub_topic, const dn_buf *m
 }
 
 /* A message signed by key (forge: then one signature byte is flipped). */
-static inline void signed_msg(dn_buf *out, const dn_privkey *key, const char *topic, const char *data,
-                       uint64_t seqno, bool forge)
+static inline void signed_msg(dn_buf *out, const dn_privkey *key, const char *topic,
+                              const char *data, uint64_t seqno, bool forge)
 {
     assert_int_equal(dn__pubsub_message_sign(key, topic, strlen(topic), (const uint8_t *)data,
                                              strlen(data), seqno, out),

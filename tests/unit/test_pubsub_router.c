@@ -868,6 +868,64 @@ static void test_score_p5_p6(void **state)
     net_free(&w);
 }
 
+/* The service's additions: a new stream gets our subscriptions (and GRAFT
+ * for the meshes the peer is in) again; a peer renegotiated to floodsub
+ * leaves our meshes; the count of a peer's topics. */
+static void test_reannounce_proto(void **state)
+{
+    static net w;
+    dn__pubsub_params p;
+    dn__pubsub_params_default(&p);
+    net_init(&w, 2, &p);
+    link_nodes(&w, 0, 1, DN_PUBSUB_MESHSUB_12);
+    assert_int_equal(dn__pubsub_subscribe(w.n[0].r, TOPIC, w.now), 0);
+    assert_int_equal(dn__pubsub_subscribe(w.n[1].r, "/other", w.now), 0);
+    collect(&w, 0);
+    collect(&w, 1);
+    pump(&w);
+    assert_int_equal(dn__pubsub_peer_ntopics(w.n[0].r, &w.n[1].id), 1);
+    assert_int_equal(dn__pubsub_peer_ntopics(w.n[1].r, &w.n[0].id), 1);
+    assert_int_equal(dn__pubsub_peer_ntopics(w.n[1].r, &w.n[1].id), 0); /* not a peer */
+    assert_int_equal(dn__pubsub_subscribe(w.n[1].r, TOPIC, w.now), 0);
+    collect(&w, 1);
+    pump(&w);
+    assert_true(dn__pubsub_in_mesh(w.n[0].r, TOPIC, &w.n[1].id));
+    /* Reannounce from 0: one frame to 1 with the subscription and a GRAFT. */
+    assert_int_equal(dn__pubsub_peer_reannounce(w.n[0].r, &w.n[1].id, w.now), 0);
+    size_t ns;
+    dn__pubsub_send *sd = dn__pubsub_sends(w.n[0].r, &ns);
+    assert_int_equal(ns, 1);
+    assert_true(dn_peerid_equal(&sd[0].to, &w.n[1].id));
+    dn__pubsub_framer f;
+    dn__pubsub_framer_init(&f, 0);
+    assert_int_equal(dn__pubsub_framer_feed(&f, sd[0].frame.data, sd[0].frame.len), 0);
+    const uint8_t *fr;
+    size_t fl;
+    assert_int_equal(dn__pubsub_framer_next(&f, &fr, &fl), 1);
+    dn__pubsub_rpc rpc;
+    assert_int_equal(dn__pubsub_rpc_decode(fr, fl, &rpc), 0);
+    assert_int_equal(rpc.nsubs, 1);
+    assert_true(rpc.subs[0].subscribe);
+    assert_int_equal(rpc.ngraft, 1);
+    assert_int_equal(rpc.graft[0].len, strlen(TOPIC));
+    dn__pubsub_rpc_free(&rpc);
+    dn__pubsub_framer_close(&f);
+    pump(&w); /* the GRAFT of a mesh member changes nothing */
+    collect(&w, 0);
+    pump(&w);
+    assert_true(dn__pubsub_in_mesh(w.n[1].r, TOPIC, &w.n[0].id));
+    /* Floodsub now: out of the mesh, and not grafted back. */
+    assert_int_equal(dn__pubsub_set_peer_proto(w.n[0].r, &w.n[1].id, DN_PUBSUB_FLOODSUB), 0);
+    assert_false(dn__pubsub_in_mesh(w.n[0].r, TOPIC, &w.n[1].id));
+    heartbeats(&w, 2);
+    assert_false(dn__pubsub_in_mesh(w.n[0].r, TOPIC, &w.n[1].id));
+    assert_int_equal(dn__pubsub_set_peer_proto(w.n[0].r, &w.n[1].id, 9), DN_EINVAL);
+    assert_int_equal(dn__pubsub_set_peer_proto(w.n[0].r, &w.n[0].id, DN_PUBSUB_FLOODSUB),
+                     DN_ENOTFOUND);
+    assert_int_equal(dn__pubsub_peer_reannounce(w.n[0].r, &w.n[0].id, w.now), DN_ENOTFOUND);
+    net_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -880,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_outbound_quota),
         cmocka_unit_test(test_score_p1_p2),
         cmocka_unit_test(test_score_p5_p6),
+        cmocka_unit_test(test_reannounce_proto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,10 +7,12 @@
  * between the others goes on, inbound stream replacement, unsubscribe
  * (also from inside a callback), an oversized publish refused and 1 MiB
  * delivered, a peer that does not read losing frames past its queue bound,
- * and a closed connection taking the peer out.
+ * our stream reopened (with our subscriptions again) when the peer ends it,
+ * at most 5 times in a row, and a closed connection taking the peer out.
  *
  * Heartbeats are 100 ms here (1 s by default) so meshes form quickly. */
 #include "pubsub_fixture.h"
+#include "pubsub/pubsub_msg.h"
 
 #define T "/test/topic"
 #define T2 "/test/other"
@@ -207,8 +209,7 @@ static void test_validator(void **state)
     /* A - B - C: what B rejects or ignores does not reach C. */
     connect_to(f, A, B);
     connect_to(f, B, C);
-    RUN_UNTIL(f, knows_peer(f, A, T, B) && knows_peer(f, C, T, B) && knows_peer(f, B, T, C),
-              5000);
+    RUN_UNTIL(f, knows_peer(f, A, T, B) && knows_peer(f, C, T, B) && knows_peer(f, B, T, C), 5000);
     RUN_UNTIL(f, dn_pubsub_mesh_peers(f->ps[B], T, NULL, 0) == 2, 3000);
     assert_int_equal(dn_pubsub_publish(f->ps[A], T, "meh", 3), 1);
     assert_int_equal(dn_pubsub_publish(f->ps[A], T, "good", 4), 1);
@@ -253,8 +254,9 @@ static void test_malformed_rpc(void **state)
     connect_to(f, A, B);
     connect_to(f, B, C);
     dn_conn *rbc = connect_to(f, D, B);
-    RUN_UNTIL(f, knows_peer(f, A, T, B) && knows_peer(f, C, T, B) && knows_peer(f, B, T, C) &&
-                     knows_peer(f, B, T, A),
+    RUN_UNTIL(f,
+              knows_peer(f, A, T, B) && knows_peer(f, C, T, B) && knows_peer(f, B, T, C) &&
+                  knows_peer(f, B, T, A),
               5000);
     raw_stream r;
     raw_open(f, rbc, "/meshsub/1.1.0", &r);
@@ -283,7 +285,7 @@ static void test_malformed_rpc(void **state)
     RUN_UNTIL(f, got(&ra, "after") && got(&rb, "after"), 5000);
     assert_true(dn_pubsub_peer_score(f->ps[B], dn_host_peerid(f->host[D])) <
                 dn_pubsub_peer_score(f->ps[B], dn_host_peerid(f->host[A])));
-    dn_stream_close_write(r.s);
+    raw_done(&r);
 }
 
 /* R opens a stream, then a second one: messages on the newer stream are
@@ -330,7 +332,8 @@ static void test_stream_replacement(void **state)
     raw_write_rpc(&s2, NULL, &m);
     RUN_UNTIL(f, got(&rb, "four"), 5000);
     dn_buf_free(&m);
-    dn_stream_close_write(s2.s);
+    raw_done(&s1);
+    raw_done(&s2);
 }
 
 /* Two subscriptions on one topic share the router's; one unsubscribes in
@@ -428,7 +431,8 @@ static void test_queue_bound(void **state)
     host_up(f, A, &c);
     host_up(f, B, &c);
     host_up(f, C, NULL); /* the sink */
-    sink k = {0};
+    static sink k;
+    memset(&k, 0, sizeof k);
     assert_int_equal(dn_host_set_handler(f->host[C], "/meshsub/1.1.0", sink_handler, &k), 0);
     rec ra = {0};
     dn_pubsub_sub *sa;
@@ -455,7 +459,83 @@ static void test_queue_bound(void **state)
     printf("# queue bound: %llu of 40 frames to the stalled peer dropped\n",
            (unsigned long long)st.frames_dropped);
     free(p);
-    dn_stream_close_write(r.s);
+    raw_done(&r);
+}
+
+/* Our stream to a peer ends while the connection stays: it is reopened,
+ * and the new stream starts with our subscriptions again. A peer that ends
+ * every stream at once gets a bounded number of them. */
+typedef struct closer {
+    int streams;
+    bool close_all; /* end every stream at once (else only the first) */
+    dn_buf second;  /* bytes read on the second stream */
+} closer;
+
+static void closer_data(dn_stream *s, const uint8_t *d, size_t l, void *arg)
+{
+    closer *k = arg;
+    dn_buf_append(&k->second, d, l);
+}
+
+static void closer_handler(dn_host *h, dn_stream *s, void *arg)
+{
+    closer *k = arg;
+    static const dn_stream_callbacks none = {0}, keep = {.on_data = closer_data};
+    if (++k->streams == 1 || k->close_all) {
+        dn_stream_set_callbacks(s, &none, NULL);
+        dn_stream_close_write(s);
+        return;
+    }
+    dn_stream_set_callbacks(s, &keep, k);
+}
+
+static bool second_has_sub(closer *k, const char *topic)
+{
+    dn__pubsub_framer fr;
+    dn__pubsub_framer_init(&fr, 0);
+    dn__pubsub_framer_feed(&fr, k->second.data, k->second.len);
+    const uint8_t *p;
+    size_t n;
+    bool found = false;
+    while (!found && dn__pubsub_framer_next(&fr, &p, &n) == 1) {
+        dn__pubsub_rpc rpc;
+        if (dn__pubsub_rpc_decode(p, n, &rpc))
+            continue;
+        for (size_t i = 0; i < rpc.nsubs; i++)
+            if (rpc.subs[i].subscribe && rpc.subs[i].topic.len == strlen(topic) &&
+                !memcmp(rpc.subs[i].topic.p, topic, rpc.subs[i].topic.len))
+                found = true;
+        dn__pubsub_rpc_free(&rpc);
+    }
+    dn__pubsub_framer_close(&fr);
+    return found;
+}
+
+static void test_reopen(void **state)
+{
+    fx *f = *state;
+    dn_pubsub_config c = cfg_fast();
+    host_up(f, A, &c);
+    host_up(f, B, NULL); /* ends A's first stream */
+    host_up(f, C, NULL); /* ends every stream of A */
+    static closer kb, kc;
+    memset(&kb, 0, sizeof kb);
+    memset(&kc, 0, sizeof kc);
+    kc.close_all = true;
+    assert_int_equal(dn_host_set_handler(f->host[B], "/meshsub/1.2.0", closer_handler, &kb), 0);
+    assert_int_equal(dn_host_set_handler(f->host[C], "/meshsub/1.2.0", closer_handler, &kc), 0);
+    rec ra = {0};
+    dn_pubsub_sub *sa;
+    assert_int_equal(dn_pubsub_subscribe(f->ps[A], T, on_msg, &ra, &sa), 0);
+    connect_to(f, A, B);
+    connect_to(f, A, C);
+    RUN_UNTIL(f, kb.streams == 2 && second_has_sub(&kb, T), 5000);
+    RUN_UNTIL(f, kc.streams >= 5, 5000);
+    run_for(f, 5 * 100); /* five heartbeats: no more attempts */
+    assert_int_equal(kb.streams, 2);
+    assert_int_equal(kc.streams, 5);
+    assert_int_equal(stats_of(f, A).peers, 2); /* both still peers */
+    dn_buf_free(&kb.second);
 }
 
 /* The connection closes: the peer leaves the router and the topic. */
@@ -493,6 +573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unsubscribe, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_oversized_publish, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_disconnect, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
