@@ -13,6 +13,9 @@
 #include "dmsnet/log.h"
 #include "kad/service.h"
 
+/* Peers whose hop count a lookup remembers (56 KiB at most). */
+#define DN_KAD_DEPTHS_MAX 1024
+
 enum lk_kind { LK_FIND_PEER, LK_CLOSEST, LK_GET, LK_PUT, LK_PROVIDE, LK_PROVIDERS, LK_SELF };
 
 typedef struct lk_depth {
@@ -96,15 +99,20 @@ static unsigned depth_of(kad_lookup *l, const dn_peerid *id)
     return 1;
 }
 
+/* The shortest chain of answers that named the peer. */
 static void depth_set(kad_lookup *l, const dn_peerid *id, unsigned d)
 {
-    for (size_t i = 0; i < l->ndepth; i++)
-        if (dn_peerid_equal(&l->depth[i].id, id))
+    for (size_t i = 0; i < l->ndepth; i++) {
+        if (dn_peerid_equal(&l->depth[i].id, id)) {
+            if (d < l->depth[i].depth)
+                l->depth[i].depth = d;
             return;
+        }
+    }
     if (l->ndepth == l->capdepth) {
         size_t cap = l->capdepth ? l->capdepth * 2 : 64;
-        if (cap > DN_KAD_QUERY_PEERS_MAX)
-            return;
+        if (cap > DN_KAD_DEPTHS_MAX)
+            return; /* bounded memory: later peers count as hop 1 */
         lk_depth *d2 = realloc(l->depth, cap * sizeof *d2);
         if (!d2)
             return;
@@ -168,6 +176,9 @@ static void lk_finish(kad_lookup *l, int status)
     lk_unlink(l);
     dn_kad_lookup_info info;
     info_of(l, &info);
+    /* A lookup that ran counts as a refresh of its target's bucket. */
+    if (l->q_ready && status == 0)
+        dn__kad_rt_touch(&k->rt, &l->target, dn__kad_unix_ms());
     switch (l->kind) {
     case LK_FIND_PEER: {
         dn_multiaddr addrs[DN_KAD_ADDRS_PER_PEER];
@@ -205,8 +216,6 @@ static void lk_finish(kad_lookup *l, int status)
         l->prov_cb(l->arg, status ? status : l->nprovs ? 0 : DN_ENOTFOUND, NULL, NULL, 0, &info);
         break;
     case LK_SELF:
-        if (l->q_ready)
-            dn__kad_rt_touch(&k->rt, &l->target, dn__kad_unix_ms());
         if (l->done_cb)
             l->done_cb(l->arg, status, dn__kad_rt_size(&k->rt));
         break;
@@ -243,6 +252,16 @@ static void get_correct(kad_lookup *l)
     m->has_record = true;
     m->record_key = m->key;
     m->record_value = (dn__kad_span){l->best, l->bestlen};
+    /* Ours too, when we held an older one (not every record we read). */
+    const dn__kad_rec *mine = dn__kad_store_get(&k->store, l->key, l->keylen, dn__kad_unix_ms());
+    if (mine && mine->seq < v.seq) {
+        uint64_t now = dn__kad_unix_ms();
+        if (dn__kad_store_put(&k->store, l->key, l->keylen, l->best, l->bestlen, NULL, now, now) ==
+                DN_KAD_PUT_STORED &&
+            k->cfg.persist.save_record)
+            k->cfg.persist.save_record(k->cfg.persist.arg, l->key, l->keylen, l->best, l->bestlen,
+                                       now);
+    }
     if (dn__kad_msg_encode_frame(m, &frame) == 0)
         for (size_t i = 0; i < l->nanswers; i++)
             if (l->answers[i].has && l->answers[i].seq < v.seq)
@@ -311,9 +330,7 @@ static void store_phase(kad_lookup *l)
 static void lk_query_done(kad_lookup *l)
 {
     switch (l->kind) {
-    case LK_FIND_PEER:
-        lk_finish(l, DN_ENOTFOUND);
-        break;
+    case LK_FIND_PEER: lk_finish(l, DN_ENOTFOUND); break;
     case LK_CLOSEST:
     case LK_SELF: {
         dn_peerid res[DN_KAD_K_MAX];
@@ -342,14 +359,11 @@ static void lk_query_done(kad_lookup *l)
         store_phase(l);
         break;
     }
-    case LK_PROVIDERS:
-        lk_finish(l, 0);
-        break;
+    case LK_PROVIDERS: lk_finish(l, 0); break;
     }
 }
 
-static void on_reply(dn_kad *k, void *arg, const dn_peerid *peer, int status,
-                     const dn__kad_msg *m)
+static void on_reply(dn_kad *k, void *arg, const dn_peerid *peer, int status, const dn__kad_msg *m)
 {
     kad_lookup *l = arg;
     l->pending--;
@@ -467,8 +481,10 @@ static void seed_conn(dn_conn *c, void *arg)
     bool ok = !p || !p->identified;
     for (size_t i = 0; p && !ok && i < p->nprotocols; i++)
         ok = strcmp(p->protocols[i], l->k->proto) == 0;
-    if (ok)
+    if (ok) {
         dn__kad_query_add(&l->q, id, 1);
+        depth_set(l, id, 1);
+    }
 }
 
 static int lk_start(kad_lookup *l)
@@ -486,11 +502,15 @@ static int lk_start(kad_lookup *l)
     size_t n = dn__kad_rt_closest(&k->rt, &l->target, k->cfg.k, false, e);
     if (n < k->cfg.k)
         n = dn__kad_rt_closest(&k->rt, &l->target, k->cfg.k, true, e);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         dn__kad_query_add(&l->q, &e[i].id, 1);
+        depth_set(l, &e[i].id, 1);
+    }
     if (n < k->cfg.k) {
         dn_host_foreach_conn(k->h, seed_conn, l);
         dn__kad_query_add(&l->q, k->cand, k->ncand);
+        for (size_t i = 0; i < k->ncand; i++)
+            depth_set(l, &k->cand[i], 1);
     }
     dn__kad_msg *m = malloc(sizeof *m);
     if (!m)
@@ -567,8 +587,7 @@ void dn__kad_lookups_close(dn_kad *k)
 }
 
 /* A new lookup, queued. */
-static kad_lookup *lk_new(dn_kad *k, enum lk_kind kind, const uint8_t *key, size_t keylen,
-                          int *rc)
+static kad_lookup *lk_new(dn_kad *k, enum lk_kind kind, const uint8_t *key, size_t keylen, int *rc)
 {
     *rc = 0;
     if (k->freed) {
@@ -643,8 +662,7 @@ int dn_kad_find_peer(dn_kad *k, const dn_peerid *peer, dn_kad_peer_cb cb, void *
     return find_peer(k, peer, cb, arg, NULL, NULL);
 }
 
-void dn__kad_router(void *arg, dn_host *h, const dn_peerid *peer, dn_peer_found_fn found,
-                    void *ctx)
+void dn__kad_router(void *arg, dn_host *h, const dn_peerid *peer, dn_peer_found_fn found, void *ctx)
 {
     dn_kad *k = arg;
     int rc = find_peer(k, peer, NULL, NULL, found, ctx);
@@ -685,8 +703,8 @@ int dn_kad_bootstrap(dn_kad *k, dn_kad_done_cb cb, void *arg)
 void dn__kad_refresh(dn_kad *k)
 {
     unsigned cpls[DN_KAD_REFRESH_MAX_CPL + 1];
-    size_t n = dn__kad_rt_need_refresh(&k->rt, dn__kad_unix_ms(), k->cfg.refresh_interval_ms,
-                                       cpls, DN_KAD_REFRESH_MAX_CPL + 1);
+    size_t n = dn__kad_rt_need_refresh(&k->rt, dn__kad_unix_ms(), k->cfg.refresh_interval_ms, cpls,
+                                       DN_KAD_REFRESH_MAX_CPL + 1);
     for (size_t i = 0; i < n; i++) {
         uint8_t seed[32];
         randombytes_buf(seed, sizeof seed);
@@ -785,8 +803,7 @@ int dn_kad_put_signed(dn_kad *k, const char *name, const uint8_t *value, size_t 
         seq = held->seq + 1;
     k->last_seq = seq;
     if (!rc)
-        rc = dn__kad_record_seal(dn_host_identity(k->h), key.data, key.len, seq, value, vlen,
-                                 &env);
+        rc = dn__kad_record_seal(dn_host_identity(k->h), key.data, key.len, seq, value, vlen, &env);
     if (!rc)
         rc = dn_kad_put(k, key.data, key.len, env.data, env.len, cb, arg);
     dn_buf_free(&key);

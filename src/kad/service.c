@@ -290,8 +290,7 @@ static int handle(dn_kad *k, const dn_peerid *from, const dn__kad_msg *m, dn__ka
     uint64_t now = dn__kad_unix_ms();
     reply->type = m->type;
     switch (m->type) {
-    case DN_KAD_PING:
-        return 0;
+    case DN_KAD_PING: return 0;
     case DN_KAD_FIND_NODE:
         if (!m->key.len)
             return DN_EMALFORMED;
@@ -336,9 +335,10 @@ static int handle(dn_kad *k, const dn_peerid *from, const dn__kad_msg *m, dn__ka
                                    m->record_value.len, from, now, now);
         if (rc < 0)
             return rc;
-        if (rc == DN_KAD_PUT_STORED && k->cfg.persist.save_record)
-            k->cfg.persist.save_record(k->cfg.persist.arg, m->key.p, m->key.len,
-                                       m->record_value.p, m->record_value.len, now);
+        /* Stored, or the same again (its time refreshed: the TTL counts from now). */
+        if (k->cfg.persist.save_record)
+            k->cfg.persist.save_record(k->cfg.persist.arg, m->key.p, m->key.len, m->record_value.p,
+                                       m->record_value.len, now);
         *reply = *m; /* echoed back */
         reply->ncloser = reply->nproviders = reply->naddrs = 0;
         return 0;
@@ -354,8 +354,7 @@ static int handle(dn_kad *k, const dn_peerid *from, const dn__kad_msg *m, dn__ka
             uint64_t exp = now + k->cfg.provider_ttl_ms;
             int rc = dn__kad_prov_add(&k->store, m->key.p, m->key.len, from, exp, now);
             if (rc >= 0 && k->cfg.persist.save_provider)
-                k->cfg.persist.save_provider(k->cfg.persist.arg, m->key.p, m->key.len, from,
-                                             exp);
+                k->cfg.persist.save_provider(k->cfg.persist.arg, m->key.p, m->key.len, from, exp);
             dn__kad_learn_addrs(k, m, p);
         }
         return 1;
@@ -365,15 +364,14 @@ static int handle(dn_kad *k, const dn_peerid *from, const dn__kad_msg *m, dn__ka
             return DN_EMALFORMED;
         reply->key = m->key;
         dn_peerid provs[DN_KAD_MAX_PEERS / 2];
-        size_t n = dn__kad_prov_get(&k->store, m->key.p, m->key.len, now, provs,
-                                    DN_KAD_MAX_PEERS / 2);
+        size_t n =
+            dn__kad_prov_get(&k->store, m->key.p, m->key.len, now, provs, DN_KAD_MAX_PEERS / 2);
         for (size_t i = 0; i < n; i++)
             rp_add(k, rp, &provs[i], true);
         add_closer(k, rp, m->key.p, m->key.len, from);
         return 0;
     }
-    default:
-        return DN_EUNSUPPORTED;
+    default: return DN_EUNSUPPORTED;
     }
 }
 
@@ -598,6 +596,14 @@ static void admit_add(dn_kad *k, kad_admit *a, const dn_peerid *peer)
             admit_end(a);
         return;
     }
+    /* The bucket's oldest peer is connected and was seen within the
+     * minute: alive, no need to ask (the newcomer waits outside). */
+    const dn_peer_info *old = dn_host_peer(k->h, &ping.id);
+    if (old && old->connections > 0 && dn__kad_unix_ms() - ping.seen_ms < 60000) {
+        if (a)
+            admit_end(a);
+        return;
+    }
     if (!a) {
         if (k->nadmits >= DN_KAD_MAX_ADMITS)
             return;
@@ -691,8 +697,7 @@ static void admit_dialed(dn_host *h, dn_conn *c, int status, void *arg)
         admit_result(a, status);
         return;
     }
-    static const dn_ping_callbacks cbs = {.on_reply = admit_ping_reply,
-                                          .on_done = admit_ping_done};
+    static const dn_ping_callbacks cbs = {.on_reply = admit_ping_reply, .on_done = admit_ping_done};
     int rc = dn_ping_run(c, 1, 0, &cbs, p);
     if (rc) {
         free(p);
@@ -720,8 +725,8 @@ static void admit_ping_start(kad_admit *a, dn_conn *c)
         rc = dn_ping_run(c, 1, 0, &cbs, p);
     } else {
         const dn_peerid *who = a->pinging_old ? &a->old : &a->peer;
-        rc = dn__kad_dialable(k, who) ? dn_host_dial_peer(k->h, who, admit_dialed, p)
-                                      : DN_ENOTFOUND;
+        rc =
+            dn__kad_dialable(k, who) ? dn_host_dial_peer(k->h, who, admit_dialed, p) : DN_ENOTFOUND;
     }
     if (rc) {
         free(p);
@@ -986,8 +991,7 @@ int dn_kad_route_dials(dn_kad *k)
 
 /* ---- restore ---- */
 
-int dn_kad_restore_peer(dn_kad *k, const dn_peerid *peer, const dn_multiaddr *addrs,
-                        size_t naddrs)
+int dn_kad_restore_peer(dn_kad *k, const dn_peerid *peer, const dn_multiaddr *addrs, size_t naddrs)
 {
     if (!k || !peer || !peer->len || (naddrs && !addrs))
         return DN_EINVAL;
@@ -1009,8 +1013,8 @@ int dn_kad_restore_peer(dn_kad *k, const dn_peerid *peer, const dn_multiaddr *ad
     return 0;
 }
 
-int dn_kad_restore_provider(dn_kad *k, const uint8_t *key, size_t keylen,
-                            const dn_peerid *provider, uint64_t expires_unix_ms)
+int dn_kad_restore_provider(dn_kad *k, const uint8_t *key, size_t keylen, const dn_peerid *provider,
+                            uint64_t expires_unix_ms)
 {
     if (!k || !key || !keylen || !provider)
         return DN_EINVAL;

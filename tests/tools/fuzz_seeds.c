@@ -1,6 +1,7 @@
-/* Writes the seed corpora of the identify and peer-record fuzz targets
- * (tests/fuzz/corpus/{identify,peer_record}/) with our real encoders:
- * dn__identify_encode and dn__peer_record_seal. Records are sealed with the
+/* Writes the seed corpora of the identify, peer-record and DHT-record fuzz
+ * targets (tests/fuzz/corpus/{identify,peer_record,kad_records}/) with our
+ * real encoders: dn__identify_encode, dn__peer_record_seal and
+ * dn__kad_record_seal. Records are sealed with the
  * fixed Ed25519 key fuzz_peer_record.c expects (seed 32 x 0x2a), one with a
  * fresh ECDSA key (sha2-256 peer id). ECDSA signatures are randomised, so
  * that file differs on each run; the rest are reproducible.
@@ -14,6 +15,7 @@
 #include "dmsnet/buf.h"
 #include "dmsnet/keys.h"
 #include "dmsnet/multiaddr.h"
+#include "kad/records.h"
 #include "proto/identify_msg.h"
 #include "proto/peer_record.h"
 
@@ -127,6 +129,30 @@ int main(int argc, char **argv)
     if (dn__identify_encode(&push, &out))
         die("encode push");
     put("identify", "push_hostile_agent", &out);
+
+    /* DHT records: a selector byte (0: /dmsnet/<fixed>/n, 1: .../other,
+     * 2: /pk/<fixed>), then the value. */
+    dn_peerid fid;
+    char fid_text[128], dkey[256];
+    if (dn_peerid_from_pubkey(dn_privkey_public(k), &fid) ||
+        dn_peerid_to_string(&fid, fid_text, sizeof fid_text) < 0)
+        die("peer id");
+    int dlen = snprintf(dkey, sizeof dkey, "/dmsnet/%s/n", fid_text);
+    dn_buf_reset(&out);
+    dn_buf_append_byte(&out, 0);
+    if (dn__kad_record_seal(k, (const uint8_t *)dkey, (size_t)dlen, 5, (const uint8_t *)"hello", 5,
+                            &out))
+        die("kad seal");
+    put("kad_records", "dmsnet_seq5", &out);
+    dn_buf_reset(&out);
+    dn_buf_append_byte(&out, 0);
+    if (dn__kad_record_seal(k, (const uint8_t *)dkey, (size_t)dlen, 6, NULL, 0, &out))
+        die("kad seal");
+    put("kad_records", "dmsnet_seq6_empty", &out);
+    dn_buf_reset(&out);
+    dn_buf_append_byte(&out, 2);
+    dn_buf_append(&out, pub.data, pub.len);
+    put("kad_records", "pk", &out);
 
     dn_buf_free(&out);
     dn_buf_free(&pub);

@@ -158,9 +158,11 @@ static inline dn_conn *connect_to(fx *f, int from, int to)
 static inline bool in_table(fx *f, int i, int j)
 {
     dn_kad_table_entry e[512];
+    dn_peerid id; /* from the key: host j may be gone */
+    assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(f->key[j]), &id), 0);
     size_t n = dn_kad_table(f->kad[i], e, 512);
     for (size_t x = 0; x < n; x++)
-        if (dn_peerid_equal(&e[x].id, dn_host_peerid(f->host[j])))
+        if (dn_peerid_equal(&e[x].id, &id))
             return true;
     return false;
 }

@@ -10,6 +10,8 @@
 
 #include "kad_fixture.h"
 
+#include "kad/routing.h"
+
 #define NODES 50
 #define MAX_HOPS 6
 
@@ -126,6 +128,92 @@ static size_t get_all(fx *f, const bool *alive, const char *what, unsigned *hist
     return lookups;
 }
 
+static void report(const char *what, unsigned *hist, uint64_t *ms, size_t n);
+
+typedef struct closest_rec {
+    int calls, status;
+    dn_peerid peers[DN_KAD_K];
+    size_t n;
+    unsigned hops;
+    uint64_t ms;
+} closest_rec;
+
+static void on_closest(void *arg, int status, const dn_peerid *peers, size_t n,
+                       const dn_kad_lookup_info *info)
+{
+    closest_rec *c = arg;
+    c->calls++;
+    c->status = status;
+    c->n = n < DN_KAD_K ? n : DN_KAD_K;
+    memcpy(c->peers, peers, c->n * sizeof *peers);
+    c->hops = info->hops;
+    c->ms = info->elapsed_ms;
+}
+
+static dn__kad_key sort_target;
+static int by_distance(const void *a, const void *b)
+{
+    dn__kad_key ka, kb;
+    dn__kad_key_from_peerid(a, &ka);
+    dn__kad_key_from_peerid(b, &kb);
+    return dn__kad_closer(&sort_target, &ka, &kb);
+}
+
+/* GET_CLOSEST_PEERS from every live node for `per` random keys each: the
+ * answer must be exactly the k live nodes closest to the key (the asker
+ * aside). */
+static void closest_all(fx *f, const bool *alive, int per, const char *what)
+{
+    dn_peerid ids[NODES];
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(f->key[i]), &ids[i]), 0);
+    unsigned hist[MAX_HOPS + 1] = {0};
+    uint64_t ms[NODES * 10];
+    size_t nms = 0;
+    for (int r = 0; r < per; r++) {
+        closest_rec c[NODES];
+        uint8_t key[NODES][16];
+        memset(c, 0, sizeof c);
+        int expected = 0;
+        for (int i = 0; i < NODES; i++) {
+            if (!alive[i])
+                continue;
+            for (int b = 0; b < 16; b++)
+                key[i][b] = (uint8_t)rand();
+            assert_int_equal(dn_kad_closest_peers(f->kad[i], key[i], 16, on_closest, &c[i]), 0);
+            expected++;
+        }
+        RUN_UNTIL(f, ({
+                      int got = 0;
+                      for (int x = 0; x < NODES; x++)
+                          got += c[x].calls;
+                      got == expected;
+                  }),
+                  30000);
+        for (int i = 0; i < NODES; i++) {
+            if (!alive[i])
+                continue;
+            dn_peerid live[NODES];
+            int nl = 0;
+            for (int j = 0; j < NODES; j++)
+                if (alive[j] && j != i)
+                    live[nl++] = ids[j];
+            dn__kad_key_from_bytes(key[i], 16, &sort_target);
+            qsort(live, (size_t)nl, sizeof *live, by_distance);
+            assert_int_equal(c[i].status, 0);
+            assert_int_equal(c[i].n, DN_KAD_K);
+            for (int x = 0; x < DN_KAD_K; x++)
+                if (!dn_peerid_equal(&c[i].peers[x], &live[x]))
+                    fail_msg("%s: node %d, key %d: result %d is not the %dth closest live node",
+                             what, i, r, x, x + 1);
+            assert_true(c[i].hops <= MAX_HOPS);
+            hist[c[i].hops]++;
+            ms[nms++] = c[i].ms;
+        }
+    }
+    report(what, hist, ms, nms);
+}
+
 static void report(const char *what, unsigned *hist, uint64_t *ms, size_t n)
 {
     qsort(ms, n, sizeof *ms, cmp_u64);
@@ -164,8 +252,7 @@ static void test_network(void **state)
             dials++;
         }
     }
-    RUN_UNTIL(f,
-              ({
+    RUN_UNTIL(f, ({
                   int n = 0;
                   for (int x = 0; x < NODES * 3; x++)
                       n += d[x].calls;
@@ -202,8 +289,7 @@ static void test_network(void **state)
         assert_int_equal(
             dn_kad_put_signed(f->kad[i], "rec", (const uint8_t *)v, (size_t)n, on_put, &p[i]), 0);
     }
-    RUN_UNTIL(f,
-              ({
+    RUN_UNTIL(f, ({
                   int n = 0;
                   for (int x = 0; x < NODES; x++)
                       n += p[x].calls;
@@ -228,7 +314,8 @@ static void test_network(void **state)
         alive[i] = true;
     size_t n = get_all(f, alive, "all up", hist, ms, &nms);
     assert_int_equal(n, NODES * (NODES - 1));
-    report("all up", hist, ms, nms);
+    report("get, all up", hist, ms, nms);
+    closest_all(f, alive, 10, "closest peers, all up");
 
     /* A third of the nodes close at once. */
     int closed = 0;
@@ -240,8 +327,7 @@ static void test_network(void **state)
         host_down(f, i);
         closed++;
     }
-    RUN_UNTIL(f,
-              ({
+    RUN_UNTIL(f, ({
                   int c = 0;
                   for (int x = 0; x < NODES; x++)
                       c += f->close_cbs[x];
@@ -252,7 +338,8 @@ static void test_network(void **state)
     nms = 0;
     n = get_all(f, alive, "a third closed", hist, ms, &nms);
     assert_int_equal(n, (NODES - closed) * (NODES - 1));
-    report("a third closed", hist, ms, nms);
+    report("get, a third closed", hist, ms, nms);
+    closest_all(f, alive, 10, "closest peers, a third closed");
     free(ms);
 }
 

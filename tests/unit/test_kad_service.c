@@ -11,6 +11,7 @@
 #include "core/pb.h"
 #include "kad/kad_msg.h"
 #include "kad/records.h"
+#include "kad/service.h"
 
 /* ---- recorders ---- */
 
@@ -332,8 +333,7 @@ static void test_put_get_dmsnet(void **state)
     assert_int_equal(dn__kad_record_seal(f->key[1], key, keylen, (UINT64_C(1) << 62),
                                          (const uint8_t *)"evil", 4, &env),
                      0);
-    assert_int_equal(dn_kad_put(f->kad[1], key, keylen, env.data, env.len, on_put, &o),
-                     DN_EPEERID);
+    assert_int_equal(dn_kad_put(f->kad[1], key, keylen, env.data, env.len, on_put, &o), DN_EPEERID);
     /* 0's own signature, but for another name: not replayable here. */
     uint8_t key2[256];
     size_t key2len = dmsnet_key(f, 0, "other", key2);
@@ -341,23 +341,20 @@ static void test_put_get_dmsnet(void **state)
     assert_int_equal(dn__kad_record_seal(f->key[0], key2, key2len, (UINT64_C(1) << 62),
                                          (const uint8_t *)"x", 1, &env),
                      0);
-    assert_int_equal(dn_kad_put(f->kad[1], key, keylen, env.data, env.len, on_put, &o),
-                     DN_EPEERID);
+    assert_int_equal(dn_kad_put(f->kad[1], key, keylen, env.data, env.len, on_put, &o), DN_EPEERID);
     /* A broken signature. */
     dn_buf_reset(&env);
-    assert_int_equal(
-        dn__kad_record_seal(f->key[0], key, keylen, (UINT64_C(1) << 62), (const uint8_t *)"x", 1, &env),
-        0);
+    assert_int_equal(dn__kad_record_seal(f->key[0], key, keylen, (UINT64_C(1) << 62),
+                                         (const uint8_t *)"x", 1, &env),
+                     0);
     env.data[env.len - 50] ^= 1; /* in R: S must stay canonical */
-    assert_int_equal(dn_kad_put(f->kad[1], key, keylen, env.data, env.len, on_put, &o),
-                     DN_EBADSIG);
+    assert_int_equal(dn_kad_put(f->kad[1], key, keylen, env.data, env.len, on_put, &o), DN_EBADSIG);
     /* A stale seq, signed by the owner: 0 refuses it itself; 4, which holds
      * nothing, takes it locally, but the peers that hold v2 refuse it. */
     dn_buf_reset(&env);
-    assert_int_equal(dn__kad_record_seal(f->key[0], key, keylen, 1, (const uint8_t *)"old", 3, &env),
-                     0);
-    assert_int_equal(dn_kad_put(f->kad[0], key, keylen, env.data, env.len, on_put, &o),
-                     DN_ESTATE);
+    assert_int_equal(
+        dn__kad_record_seal(f->key[0], key, keylen, 1, (const uint8_t *)"old", 3, &env), 0);
+    assert_int_equal(dn_kad_put(f->kad[0], key, keylen, env.data, env.len, on_put, &o), DN_ESTATE);
     host_up(f, 4, NULL);
     linked(f, 4, 1);
     o = (op){0};
@@ -369,7 +366,13 @@ static void test_put_get_dmsnet(void **state)
     RUN_UNTIL(f, g.calls, 5000);
     assert_int_equal(g.status, 0);
     assert_memory_equal(g.value, "v2", 2);
-    /* 4 asks: the best answer wins over its own old one, and 4 is told. */
+    /* 3 heard 4's old record among the answers and corrected it. */
+    const dn__kad_rec *held;
+    RUN_UNTIL(f,
+              (held = dn__kad_store_get(&f->kad[4]->store, key, keylen, dn__kad_unix_ms())) &&
+                  held->seq > 1,
+              5000);
+    /* 4 asks: the best answer wins. */
     g = (op){0};
     assert_int_equal(dn_kad_get(f->kad[4], key, keylen, on_value, &g), 0);
     RUN_UNTIL(f, g.calls, 5000);
@@ -379,9 +382,9 @@ static void test_put_get_dmsnet(void **state)
 
     /* A namespace with no validator. */
     static const uint8_t foo[] = "/foo/bar";
-    assert_int_equal(dn_kad_put(f->kad[0], foo, sizeof foo - 1, (const uint8_t *)"x", 1, on_put,
-                                &o),
-                     DN_EUNSUPPORTED);
+    assert_int_equal(
+        dn_kad_put(f->kad[0], foo, sizeof foo - 1, (const uint8_t *)"x", 1, on_put, &o),
+        DN_EUNSUPPORTED);
     g = (op){0};
     assert_int_equal(dn_kad_get(f->kad[2], foo, sizeof foo - 1, on_value, &g), 0);
     RUN_UNTIL(f, g.calls, 5000);
@@ -421,7 +424,9 @@ static void test_remote_refusals(void **state)
     raw_open(f, c, proto, &r);
     dn__kad_msg_init(m);
     m->type = DN_KAD_ADD_PROVIDER;
-    m->key = (dn__kad_span){(const uint8_t *)"\x12\x20" "0123456789abcdef0123456789abcdef", 34};
+    m->key = (dn__kad_span){(const uint8_t *)"\x12\x20"
+                                             "0123456789abcdef0123456789abcdef",
+                            34};
     dn__kad_span a = {(const uint8_t *)"\x04\x7f\x00\x00\x01\x06\x10\x00", 8};
     assert_int_equal(
         dn__kad_msg_add_peer(m, true, dn_host_peerid(f->host[1]), DN_KAD_CONNECTED, &a, 1), 0);
@@ -474,7 +479,8 @@ static void test_providers(void **state)
     linked(f, 0, 1);
     linked(f, 2, 1);
     linked(f, 3, 1);
-    static const uint8_t cid[] = "\x12\x20" "abcdefghabcdefghabcdefghabcdefgh";
+    static const uint8_t cid[] = "\x12\x20"
+                                 "abcdefghabcdefghabcdefghabcdefgh";
     op o = {0};
     assert_int_equal(dn_kad_provide(f->kad[0], cid, 34, on_put, &o), 0);
     RUN_UNTIL(f, o.calls, 5000);
@@ -503,9 +509,8 @@ static void test_providers(void **state)
     assert_int_equal(p.npeers, 1);
     /* Nobody provides this. */
     p = (op){0};
-    assert_int_equal(dn_kad_find_providers(f->kad[2], (const uint8_t *)"\x12\x20zz", 4, 0, on_prov,
-                                           &p),
-                     0);
+    assert_int_equal(
+        dn_kad_find_providers(f->kad[2], (const uint8_t *)"\x12\x20zz", 4, 0, on_prov, &p), 0);
     RUN_UNTIL(f, p.done, 5000);
     assert_int_equal(p.status, DN_ENOTFOUND);
     assert_int_equal(p.npeers, 0);
@@ -598,10 +603,8 @@ static void test_persist_restore(void **state)
     saved s = {0};
     dn_kad_config kc = DN_KAD_CONFIG_INIT;
     kc.mode = DN_KAD_MODE_SERVER;
-    kc.persist = (dn_kad_persist){.arg = &s,
-                                  .save_table = sv_table,
-                                  .save_provider = sv_prov,
-                                  .save_record = sv_rec};
+    kc.persist = (dn_kad_persist){
+        .arg = &s, .save_table = sv_table, .save_provider = sv_prov, .save_record = sv_rec};
     host_up(f, 0, &kc);
     host_up(f, 1, NULL);
     host_up(f, 2, NULL);
@@ -629,9 +632,9 @@ static void test_persist_restore(void **state)
     static const uint8_t cid[] = "\x12\x20zyxwvutszyxwvutszyxwvutszyxwvuts";
     assert_int_equal(dn_kad_restore_provider(f->kad[2], cid, 34, dn_host_peerid(f->host[1]), 1),
                      DN_ETIMEOUT);
-    assert_int_equal(dn_kad_restore_provider(f->kad[2], cid, 34, dn_host_peerid(f->host[1]),
-                                             UINT64_C(1) << 62),
-                     0);
+    assert_int_equal(
+        dn_kad_restore_provider(f->kad[2], cid, 34, dn_host_peerid(f->host[1]), UINT64_C(1) << 62),
+        0);
     op p = {0};
     assert_int_equal(dn_kad_find_providers(f->kad[0], cid, 34, 0, on_prov, &p), 0);
     RUN_UNTIL(f, p.done, 5000);
@@ -640,8 +643,8 @@ static void test_persist_restore(void **state)
     uint8_t key[256];
     size_t keylen = dmsnet_key(f, 2, "r", key);
     dn_buf env = DN_BUF_INIT;
-    assert_int_equal(
-        dn__kad_record_seal(f->key[2], key, keylen, 5, (const uint8_t *)"rv", 2, &env), 0);
+    assert_int_equal(dn__kad_record_seal(f->key[2], key, keylen, 5, (const uint8_t *)"rv", 2, &env),
+                     0);
     assert_int_equal(dn_kad_restore_record(f->kad[2], key, keylen, env.data, env.len, 1),
                      DN_ETIMEOUT); /* received in 1970: long expired */
     assert_int_equal(dn_kad_restore_record(f->kad[2], key, keylen, env.data, env.len,
@@ -653,6 +656,86 @@ static void test_persist_restore(void **state)
     RUN_UNTIL(f, g.calls, 5000);
     assert_int_equal(g.status, 0);
     assert_memory_equal(g.value, "rv", 2);
+}
+
+/* Replace host i's key by one whose DHT key has cpl 0 with host 0's
+ * (the same bucket of 0's table). */
+static void key_in_bucket0(fx *f, int i)
+{
+    dn__kad_key k0, ki;
+    dn_peerid id0, idi;
+    assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(f->key[0]), &id0), 0);
+    assert_int_equal(dn__kad_key_from_peerid(&id0, &k0), 0);
+    for (;;) {
+        assert_int_equal(dn_peerid_from_pubkey(dn_privkey_public(f->key[i]), &idi), 0);
+        assert_int_equal(dn__kad_key_from_peerid(&idi, &ki), 0);
+        if (dn__kad_cpl(&k0, &ki) == 0)
+            return;
+        dn_privkey_free(f->key[i]);
+        assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &f->key[i]), 0);
+    }
+}
+
+static void test_full_bucket(void **state)
+{
+    fx *f = *state;
+    for (int i = 1; i < 4; i++)
+        key_in_bucket0(f, i);
+    dn_kad_config kc = DN_KAD_CONFIG_INIT;
+    kc.mode = DN_KAD_MODE_SERVER;
+    kc.k = 1; /* one peer per bucket */
+    kc.query_timeout_ms = 1000;
+    host_up(f, 0, &kc);
+    for (int i = 1; i < 4; i++)
+        host_up(f, i, NULL);
+    linked(f, 0, 1);
+    /* Full: 1 is pinged, answers, stays; 2 waits outside. */
+    connect_to(f, 2, 0);
+    RUN_UNTIL(f, in_table(f, 2, 0), 5000);
+    run_for(f, 300);
+    assert_true(in_table(f, 0, 1));
+    assert_false(in_table(f, 0, 2));
+    /* 1 goes: the next newcomer's ping of 1 fails, 1 is stale, 3 takes
+     * its place. */
+    host_down(f, 1);
+    RUN_UNTIL(f, f->close_cbs[1] == 1, 5000);
+    connect_to(f, 3, 0);
+    RUN_UNTIL(f, in_table(f, 0, 3), 5000);
+    assert_false(in_table(f, 0, 1));
+    assert_int_equal(dn_kad_table_size(f->kad[0]), 1);
+}
+
+static void test_refresh_and_expiry(void **state)
+{
+    fx *f = *state;
+    dn_kad_config kc = DN_KAD_CONFIG_INIT;
+    kc.mode = DN_KAD_MODE_SERVER;
+    kc.refresh_interval_ms = 1000;
+    kc.record_ttl_ms = 1500;
+    for (int i = 0; i < 3; i++)
+        host_up(f, i, &kc);
+    linked(f, 0, 1);
+    linked(f, 2, 1);
+    dn_kad_stats before, after;
+    dn_kad_get_stats(f->kad[0], &before);
+    run_for(f, 2500);
+    dn_kad_get_stats(f->kad[0], &after);
+    assert_true(after.requests_out > before.requests_out); /* refresh lookups, on their own */
+    op o = {0};
+    assert_int_equal(dn_kad_put_signed(f->kad[0], "ttl", (const uint8_t *)"t", 1, on_put, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    assert_int_equal(o.n, 2);
+    uint8_t key[256];
+    size_t keylen = dmsnet_key(f, 0, "ttl", key);
+    op g = {0};
+    assert_int_equal(dn_kad_get(f->kad[2], key, keylen, on_value, &g), 0);
+    RUN_UNTIL(f, g.calls, 5000);
+    assert_int_equal(g.status, 0);
+    run_for(f, 1600);
+    g = (op){0};
+    assert_int_equal(dn_kad_get(f->kad[2], key, keylen, on_value, &g), 0);
+    RUN_UNTIL(f, g.calls, 5000);
+    assert_int_equal(g.status, DN_ENOTFOUND); /* expired everywhere */
 }
 
 int main(void)
@@ -667,6 +750,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_providers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_bucket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_and_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
