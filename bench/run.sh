@@ -794,7 +794,7 @@ have_gossip=0
 if [ -x "$GOSSIP_BENCH" ]; then
   have_gossip=1
 else
-  WHY_FILE="" failed "gossip_bench is missing from $BUILD_DIR (bench/CMakeLists.txt builds it)" \
+  WHY_FILE="" failed "gossip_bench is missing from $build/bin (bench/CMakeLists.txt builds it)" \
     "${gossip_keys[@]}" gossip_mem_link_b gossip_mem_node_b
 fi
 gossip_common=(--nodes 30 --degree 3 --seed 1 --publishers "$GOSSIP_PUBLISHERS" --window 8)
@@ -856,7 +856,7 @@ if [ -x "$KAD_BENCH" ]; then
   done
 else
   # The js GET_VALUE rows need kad_bench as their client: all fail.
-  WHY_FILE="" failed "kad_bench is missing from $BUILD_DIR (bench/CMakeLists.txt builds it)" \
+  WHY_FILE="" failed "kad_bench is missing from $build/bin (bench/CMakeLists.txt builds it)" \
     "${kad_keys[@]}" "${kadjs_keys[@]}"
 fi
 
