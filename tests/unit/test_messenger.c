@@ -469,15 +469,14 @@ static void test_unknown_type(void **state)
     RUN_UNTIL(f, f->ops[0].calls > 0 && f->ops[1].calls > 0, 5000);
     assert_int_equal(f->ops[0].status, DN_ENEGOTIATE);
     assert_int_equal(f->ops[1].status, DN_ENEGOTIATE);
-    /* A type unhandled is refused again; the host keeps the name of a
-     * removed handler (streams may be negotiating it, host.c), so the
-     * refusal is a reset rather than "na". */
+    /* A type unhandled is refused again, in negotiation ("na"), as one
+     * never served. */
     assert_int_equal(dn_messenger_unhandle(f->m[B], T_SINK), 0);
     assert_int_equal(dn_messenger_unhandle(f->m[B], T_SINK), DN_ENOTFOUND);
     assert_int_equal(dn_messenger_send(f->m[A], c, NULL, T_SINK, "x", 1, 0, on_done, &f->ops[2]),
                      0);
     RUN_UNTIL(f, f->ops[2].calls > 0, 5000);
-    assert_int_equal(f->ops[2].status, DN_ERESET);
+    assert_int_equal(f->ops[2].status, DN_ENEGOTIATE);
     assert_int_equal(f->seen[B].calls, 0);
     /* And served again once handled again. */
     assert_int_equal(dn_messenger_handle(f->m[B], T_SINK, sink_handler, f), 0);
