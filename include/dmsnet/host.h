@@ -83,6 +83,9 @@ typedef enum dn_conn_event {
     DN_CONN_EV_CLOSED,     /* connection gone; status says why */
     DN_HOST_EV_ADDRS_CHANGED,     /* our listen addresses changed (c is NULL) */
     DN_HOST_EV_PROTOCOLS_CHANGED, /* a protocol handler was added or removed (c is NULL) */
+    DN_CONN_EV_PUSHED, /* an identify push from the remote peer updated what we know of it
+                          (its protocols, addresses): services that care which protocols
+                          a peer speaks look again */
 } dn_conn_event;
 typedef void (*dn_conn_event_cb)(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg);
 

@@ -797,7 +797,8 @@ static bool speaks_kad(const dn_kad *k, const dn_peer_info *p)
 static void on_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void *arg)
 {
     dn_kad *k = arg;
-    if (ev != DN_CONN_EV_IDENTIFIED || !c || k->freed)
+    /* A push: a peer in auto mode may have started (or stopped) serving. */
+    if ((ev != DN_CONN_EV_IDENTIFIED && ev != DN_CONN_EV_PUSHED) || !c || k->freed)
         return;
     const dn_peerid *peer = dn_conn_remote_peer(c);
     const dn_peer_info *p = dn_host_peer(h, peer);

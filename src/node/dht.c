@@ -52,16 +52,6 @@
  * doubling to the most. */
 #define BOOT_RETRY_MIN_MS 2000
 #define BOOT_RETRY_MAX_MS 60000
-/* Identify push (a peer that starts serving the DHT later, in auto mode)
- * updates the peerstore but reports no IDENTIFIED event, so the service
- * never admits such a peer. Every NUDGE_EVERY_TICKS the node re-announces,
- * once per connection, the identification of connected peers that now
- * speak the protocol but are not in the table (at most NUDGE_MAX a time;
- * the last NUDGE_SEEN connection ids are remembered). A workaround until
- * the service (or identify) reacts to pushes itself. */
-#define NUDGE_EVERY_TICKS 5
-#define NUDGE_MAX 32
-#define NUDGE_SEEN 1024
 
 typedef enum op_kind { OP_PROVIDER, OP_DROP_PROVIDER, OP_RECORD } op_kind;
 
@@ -95,8 +85,6 @@ struct dn__node_dht {
     uint64_t boot_next_ms; /* loop time */
     uint32_t boot_backoff_ms;
     size_t restored_peers;
-    uint64_t nudged[NUDGE_SEEN]; /* connection ids, a ring */
-    size_t nnudged;
 };
 
 static uint64_t unix_ms(void)
@@ -430,75 +418,6 @@ void dn__node_dht_start(dn_network *n)
         boot_now(d);
 }
 
-/* ---- peers that started serving after they were identified ---- */
-
-static int id_cmp(const void *a, const void *b)
-{
-    const dn_peerid *x = a, *y = b;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return memcmp(x->bytes, y->bytes, x->len);
-}
-
-typedef struct nudge_walk {
-    dn__node_dht *d;
-    const dn_peerid *table; /* sorted */
-    size_t ntable;
-    dn_conn *found[NUDGE_MAX];
-    size_t nfound;
-} nudge_walk;
-
-static void nudge_conn(dn_conn *c, void *arg)
-{
-    nudge_walk *w = arg;
-    if (w->nfound == NUDGE_MAX)
-        return;
-    const dn_peerid *id = dn_conn_remote_peer(c);
-    const dn_peer_info *p = dn_host_peer(w->d->n->host, id);
-    if (!p || !p->identified)
-        return;
-    const char *proto = dn_kad_protocol(w->d->kad);
-    bool speaks = false;
-    for (size_t i = 0; !speaks && i < p->nprotocols; i++)
-        speaks = strcmp(p->protocols[i], proto) == 0;
-    if (!speaks || (w->ntable && bsearch(id, w->table, w->ntable, sizeof *w->table, id_cmp)))
-        return;
-    uint64_t cid = dn_conn_id(c);
-    size_t seen = w->d->nnudged < NUDGE_SEEN ? w->d->nnudged : NUDGE_SEEN;
-    for (size_t i = 0; i < seen; i++)
-        if (w->d->nudged[i] == cid)
-            return;
-    w->d->nudged[w->d->nnudged++ % NUDGE_SEEN] = cid;
-    w->found[w->nfound++] = c;
-}
-
-static void nudge(dn__node_dht *d)
-{
-    size_t n = dn_kad_table_size(d->kad);
-    dn_kad_table_entry *e = n ? calloc(n, sizeof *e) : NULL;
-    dn_peerid *ids = n ? calloc(n, sizeof *ids) : NULL;
-    if (n && (!e || !ids)) {
-        free(e);
-        free(ids);
-        return;
-    }
-    n = n ? dn_kad_table(d->kad, e, n) : 0;
-    for (size_t i = 0; i < n; i++)
-        ids[i] = e[i].id;
-    free(e);
-    if (n)
-        qsort(ids, n, sizeof *ids, id_cmp);
-    nudge_walk w = {.d = d, .table = ids, .ntable = n};
-    dn_host_foreach_conn(d->n->host, nudge_conn, &w);
-    free(ids);
-    /* After the walk: observers may open streams (the service's admission
-     * ping). The connections are still there: nothing ran in between. */
-    for (size_t i = 0; i < w.nfound; i++)
-        dn_host_emit(d->n->host, w.found[i], DN_CONN_EV_IDENTIFIED, 0);
-    if (w.nfound)
-        DN_DEBUG("dht", "%zu connected peers started serving the DHT since identify", w.nfound);
-}
-
 void dn__node_dht_tick(dn_network *n)
 {
     dn__node_dht *d = n->dht;
@@ -506,8 +425,6 @@ void dn__node_dht_tick(dn_network *n)
         return;
     if (d->boot_wanted && !d->boot_running && uv_now(n->loop) >= d->boot_next_ms)
         boot_now(d);
-    if (n->ticks % NUDGE_EVERY_TICKS == 0)
-        nudge(d);
     flush(d, n->ticks % PRUNE_EVERY_TICKS == 0);
 }
 

@@ -266,6 +266,7 @@ static void on_host_event(dn_host *h, dn_conn *c, dn_conn_event e, int status, v
         break;
     }
     case DN_CONN_EV_IDENTIFIED: on_identified(n, c); break;
+    case DN_CONN_EV_PUSHED: mark_dirty(n, dn_conn_remote_peer(c)); break; /* new addrs */
     case DN_CONN_EV_CLOSED: {
         dn__node_nat_forget(n, c);
         const dn_peer_info *p = dn_host_peer(n->host, dn_conn_remote_peer(c));

@@ -258,9 +258,8 @@ static void reader_eof(dn_stream *s, void *arg)
                  info ? info->nprotocols : 0, info ? info->naddrs : 0);
     }
     dn_stream_close_write(s);
-    /* One identify stream per connection (push streams report nothing). */
-    if (!r->push)
-        dn_host_emit(h, r->c, DN_CONN_EV_IDENTIFIED, 0);
+    /* One identify stream per connection; a push says the peer changed. */
+    dn_host_emit(h, r->c, r->push ? DN_CONN_EV_PUSHED : DN_CONN_EV_IDENTIFIED, 0);
 }
 
 static void reader_close(dn_stream *s, int status, void *arg)

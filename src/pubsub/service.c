@@ -890,15 +890,14 @@ static void on_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void 
     dn_pubsub *ps = arg;
     if (ps->closed || !c)
         return;
-    if (ev == DN_CONN_EV_IDENTIFIED)
+    if (ev == DN_CONN_EV_IDENTIFIED || ev == DN_CONN_EV_PUSHED)
         on_identified(ps, c);
     else if (ev == DN_CONN_EV_CLOSED)
         on_closed(ps, c);
 }
 
-/* A connection whose peer is not ours yet but identified: its protocols may
- * have changed since (identify push reports no event), or it was
- * identified before we attached. */
+/* A connection whose peer is not ours yet but identified before we
+ * attached (later changes come as DN_CONN_EV_PUSHED). */
 static void scan_conn(dn_conn *c, void *arg)
 {
     dn_pubsub *ps = arg;
@@ -928,7 +927,6 @@ static void on_heartbeat(uv_timer_t *t)
             else if (!p->out && p->conn && p->fails < MAX_REOPEN)
                 out_open(ps, p);
         }
-    dn_host_foreach_conn(ps->h, scan_conn, ps);
 }
 
 /* ---- the API ---- */

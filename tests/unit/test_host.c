@@ -46,7 +46,7 @@ typedef struct fx fx;
 
 /* What a host's observer saw. */
 typedef struct observed {
-    int opened, identified, closed;
+    int opened, identified, closed, pushed;
     dn_conn *last_opened;
 } observed;
 
@@ -295,6 +295,7 @@ static void on_event(dn_host *h, dn_conn *c, dn_conn_event ev, int status, void 
         break;
     case DN_CONN_EV_IDENTIFIED: o->identified++; break;
     case DN_CONN_EV_CLOSED: o->closed++; break;
+    case DN_CONN_EV_PUSHED: o->pushed++; break;
     default: break;
     }
 }
@@ -941,9 +942,14 @@ static void test_identify_and_push(void **state)
     assert_int_equal(peer_of(f, A, B)->naddrs, 2);
     assert_true(peer_has_addr(f, A, B, &b1));
 
+    /* Each push is reported (services look at the peer's protocols again). */
+    RUN_UNTIL(f, f->obs[A].pushed >= 1, 2000);
+
     /* Push of a protocol change too. */
+    int pushes = f->obs[A].pushed;
     assert_int_equal(dn_host_set_handler(b, "/test/pushed", sink_handler, f), 0);
     RUN_UNTIL(f, peer_has_protocol(f, A, B, "/test/pushed"), 5000);
+    RUN_UNTIL(f, f->obs[A].pushed > pushes, 2000);
     assert_int_equal(dn_host_remove_handler(b, "/test/pushed"), 0);
     RUN_UNTIL(f, !peer_has_protocol(f, A, B, "/test/pushed"), 5000);
     assert_true(peer_has_protocol(f, A, B, TEST_PROTO));
