@@ -499,7 +499,6 @@ static void seed_conn(dn_conn *c, void *arg)
 static int lk_start(kad_lookup *l)
 {
     dn_kad *k = l->k;
-    l->start_ms = dn__kad_loop_ms(k);
     dn__kad_query_opts o = {.k = k->cfg.k,
                             .alpha = k->cfg.alpha,
                             .timeout_ms = (uint64_t)k->cfg.query_timeout_ms + 500};
@@ -551,6 +550,8 @@ void dn__kad_run_queued(dn_kad *k)
             k->running->prev = l;
         k->running = l;
         k->nrunning++;
+        /* From here on it counts (also when answered here, below). */
+        l->start_ms = dn__kad_loop_ms(k);
         /* Already answered here? */
         if (l->kind == LK_FIND_PEER) {
             const dn_peer_info *p = dn_host_peer(k->h, &l->peer);

@@ -212,6 +212,14 @@ static void test_find_peer_and_route_dials(void **state)
     assert_true(o.n >= 1);
     assert_int_equal(o.info.hops, 1);
     assert_true(o.info.answered >= 1);
+    assert_true(o.info.elapsed_ms < 5000);
+    /* A connected peer is answered here, at once, with a sane elapsed time. */
+    o = (op){0};
+    assert_int_equal(dn_kad_find_peer(f->kad[0], dn_host_peerid(f->host[1]), on_peer, &o), 0);
+    RUN_UNTIL(f, o.calls, 5000);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(o.info.hops, 0);
+    assert_true(o.info.elapsed_ms < 1000);
     /* Nobody knows this one. */
     dn_privkey *x;
     assert_int_equal(dn_privkey_generate(DN_KEY_ED25519, &x), 0);
