@@ -193,6 +193,12 @@ dn_conn *dn_cli_dial(const char *cmd, dn_host *h, const dn_multiaddr *ma, unsign
     uv_close((uv_handle_t *)&w.timer, NULL);
     if (!w.done)
         w.status = DN_ECLOSED;
+    if (w.status == DN_ECLOSED) {
+        dn_cli_error(cmd, "cannot connect to %s: the peer closed the connection during the "
+                          "handshake (a swarm key that differs from the peer's, or the peer "
+                          "refusing connections)", text);
+        return NULL;
+    }
     if (w.status) {
         dn_cli_error(cmd, "cannot connect to %s: %s", text, dn_strerror(w.status));
         return NULL;

@@ -422,8 +422,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         int status = (int)nread;
+        /* The peer closing mid-handshake is no violation of ours to report:
+         * it refused us (a full handshake budget, a wrong swarm key, our
+         * key not the one it wanted) or went away. */
         if (nread == UV_EOF || c->goaway_received)
-            status = c->phase == PH_OPEN ? DN_ECLOSED : DN_EPROTO;
+            status = DN_ECLOSED;
         dn__conn_fail(c, status);
         return;
     }
