@@ -32,7 +32,7 @@ typedef struct dn_pb_field {
 static inline void dn_pb_reader_init(dn_pb_reader *r, const uint8_t *p, size_t len)
 {
     r->p = p;
-    r->end = p + len;
+    r->end = p ? p + len : p; /* an empty span may come as NULL (NULL + 0 is UB in C) */
 }
 
 /* Read the next field. Returns 1 when a field was read, 0 at the end of the
