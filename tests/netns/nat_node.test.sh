@@ -50,6 +50,9 @@ done
 start_node() {
     local name=$1 ns=$2 port=$3 ma
     new_dir "$name"
+    # A restarted node's old log holds "api listening" too; the new daemon's
+    # shell opens the log only after the fork, so it must be gone first.
+    rm -f "$WORK/$name.log"
     netns_spawn "$ns" "$WORK/$name.log" "$DMSNET" daemon --listen /ip4/0.0.0.0/tcp/"$port" \
         --data-dir "$WORK/$name"
     wait_line "$WORK/$name.log" '^api listening on unix:' 10
